@@ -1,0 +1,112 @@
+"""boto3 clients, created lazily and cached per container; sessions in other accounts via sts:AssumeRole.
+
+Nothing is created at import time (cold start stays lean, and the local runtime needs no import tricks).
+All clients share one botocore Config: standard retry mode, bounded timeouts.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+
+CONFIG = Config(retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+_SESSION_SECONDS = 900
+_REFRESH_MARGIN = 120
+_lock = threading.Lock()
+_clients: dict[tuple, Any] = {}
+_sessions: dict[tuple, tuple[boto3.session.Session, float]] = {}
+_base: list[boto3.session.Session] = []
+
+
+def reset() -> None:
+    """Forget every cached client and session (the local runtime calls this between deployments)."""
+    with _lock:
+        _clients.clear()
+        _sessions.clear()
+        _base.clear()
+
+
+def _base_session() -> boto3.session.Session:
+    if not _base:
+        _base.append(boto3.session.Session())
+    return _base[0]
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A client in the responder's own account (the function's execution role)."""
+    key = ("self", service, region)
+    with _lock:
+        if key not in _clients:
+            _clients[key] = _base_session().client(service, region_name=region, config=CONFIG)
+        return _clients[key]
+
+
+def session_name(label: str) -> str:
+    """A RoleSessionName (2-64 chars of [\\w+=,.@-]) that names the incident in CloudTrail."""
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", label)[:60]
+    return f"ir-{cleaned}" if cleaned else "ir-responder"
+
+
+def assumed_session(role_arn: str, *, region: str, label: str, external_id: str = "") -> boto3.session.Session:
+    """A session acting as `role_arn`, cached until shortly before its credentials expire."""
+    name = session_name(label)
+    key = (role_arn, name, region)
+    now = time.time()
+    with _lock:
+        cached = _sessions.get(key)
+        if cached and cached[1] - _REFRESH_MARGIN > now:
+            return cached[0]
+    params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": name, "DurationSeconds": _SESSION_SECONDS}
+    if external_id:
+        params["ExternalId"] = external_id
+    try:
+        creds = client("sts", region).assume_role(**params)["Credentials"]
+    except ClientError as exc:
+        if is_transient(exc):
+            raise TransientAwsError(f"sts:AssumeRole {role_arn}: {error_code(exc)}") from exc
+        raise AccountAccessError(
+            f"cannot assume {role_arn} ({error_code(exc)}): is the stack that creates it deployed in that "
+            f"account, and does its trust policy name this responder?"
+        ) from exc
+    session = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+    with _lock:
+        _sessions[key] = (session, now + _SESSION_SECONDS)
+    return session
+
+
+def role_arn(partition: str, account: str, role_name: str) -> str:
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def _role_client(service: str, role: str, *, region: str, label: str, external_id: str) -> Any:
+    session = assumed_session(role, region=region, label=label, external_id=external_id)
+    key = ("role", session, service, region)  # the session itself: no id reuse
+    with _lock:
+        if key not in _clients:
+            _clients[key] = session.client(service, region_name=region, config=CONFIG)
+        return _clients[key]
+
+
+def member_client(service: str, *, account: str, region: str, partition: str, label: str, settings: Any) -> Any:
+    """A client acting in a workload account through the member role (same code path in one account)."""
+    arn = role_arn(partition, account, settings.member_role_name)
+    return _role_client(service, arn, region=region, label=label, external_id=settings.external_id)
+
+
+def forensics_client(service: str, *, region: str, label: str, settings: Any) -> Any:
+    """A client acting in the forensics account through the forensics role."""
+    return _role_client(
+        service, settings.forensics_role_arn, region=region, label=label, external_id=settings.external_id
+    )

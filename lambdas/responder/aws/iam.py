@@ -1,0 +1,114 @@
+"""IAM adapter: every IAM call of the responder. Reads return plain data; changes go through the Journal."""
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from responder.errors import error_code
+from responder.journal import Journal
+
+# IAM actions this adapter calls, for the member role's policy (see responder.permissions).
+READ_ACTIONS = (
+    "iam:GetUser",
+    "iam:ListUserTags",
+    "iam:ListAttachedUserPolicies",
+    "iam:ListAccessKeys",
+    "iam:GetUserPolicy",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+)
+CHANGE_ACTIONS = ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy")
+MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
+
+
+def _missing(exc: ClientError) -> bool:
+    return error_code(exc) == "NoSuchEntity"
+
+
+def _document(raw: Any) -> dict:
+    """IAM returns policy documents URL-encoded (real AWS) or already decoded (some SDK paths)."""
+    if isinstance(raw, dict):
+        return raw
+    return json.loads(unquote(raw))
+
+
+class Iam:
+    def __init__(self, client: Any, journal: Journal):
+        self._c = client
+        self._j = journal
+
+    # -- reads -----------------------------------------------------------------------------------------
+    def get_user(self, name: str) -> dict | None:
+        try:
+            return self._c.get_user(UserName=name)["User"]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def user_tags(self, name: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for page in self._c.get_paginator("list_user_tags").paginate(UserName=name):
+            tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+        return tags
+
+    def attached_user_policies(self, name: str) -> set[str]:
+        arns: set[str] = set()
+        for page in self._c.get_paginator("list_attached_user_policies").paginate(UserName=name):
+            arns.update(p["PolicyArn"] for p in page.get("AttachedPolicies", []))
+        return arns
+
+    def access_keys(self, name: str) -> list[dict]:
+        keys: list[dict] = []
+        for page in self._c.get_paginator("list_access_keys").paginate(UserName=name):
+            keys.extend(page.get("AccessKeyMetadata", []))
+        return keys
+
+    def user_policy(self, user: str, policy: str) -> dict | None:
+        try:
+            return _document(self._c.get_user_policy(UserName=user, PolicyName=policy)["PolicyDocument"])
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def get_role(self, name: str) -> dict | None:
+        """The role with its tags (GetRole returns them), or None if it does not exist."""
+        try:
+            return self._c.get_role(RoleName=name)["Role"]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def role_policy(self, role: str, policy: str) -> dict | None:
+        try:
+            return _document(self._c.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    # -- changes ---------------------------------------------------------------------------------------
+    def attach_user_policy(self, user: str, policy_arn: str, *, target: str) -> None:
+        self._j.call(self._c, "attach_user_policy", target=target, UserName=user, PolicyArn=policy_arn)
+
+    def deactivate_access_key(self, user: str, key_id: str, *, target: str) -> None:
+        self._j.call(
+            self._c, "update_access_key", target=target, UserName=user, AccessKeyId=key_id, Status="Inactive"
+        )
+
+    def put_user_policy(self, user: str, name: str, document: dict, *, target: str) -> None:
+        self._j.call(
+            self._c, "put_user_policy", target=target, UserName=user, PolicyName=name,
+            PolicyDocument=json.dumps(document, separators=(",", ":")),
+        )
+
+    def put_role_policy(self, role: str, name: str, document: dict, *, target: str) -> None:
+        self._j.call(
+            self._c, "put_role_policy", target=target, RoleName=role, PolicyName=name,
+            PolicyDocument=json.dumps(document, separators=(",", ":")),
+        )

@@ -1,0 +1,96 @@
+"""The outcome of an incident, decided from the state the workflow reached. Pure.
+
+Outcomes (one per incident, each notified):
+
+``contained``                every target contained (or already contained by an earlier run)
+``partially_contained``      something failed after something else was contained - nothing is undone
+``failed``                   nothing could be contained
+``protected``                a target is protected (own role, break-glass pattern, protection tag): untouched
+``protection_unverified``    the protection check could not be made: nothing destructive was done (fail closed)
+``manual_action_required``   root / federated / Identity Center identities: the record lists the steps
+``dry_run_plan``             a dry run: the plan lists every change that would be made
+``not_handled``              a finding type, sample or severity the responder does not act on
+``duplicate``                a re-published finding already answered by an earlier incident
+
+The execution fails (error name in ``error``) for failed, partially_contained and protection_unverified.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+FAILING = {"failed": "ContainmentFailed", "partially_contained": "ContainmentIncomplete",
+           "protection_unverified": "ProtectionCheckFailed"}
+
+
+def _instance_statuses(item: dict) -> list[str]:
+    statuses = []
+    for part in ("isolation", "evidence"):
+        value = item.get(part) or {}
+        if "Error" in value:  # a Catch put {Error, Cause} here
+            statuses.append("failed")
+        elif value.get("status"):
+            statuses.append(value["status"])
+    return statuses
+
+
+def target_statuses(results: list | None) -> list[str]:
+    """Per-target statuses from the Parallel state's results: [identity branch, instance branch]."""
+    if not results:
+        return []
+    statuses: list[str] = []
+    identity = results[0] if len(results) > 0 else {}
+    statuses += [r["status"] for r in (identity or {}).get("identities", [])]
+    if (identity or {}).get("status") == "failed" and not (identity or {}).get("identities"):
+        statuses.append("failed")
+    for item in (results[1] if len(results) > 1 else None) or []:
+        statuses += _instance_statuses(item)
+    return statuses
+
+
+def decide(state: dict[str, Any]) -> dict[str, Any]:
+    incident = state.get("incident") or {}
+    error = state.get("error")
+    statuses = target_statuses(state.get("results"))
+    disposition = incident.get("disposition")
+    if disposition in ("not_handled", "duplicate"):
+        outcome = disposition
+    elif error and not statuses:
+        outcome = "failed"
+    elif "failed" in statuses or error:
+        done = {"contained", "already_contained", "isolated", "already_isolated", "collected", "planned"}
+        outcome = "partially_contained" if done & set(statuses) else "failed"
+    elif "protection_unverified" in statuses:
+        outcome = "protection_unverified"
+    elif "protected" in statuses:
+        outcome = "protected"
+    elif incident.get("dryRun"):
+        outcome = "dry_run_plan"
+    elif "manual" in statuses:
+        outcome = "manual_action_required"
+    else:
+        outcome = "contained"
+    name = FAILING.get(outcome)
+    if name and _integrity_failure(state.get("results")):
+        name = "EvidenceIntegrityError"
+    cause = None
+    if name:
+        cause = _cause(incident, statuses, error)
+    return {"outcome": outcome, "fail": name is not None, "error": name, "cause": cause}
+
+
+def _integrity_failure(results: list | None) -> bool:
+    for item in ((results or [None, None])[1:] or [None])[0] or []:
+        evidence = item.get("evidence") or {}
+        if evidence.get("error") == "EvidenceIntegrityError" or item.get("error") == "EvidenceIntegrityError":
+            return True
+    return False
+
+
+def _cause(incident: dict, statuses: list[str], error: dict | None) -> str:
+    parts = [f"incident {incident.get('incidentId', '?')}"]
+    if statuses:
+        parts.append("targets: " + ", ".join(statuses))
+    if error:
+        parts.append(f"{error.get('Error')}: {str(error.get('Cause'))[:300]}")
+    parts.append("nothing was undone; see the execution output and the incident record")
+    return "; ".join(parts)

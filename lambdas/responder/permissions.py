@@ -1,0 +1,36 @@
+"""The IAM actions each role needs, collected from the declarations next to the code that calls them.
+
+Every adapter in `responder.aws` declares the actions it calls as module constants:
+
+* ``MEMBER_ACTIONS``    - called in a workload account through the member role;
+* ``FORENSICS_ACTIONS`` - called in the forensics account through the forensics role;
+* ``RESPONDER_ACTIONS`` - called in the security account by the functions themselves.
+
+The CDK stacks grant exactly these unions, and a test checks the synthesized roles against them.
+"""
+from __future__ import annotations
+
+import importlib
+
+ADAPTERS = (
+    "responder.aws.iam",
+)
+
+
+def _union(attr: str) -> tuple[str, ...]:
+    actions: set[str] = set()
+    for name in ADAPTERS:
+        actions.update(getattr(importlib.import_module(name), attr, ()))
+    return tuple(sorted(actions))
+
+
+def member_actions() -> tuple[str, ...]:
+    return _union("MEMBER_ACTIONS")
+
+
+def forensics_actions() -> tuple[str, ...]:
+    return _union("FORENSICS_ACTIONS")
+
+
+def responder_actions() -> tuple[str, ...]:
+    return _union("RESPONDER_ACTIONS")

@@ -1,0 +1,101 @@
+"""Typed configuration, read once per cold start from the function's environment.
+
+The environment variable names below are the contract between the CDK stacks (which set them), the local
+executor (which sets the same ones) and the code (which reads them only here). `ENV` lists every name; a test
+checks the synthesized template against `state_machines.local`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Mapping
+
+# name -> meaning. Every Lambda function gets all of them (one shared configuration).
+ENV: dict[str, str] = {
+    "POWERTOOLS_SERVICE_NAME": "service name in the JSON logs",
+    "POWERTOOLS_LOG_LEVEL": "log level",
+    "IR_MEMBER_ROLE_NAME": "name of the role the member stack creates in every workload account",
+    "IR_EXTERNAL_ID": "sts:ExternalId the member role's trust policy requires (confused-deputy protection)",
+    "IR_FORENSICS_ACCOUNT": "12-digit id of the forensics account",
+    "IR_FORENSICS_ROLE_ARN": "role the responder assumes in the forensics account",
+    "IR_FORENSICS_KEY_ARN": "the forensics account's KMS key: every forensics copy is encrypted under it",
+    "IR_SHARING_KEY_ALIAS": "alias of the member account's evidence-sharing KMS key",
+    "IR_DENY_ALL_PROFILE": "name of the member account's deny-all instance profile",
+    "IR_EVIDENCE_BUCKET": "forensics evidence bucket (manifests, captured metadata, CloudTrail activity)",
+    "IR_INCIDENT_TABLE": "DynamoDB table of incident records (responder account)",
+    "IR_TOPIC_ARN": "SNS topic for incident notifications",
+    "IR_QUARANTINE_POLICY_ARN": "managed policy attached to a compromised IAM user",
+    "IR_PROTECTED_PRINCIPALS": "comma-separated ARN patterns (fnmatch) never to contain (break-glass)",
+    "IR_PROTECTED_TAG": "tag key that marks a principal or instance as protected when its value is 'true'",
+    "IR_OBSERVE_ONLY": "'true': every execution runs as a dry run (plan only, nothing changes)",
+    "IR_ISOLATION_CIDRS": "comma-separated CIDRs (responder bastion / forensics) the quarantine group allows",
+    "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
+    "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
+}
+
+SERVICE_NAME = "ir-responder"
+MEMBER_ROLE_NAME = "ir-responder-member"
+FORENSICS_ROLE_NAME = "ir-responder-forensics"
+SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
+DENY_ALL_PROFILE = "ir-quarantine-deny-all"
+DEFAULT_QUARANTINE_POLICY = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
+PROTECTED_TAG = "ir:protected"
+REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    member_role_name: str = MEMBER_ROLE_NAME
+    external_id: str = ""
+    forensics_account: str = ""
+    forensics_role_arn: str = ""
+    forensics_key_arn: str = ""
+    sharing_key_alias: str = SHARING_KEY_ALIAS
+    deny_all_profile: str = DENY_ALL_PROFILE
+    evidence_bucket: str = ""
+    incident_table: str = ""
+    topic_arn: str = ""
+    quarantine_policy_arn: str = DEFAULT_QUARANTINE_POLICY
+    protected_principals: tuple[str, ...] = field(default_factory=tuple)
+    protected_tag: str = PROTECTED_TAG
+    observe_only: bool = False
+    isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
+    snapshot_retention: int = 7
+    key_scope: str = "all"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        retention = env.get("IR_SNAPSHOT_RETENTION", "7") or "7"
+        key_scope = env.get("IR_KEY_SCOPE", "all") or "all"
+        if key_scope not in ("all", "named"):
+            raise ValueError(f"IR_KEY_SCOPE must be 'all' or 'named', not {key_scope!r}")
+        return cls(
+            member_role_name=env.get("IR_MEMBER_ROLE_NAME") or MEMBER_ROLE_NAME,
+            external_id=env.get("IR_EXTERNAL_ID", ""),
+            forensics_account=env.get("IR_FORENSICS_ACCOUNT", ""),
+            forensics_role_arn=env.get("IR_FORENSICS_ROLE_ARN", ""),
+            forensics_key_arn=env.get("IR_FORENSICS_KEY_ARN", ""),
+            sharing_key_alias=env.get("IR_SHARING_KEY_ALIAS") or SHARING_KEY_ALIAS,
+            deny_all_profile=env.get("IR_DENY_ALL_PROFILE") or DENY_ALL_PROFILE,
+            evidence_bucket=env.get("IR_EVIDENCE_BUCKET", ""),
+            incident_table=env.get("IR_INCIDENT_TABLE", ""),
+            topic_arn=env.get("IR_TOPIC_ARN", ""),
+            quarantine_policy_arn=env.get("IR_QUARANTINE_POLICY_ARN") or DEFAULT_QUARANTINE_POLICY,
+            protected_principals=_csv(env.get("IR_PROTECTED_PRINCIPALS", "")),
+            protected_tag=env.get("IR_PROTECTED_TAG") or PROTECTED_TAG,
+            observe_only=env.get("IR_OBSERVE_ONLY", "false").lower() == "true",
+            isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
+            snapshot_retention=int(retention),
+            key_scope=key_scope,
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The function's configuration, read once (cold start)."""
+    return Settings.from_env(os.environ)

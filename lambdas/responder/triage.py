@@ -1,0 +1,291 @@
+"""Triage: turn any accepted execution input into one normalized incident. Pure: no AWS calls.
+
+Accepted inputs (DESIGN.md section 3):
+
+1. the EventBridge event exactly as GuardDuty sends it (``detail-type`` "GuardDuty Finding");
+2. a bare finding: the ``detail`` object of such an event, or what ``aws guardduty get-findings`` prints
+   (PascalCase keys, optionally wrapped in ``{"Findings": [finding]}`` with exactly one finding);
+3. a manual request ``{"manual": {...}}``.
+
+Anything else raises `InvalidInput` naming the bad field, before anything changes anywhere.
+
+The incident (a JSON dict) carries:
+
+``incidentId``   ``gd-<finding id>`` for findings; the request's ``incidentId`` or ``manual-<execution name>``.
+``origin``       ``guardduty`` or ``manual``.
+``accountId`` / ``region`` / ``partition``  where to act.
+``identities``   ``[{"type": "IAMUser"|"AssumedRole"|"Root"|"FederatedUser"|..., "name", "accessKeyId"}]``.
+``instances``    ``["i-..."]``.
+``disposition``  ``respond`` or ``not_handled`` (with ``dispositionReason``).
+``dryRun``       plan only.
+``cutoff``       UTC now, rounded up to the second: credentials issued before it are revoked.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from responder.errors import InvalidInput
+
+SEVERITY_THRESHOLD = 4.0
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_FINDING_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_IAM_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ACCESS_KEY = re.compile(r"^[A-Z0-9]{16,128}$")
+_INSTANCE = re.compile(r"^i-[0-9a-f]{8}([0-9a-f]{9})?$")
+_PARTITION = re.compile(r"^aws(-cn|-us-gov|-iso[a-z-]*)?$")
+_EXECUTION_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+
+# userType values of accessKeyDetails (GuardDuty): what the identity branch can do with each.
+IDENTITY_TYPES = ("IAMUser", "AssumedRole", "Root", "FederatedUser", "Role", "AWSAccount", "AWSService", "Unknown")
+HANDLED_RESOURCES = ("AccessKey", "Instance")
+MANUAL_KEYS = {"accountId", "region", "reason", "iamUsers", "roles", "instances", "incidentId", "dryRun", "partition"}
+MAX_TARGETS = 50
+SAMPLE_INSTANCE = "i-99999999"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def cutoff_from(now: datetime) -> str:
+    """UTC now rounded *up* to the whole second: a session issued during this second is revoked too."""
+    seconds = math.ceil(now.timestamp())
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- small validators that name the field ---------------------------------------------------------------
+def _obj(value: Any, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidInput(field, f"must be an object, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any, field: str, pattern: re.Pattern | None = None, *, max_len: int = 1024) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(field, "must be a non-empty string")
+    if len(value) > max_len:
+        raise InvalidInput(field, f"must be at most {max_len} characters")
+    if pattern is not None and not pattern.match(value):
+        raise InvalidInput(field, f"{value[:80]!r} is not valid (expected {pattern.pattern})")
+    return value
+
+
+def _req(obj: dict, key: str, prefix: str) -> Any:
+    if key not in obj or obj[key] is None:
+        raise InvalidInput(f"{prefix}{key}", "is required")
+    return obj[key]
+
+
+def _severity(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInput(field, "must be a number")
+    if not 0 <= value <= 10:
+        raise InvalidInput(field, "must be between 0 and 10")
+    return float(value)
+
+
+def _camel(value: Any) -> Any:
+    """PascalCase API/CLI shape -> the camelCase shape EventBridge delivers."""
+    if isinstance(value, dict):
+        return {(k[:1].lower() + k[1:] if isinstance(k, str) else k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+# -- entry point ----------------------------------------------------------------------------------------
+def normalize(event: Any, *, execution_name: str = "", now: datetime | None = None) -> dict[str, Any]:
+    """The normalized incident for `event`, or InvalidInput naming the first bad field."""
+    now = now or _now()
+    if not isinstance(event, dict):
+        raise InvalidInput("$", f"input must be a JSON object, got {type(event).__name__}")
+    if not event:
+        raise InvalidInput("$", "input is empty: expected a GuardDuty event, a finding or {\"manual\": {...}}")
+    if "manual" in event:
+        extra = sorted(set(event) - {"manual"})
+        if extra:
+            raise InvalidInput(extra[0], "unknown key beside 'manual'")
+        return _manual(event["manual"], execution_name, now)
+    if "detail-type" in event or "source" in event or "detail" in event:
+        return _event(event, now)
+    if "Findings" in event or "findings" in event:
+        findings = event.get("Findings", event.get("findings"))
+        if not isinstance(findings, list) or len(findings) != 1:
+            raise InvalidInput("Findings", "must hold exactly one finding per execution")
+        return _finding(_camel(_obj(findings[0], "Findings[0]")), "Findings[0].", now)
+    if "SchemaVersion" in event or "Resource" in event:
+        return _finding(_camel(event), "", now)
+    if "schemaVersion" in event or "resource" in event:
+        return _finding(event, "", now)
+    raise InvalidInput("$", "not a GuardDuty event (detail-type), a finding (resource) or a manual request (manual)")
+
+
+def _event(event: dict, now: datetime) -> dict[str, Any]:
+    detail_type = _req(event, "detail-type", "")
+    if detail_type != "GuardDuty Finding":
+        raise InvalidInput("detail-type", f"must be 'GuardDuty Finding', got {str(detail_type)[:80]!r}")
+    source = _req(event, "source", "")
+    if source != "aws.guardduty":
+        raise InvalidInput("source", f"must be 'aws.guardduty', got {str(source)[:80]!r}")
+    return _finding(_obj(_req(event, "detail", ""), "detail"), "detail.", now)
+
+
+def _finding(detail: dict, p: str, now: datetime) -> dict[str, Any]:
+    finding_id = _str(_req(detail, "id", p), f"{p}id", _FINDING_ID)
+    account = _str(_req(detail, "accountId", p), f"{p}accountId", _ACCOUNT)
+    region = _str(_req(detail, "region", p), f"{p}region", _REGION)
+    partition = _str(detail.get("partition") or "aws", f"{p}partition", _PARTITION)
+    finding_type = _str(_req(detail, "type", p), f"{p}type", max_len=256)
+    severity = _severity(_req(detail, "severity", p), f"{p}severity")
+    resource = _obj(_req(detail, "resource", p), f"{p}resource")
+    resource_type = _str(_req(resource, "resourceType", f"{p}resource."), f"{p}resource.resourceType", max_len=64)
+    service = detail.get("service") or {}
+    service = _obj(service, f"{p}service")
+    count = service.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InvalidInput(f"{p}service.count", "must be a non-negative integer")
+    additional = service.get("additionalInfo") or {}
+
+    incident = _base(
+        incident_id=f"gd-{finding_id}",
+        origin="guardduty",
+        account=account,
+        region=region,
+        partition=partition,
+        reason=str(detail.get("title") or finding_type)[:512],
+        now=now,
+    )
+    incident.update(
+        findingId=finding_id,
+        findingType=finding_type,
+        findingArn=str(detail.get("arn", ""))[:512],
+        severity=severity,
+        count=count,
+        updatedAt=str(detail.get("updatedAt", ""))[:64],
+        resourceType=resource_type,
+    )
+
+    if isinstance(additional, dict) and additional.get("sample") is True:
+        return _not_handled(incident, "sample finding (CreateSampleFindings): it names no real resource")
+    if service.get("archived") is True:
+        return _not_handled(incident, "the finding is archived")
+    if severity < SEVERITY_THRESHOLD:
+        return _not_handled(incident, f"severity {severity} is below {SEVERITY_THRESHOLD}")
+    if resource_type not in HANDLED_RESOURCES:
+        return _not_handled(incident, f"resource type {resource_type} has no automated containment")
+
+    rp = f"{p}resource."
+    if resource_type == "AccessKey":
+        details = _obj(_req(resource, "accessKeyDetails", rp), f"{rp}accessKeyDetails")
+        incident["identities"].append(_identity(details, f"{rp}accessKeyDetails."))
+    instance = resource.get("instanceDetails")
+    if resource_type == "Instance" or instance is not None:
+        instance = _obj(_req(resource, "instanceDetails", rp), f"{rp}instanceDetails")
+        instance_id = _str(_req(instance, "instanceId", f"{rp}instanceDetails."), f"{rp}instanceDetails.instanceId")
+        if instance_id == SAMPLE_INSTANCE and resource_type == "Instance":
+            return _not_handled(incident, "sample finding: instance i-99999999 does not exist")
+        if instance_id != SAMPLE_INSTANCE:
+            _str(instance_id, f"{rp}instanceDetails.instanceId", _INSTANCE)
+            incident["instances"].append(instance_id)
+    return incident
+
+
+def _identity(details: dict, p: str) -> dict[str, Any]:
+    user_type = _str(_req(details, "userType", p), f"{p}userType", max_len=64)
+    identity: dict[str, Any] = {"type": user_type if user_type in IDENTITY_TYPES else "Unknown"}
+    if user_type != identity["type"]:
+        identity["reportedType"] = user_type[:64]
+    name = details.get("userName")
+    if user_type in ("IAMUser", "AssumedRole", "FederatedUser"):
+        identity["name"] = _str(_req(details, "userName", p), f"{p}userName", _IAM_NAME)
+    elif isinstance(name, str) and name:
+        identity["name"] = name[:128]
+    key = details.get("accessKeyId")
+    if key not in (None, ""):
+        identity["accessKeyId"] = _str(key, f"{p}accessKeyId", _ACCESS_KEY)
+    principal = details.get("principalId")
+    if isinstance(principal, str) and principal:
+        identity["principalId"] = principal[:256]
+    return identity
+
+
+def _manual(request: Any, execution_name: str, now: datetime) -> dict[str, Any]:
+    p = "manual."
+    request = _obj(request, "manual")
+    unknown = sorted(set(request) - MANUAL_KEYS)
+    if unknown:
+        raise InvalidInput(f"{p}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(MANUAL_KEYS))})")
+    account = _str(_req(request, "accountId", p), f"{p}accountId", _ACCOUNT)
+    region = _str(_req(request, "region", p), f"{p}region", _REGION)
+    partition = _str(request.get("partition") or "aws", f"{p}partition", _PARTITION)
+    reason = _str(_req(request, "reason", p), f"{p}reason", max_len=1024)
+    dry_run = request.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput(f"{p}dryRun", "must be true or false")
+    if request.get("incidentId") is not None:
+        incident_id = _str(request["incidentId"], f"{p}incidentId", _INCIDENT_ID)
+    else:
+        name = execution_name if _EXECUTION_NAME.match(execution_name or "") else ""
+        if not name:
+            raise InvalidInput(f"{p}incidentId", "is required when the execution has no usable name")
+        incident_id = f"manual-{name}"[:64]
+
+    def names(key: str, pattern: re.Pattern) -> list[str]:
+        values = request.get(key, [])
+        if not isinstance(values, list):
+            raise InvalidInput(f"{p}{key}", "must be a list of strings")
+        if len(values) > MAX_TARGETS:
+            raise InvalidInput(f"{p}{key}", f"at most {MAX_TARGETS} entries per request")
+        out: list[str] = []
+        for i, value in enumerate(values):
+            value = _str(value, f"{p}{key}[{i}]", pattern)
+            if value not in out:
+                out.append(value)
+        return out
+
+    users, roles, instances = names("iamUsers", _IAM_NAME), names("roles", _IAM_NAME), names("instances", _INSTANCE)
+    if not (users or roles or instances):
+        raise InvalidInput(f"{p}iamUsers", "name at least one target in iamUsers, roles or instances")
+    incident = _base(
+        incident_id=incident_id, origin="manual", account=account, region=region, partition=partition,
+        reason=reason, now=now,
+    )
+    incident["dryRun"] = dry_run
+    incident["identities"] = [{"type": "IAMUser", "name": u} for u in users] + [
+        {"type": "AssumedRole", "name": r} for r in roles
+    ]
+    incident["instances"] = instances
+    return incident
+
+
+def _base(*, incident_id: str, origin: str, account: str, region: str, partition: str, reason: str,
+          now: datetime) -> dict[str, Any]:
+    return {
+        "incidentId": incident_id,
+        "origin": origin,
+        "accountId": account,
+        "region": region,
+        "partition": partition,
+        "reason": reason,
+        "dryRun": False,
+        "disposition": "respond",
+        "dispositionReason": "",
+        "identities": [],
+        "instances": [],
+        "cutoff": cutoff_from(now),
+        "triagedAt": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _not_handled(incident: dict[str, Any], why: str) -> dict[str, Any]:
+    incident["disposition"] = "not_handled"
+    incident["dispositionReason"] = why
+    incident["identities"] = []
+    incident["instances"] = []
+    return incident

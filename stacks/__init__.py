@@ -1,0 +1,1 @@
+"""CDK stacks and constructs of the GuardDuty auto-responder (one stack per deployment role)."""

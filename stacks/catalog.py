@@ -1,0 +1,52 @@
+"""The Lambda functions of the responder: one table read by the CDK stack and by the local runtime alike.
+
+Dependency-free on purpose (no CDK import), so `state_machines.local` can read it without synthesizing.
+Each entry names the ASL substitution (`${...}` in state_machines/containment.asl.json) its ARN fills.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_ROOT = ROOT / "lambdas"
+ASL_PATH = ROOT / "state_machines" / "containment.asl.json"
+STATE_MACHINE_NAME = "ir-responder-containment"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str  # construct id and ASL substitution stem
+    handler: str  # module.function inside the lambdas/ asset
+    timeout_seconds: int
+    memory_mb: int
+    description: str
+
+    @property
+    def substitution(self) -> str:
+        return f"{self.key}FunctionArn"
+
+    @property
+    def function_name(self) -> str:
+        return f"ir-responder-{self.key}"
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("Triage", "handlers.triage.handler", 30, 256,
+                 "Validate and normalize the input, claim the incident, decide the disposition"),
+    FunctionSpec("ContainIdentities", "handlers.identity.handler", 90, 256,
+                 "Quarantine IAM users, revoke role sessions"),
+    FunctionSpec("IsolateInstance", "handlers.isolate.handler", 240, 256,
+                 "Isolate an EC2 instance without destroying evidence"),
+    FunctionSpec("CollectEvidence", "handlers.evidence.handler", 840, 512,
+                 "Snapshot, copy to forensics under its key, hash block lists, tag, retain"),
+    FunctionSpec("Finalize", "handlers.finalize.handler", 90, 256,
+                 "Outcome, incident record, evidence manifest, notification"),
+)
+
+# The EventBridge rule: GuardDuty findings of severity 4 and above (numeric matching: 3.9 does not match, 4.0 does).
+EVENT_PATTERN: dict = {
+    "source": ["aws.guardduty"],
+    "detail-type": ["GuardDuty Finding"],
+    "detail": {"severity": [{"numeric": [">=", 4]}]},
+}

@@ -1,0 +1,15 @@
+"""Where moto does not behave like AWS, the local runtime fills the gap - never by skipping production code.
+
+Each `gaps_*` module patches one service and documents the AWS behaviour it restores; `install` applies them all
+inside `local.aws()` and the ExitStack undoes them on exit.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+
+def install(stack: ExitStack) -> None:
+    from state_machines import gaps_ebs, gaps_ec2, gaps_sts
+
+    for module in (gaps_sts, gaps_ec2, gaps_ebs):
+        module.install(stack)

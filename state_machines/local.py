@@ -1,0 +1,376 @@
+"""Run the shipped responder locally, against an in-memory AWS (moto): no account, no network.
+
+The very same files ship and run here: `state_machines/containment.asl.json` is the state machine definition
+(only the `${...}` function ARNs are substituted, as CDK does), and every Task runs our Lambda handler named by
+the function's `Handler` setting, in-process, with the function's environment variables.
+
+    from state_machines import local
+
+    with local.aws():                                   # an in-memory AWS, waits fast-forwarded
+        dep = local.deploy(member_account="444455556666", forensics_account="999988887777", region="eu-west-1")
+        iam = dep.client("iam")                          # acts in the member account
+        iam.create_user(UserName="ci-deployer")
+        run = local.execute(event, dep)                  # runs the state machine to the end
+        run.status, run.output, run.error, run.cause, run.states
+
+`deploy()` creates what the CDK stacks create (responder, member and forensics resources) in the accounts given;
+all three may be one account. `deliver(event, dep)` first applies the EventBridge rule's pattern, as AWS would.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import types
+import uuid
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+from unittest import mock
+
+_ROOT = Path(__file__).resolve().parent.parent
+for _p in (_ROOT, _ROOT / "lambdas"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME  # noqa: E402
+
+DEFAULT_ACCOUNT = "123456789012"  # moto's default: the security (responder) account
+LOCAL_ADMIN_ROLE = "ir-local-admin"  # the local stand-in for OrganizationAccountAccessRole, to build worlds
+MOTO_CONFIG = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+    "iam": {"load_aws_managed_policies": True},
+}
+
+_state = threading.local()
+_invoke_lock = threading.RLock()
+
+
+# --------------------------------------------------------------------------------------------------------
+# The in-memory AWS
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class LocalAws:
+    """What `aws()` yields: a handle on the in-memory AWS."""
+
+    region: str
+    waited_seconds: list[float] = field(default_factory=list)
+
+    def session(self, account: str | None = None, region: str | None = None):
+        return session(account, region or self.region)
+
+
+@contextmanager
+def aws(*, region: str = "us-east-1") -> Iterator[LocalAws]:
+    """An in-memory AWS configured as DESIGN.md section 4 says: real ASL execution, our handlers dispatched
+    in-process, Wait states and retry back-offs fast-forwarded, moto's known gaps filled. Restores everything
+    (environment, patches) on exit."""
+    from moto import mock_aws
+
+    from responder.aws import clients
+
+    handle = LocalAws(region=region)
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ, env))
+        for var in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL"):
+            os.environ.pop(var, None)
+        clients.reset()
+        stack.callback(clients.reset)
+        stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        _install_runtime(stack, handle)
+        from state_machines import gaps
+
+        gaps.install(stack)
+        for name in ("moto.stepfunctions", "moto.stepfunctions.parser"):
+            lg = logging.getLogger(name)
+            stack.callback(lg.setLevel, lg.level)
+            lg.setLevel(logging.CRITICAL)
+        yield handle
+
+
+def _install_runtime(stack: ExitStack, handle: LocalAws) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    def wait_interval(self, env, wait_seconds):  # noqa: ARG001 - moto's signature
+        handle.waited_seconds.append(float(wait_seconds))
+
+    fast_time = types.SimpleNamespace(sleep=lambda seconds: None, time=time.time, monotonic=time.monotonic)
+    stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
+    stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
+    stack.enter_context(mock.patch.object(retrier_decl, "time", fast_time))
+
+
+class _Context:
+    """The Lambda context object handlers receive."""
+
+    def __init__(self, fn: Any):
+        self.function_name = fn.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = fn.function_arn
+        self.memory_limit_in_mb = int(getattr(fn, "memory_size", 256) or 256)
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{fn.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.time() + float(getattr(fn, "timeout", 60) or 60)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def _invoke(self, function_name, qualifier, body, headers, response_headers):  # noqa: ARG001 - moto's signature
+    """LambdaSimpleBackend.invoke: run the handler named by the function's Handler setting, in-process, with the
+    function's environment; on an exception report it the way Lambda does, so Retry/Catch see the class name."""
+    fn = self.get_function(function_name, qualifier)
+    module_name, attr = fn.handler.rsplit(".", 1)
+    env = {str(k): str(v) for k, v in (fn.environment_vars or {}).items()}
+    env.update(AWS_LAMBDA_FUNCTION_NAME=fn.function_name, AWS_REGION=fn.region, AWS_DEFAULT_REGION=fn.region)
+    event = json.loads(body) if body else {}
+    with _invoke_lock, mock.patch.dict(os.environ, env):
+        from responder.settings import settings
+
+        settings.cache_clear()  # configuration is read per function "container"
+        try:
+            handler = getattr(importlib.import_module(module_name), attr)
+            result = handler(event, _Context(fn))
+            return json.dumps(result).encode()
+        except Exception as exc:  # reported exactly like Lambda: errorType is the class name
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_exception(exc)[-6:],
+                }
+            ).encode()
+        finally:
+            settings.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sessions in any account of the in-memory AWS
+# --------------------------------------------------------------------------------------------------------
+def session(account: str | None = None, region: str | None = None):
+    """A boto3 Session acting in `account` (default: the security account) of the in-memory AWS, with
+    administrator rights: use it to build the world a scenario needs and to read back the result."""
+    import boto3
+
+    region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    if not account or account == DEFAULT_ACCOUNT:
+        return boto3.session.Session(region_name=region)
+    creds = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{LOCAL_ADMIN_ROLE}", RoleSessionName="local-admin"
+    )["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Deployment: what the CDK stacks create
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class Deployment:
+    region: str
+    security_account: str
+    member_accounts: tuple[str, ...]
+    forensics_account: str
+    state_machine_arn: str
+    functions: dict[str, str]
+    environment: dict[str, str]
+    table_name: str
+    topic_arn: str
+    bucket: str
+    forensics_key_arn: str
+    sharing_keys: dict[str, str]
+
+    @property
+    def member_account(self) -> str:
+        return self.member_accounts[0]
+
+    def session(self, account: str | None = None):
+        """Administrator session in `account` (default: the first member account)."""
+        return session(account or self.member_account, self.region)
+
+    def client(self, service: str, account: str | None = None):
+        """Administrator client in `account` (default: the first member account)."""
+        return self.session(account).client(service, region_name=self.region)
+
+
+def deploy(
+    *,
+    member_account: str | list[str] | tuple[str, ...] | None = None,
+    forensics_account: str | None = None,
+    region: str | None = None,
+    protected_principals: tuple[str, ...] | list[str] = (),
+    observe_only: bool = False,
+    isolation_cidrs: tuple[str, ...] | list[str] = (),
+    key_scope: str = "all",
+    snapshot_retention: int = 7,
+    quarantine_policy_arn: str | None = None,
+    external_id: str = "ir-responder",
+    log_level: str = "WARNING",
+) -> Deployment:
+    """Create in the in-memory AWS what `cdk deploy` creates: the responder stack in the security account (moto's
+    default account), the member stack in each member account, the forensics stack in the forensics account.
+    Accounts default to the security account (single-account layout). Must run inside `aws()`."""
+    from state_machines import local_stacks
+
+    region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    members = (member_account,) if isinstance(member_account, str) else tuple(member_account or ())
+    members = members or (DEFAULT_ACCOUNT,)
+    forensics = forensics_account or DEFAULT_ACCOUNT
+    for account in (*members, forensics):
+        if not (isinstance(account, str) and len(account) == 12 and account.isdigit()):
+            raise ValueError(f"account ids must be 12 digits, got {account!r}")
+
+    forensics_out = local_stacks.forensics_stack(session(forensics, region), region=region,
+                                                 security_account=DEFAULT_ACCOUNT, member_accounts=members)
+    sharing = {}
+    for account in members:
+        sharing[account] = local_stacks.member_stack(
+            session(account, region), region=region, security_account=DEFAULT_ACCOUNT,
+            forensics_account=forensics, external_id=external_id,
+        )["sharing_key_arn"]
+    responder = local_stacks.responder_stack(session(None, region), region=region)
+    env = {
+        "POWERTOOLS_SERVICE_NAME": "ir-responder",
+        "POWERTOOLS_LOG_LEVEL": log_level,
+        "IR_MEMBER_ROLE_NAME": local_stacks.MEMBER_ROLE_NAME,
+        "IR_EXTERNAL_ID": external_id,
+        "IR_FORENSICS_ACCOUNT": forensics,
+        "IR_FORENSICS_ROLE_ARN": forensics_out["role_arn"],
+        "IR_FORENSICS_KEY_ARN": forensics_out["key_arn"],
+        "IR_SHARING_KEY_ALIAS": local_stacks.SHARING_KEY_ALIAS,
+        "IR_DENY_ALL_PROFILE": local_stacks.DENY_ALL_PROFILE,
+        "IR_EVIDENCE_BUCKET": forensics_out["bucket"],
+        "IR_INCIDENT_TABLE": responder["table_name"],
+        "IR_TOPIC_ARN": responder["topic_arn"],
+        "IR_QUARANTINE_POLICY_ARN": quarantine_policy_arn or local_stacks.DEFAULT_QUARANTINE_POLICY,
+        "IR_PROTECTED_PRINCIPALS": ",".join(protected_principals),
+        "IR_PROTECTED_TAG": local_stacks.PROTECTED_TAG,
+        "IR_OBSERVE_ONLY": "true" if observe_only else "false",
+        "IR_ISOLATION_CIDRS": ",".join(isolation_cidrs),
+        "IR_SNAPSHOT_RETENTION": str(int(snapshot_retention)),
+        "IR_KEY_SCOPE": key_scope,
+    }
+    functions, sm_arn = local_stacks.functions_and_state_machine(
+        session(None, region), region=region, environment=env, role_arn=responder["function_role_arn"],
+        state_machine_role_arn=responder["state_machine_role_arn"],
+    )
+    return Deployment(
+        region=region, security_account=DEFAULT_ACCOUNT, member_accounts=members, forensics_account=forensics,
+        state_machine_arn=sm_arn, functions=functions, environment=env, table_name=responder["table_name"],
+        topic_arn=responder["topic_arn"], bucket=forensics_out["bucket"], forensics_key_arn=forensics_out["key_arn"],
+        sharing_keys=sharing,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Executions
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class Execution:
+    arn: str
+    name: str
+    status: str  # SUCCEEDED / FAILED / TIMED_OUT / ABORTED
+    output: dict | None
+    error: str | None
+    cause: str | None
+    states: list[str]
+    events: list[dict] = field(repr=False, default_factory=list)
+
+    @property
+    def transitions(self) -> int:
+        """State transitions (what Step Functions bills): one per state entered."""
+        return len(self.states)
+
+
+def _input_text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+            return value  # already JSON text
+        except ValueError:
+            pass
+    return json.dumps(value)
+
+
+def execute(input: Any, deployment: Deployment, *, name: str | None = None, timeout: float = 300.0) -> Execution:
+    """Start the shipped state machine with `input` and wait for its end. `input` is a dict (or JSON text)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=deployment.region)
+    name = name or f"local-{uuid.uuid4().hex[:16]}"
+    arn = sfn.start_execution(stateMachineArn=deployment.state_machine_arn, name=name,
+                              input=_input_text(input))["executionArn"]
+    return wait(arn, deployment, timeout=timeout)
+
+
+def wait(execution_arn: str, deployment: Deployment, *, timeout: float = 300.0) -> Execution:
+    """Wait for a started execution to end and read it back."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=deployment.region)
+    deadline, delay = time.time() + timeout, 0.002
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            break
+        if time.time() > deadline:
+            raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    events: list[dict] = []
+    token = None
+    while True:
+        kwargs = {"executionArn": execution_arn, "maxResults": 1000}
+        if token:
+            kwargs["nextToken"] = token
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        token = page.get("nextToken")
+        if not token:
+            break
+    states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    output = described.get("output")
+    return Execution(
+        arn=execution_arn, name=described["name"], status=described["status"],
+        output=json.loads(output) if output else None, error=described.get("error"), cause=described.get("cause"),
+        states=states, events=events,
+    )
+
+
+def matches_rule(event: dict) -> bool:
+    """Does `event` match the responder's EventBridge rule pattern (the one the CDK stack deploys)?"""
+    from moto.events.models import EventPattern
+
+    return bool(EventPattern.load(json.dumps(EVENT_PATTERN)).matches_event(event))
+
+
+def deliver(event: dict, deployment: Deployment, *, name: str | None = None) -> Execution | None:
+    """What EventBridge does with `event`: start the state machine if the rule's pattern matches, else None."""
+    if not matches_rule(event):
+        return None
+    return execute(event, deployment, name=name)

@@ -1,0 +1,115 @@
+"""Triage turns the three accepted inputs into one incident, or fails naming the field."""
+from datetime import datetime, timezone
+
+import pytest
+
+from responder.errors import InvalidInput
+from responder.triage import cutoff_from, normalize
+
+NOW = datetime(2024, 6, 2, 2, 0, 0, 250000, tzinfo=timezone.utc)
+
+
+def test_iam_user_event_gives_one_user_identity(iam_user_event):
+    incident = normalize(iam_user_event, now=NOW)
+    assert incident["incidentId"] == "gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41"
+    assert incident["accountId"] == "444455556666" and incident["region"] == "eu-west-1"
+    assert incident["identities"] == [{"type": "IAMUser", "name": "ci-deployer",
+                                       "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "principalId": "AIDAEXAMPLEPRINCIPAL1"}]
+    assert incident["instances"] == [] and incident["disposition"] == "respond"
+
+
+def test_cutoff_is_utc_now_rounded_up_to_the_second():
+    assert normalize({"manual": {"accountId": "111122223333", "region": "us-east-1", "reason": "r",
+                                 "iamUsers": ["u"], "incidentId": "IR-1"}}, now=NOW)["cutoff"] == "2024-06-02T02:00:01Z"
+    assert cutoff_from(datetime(2024, 6, 2, 2, 0, 0, tzinfo=timezone.utc)) == "2024-06-02T02:00:00Z"
+
+
+def test_credentials_from_an_instance_give_both_branches(instance_credentials_event):
+    incident = normalize(instance_credentials_event, now=NOW)
+    assert [i["type"] for i in incident["identities"]] == ["AssumedRole"]
+    assert incident["identities"][0]["name"] == "api-server-role"
+    assert incident["instances"] == ["i-0a1b2c3d4e5f60718"]
+
+
+def test_bare_finding_in_event_detail_shape(instance_event):
+    incident = normalize(instance_event["detail"], now=NOW)
+    assert incident["instances"] == ["i-0a1b2c3d4e5f60718"] and incident["identities"] == []
+
+
+def test_bare_finding_as_get_findings_prints_it(iam_user_event):
+    def pascal(value):
+        if isinstance(value, dict):
+            return {k[:1].upper() + k[1:]: pascal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [pascal(v) for v in value]
+        return value
+
+    incident = normalize({"Findings": [pascal(iam_user_event["detail"])]}, now=NOW)
+    assert incident["identities"][0]["name"] == "ci-deployer"
+    assert incident["incidentId"] == "gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41"
+
+
+def test_s3_finding_is_not_handled(iam_user_event):
+    iam_user_event["detail"]["resource"]["resourceType"] = "S3Bucket"
+    incident = normalize(iam_user_event, now=NOW)
+    assert incident["disposition"] == "not_handled" and "S3Bucket" in incident["dispositionReason"]
+    assert incident["identities"] == []
+
+
+def test_sample_findings_are_never_acted_on(iam_user_event):
+    iam_user_event["detail"]["service"]["additionalInfo"] = {"sample": True, "type": "default", "value": "{}"}
+    assert normalize(iam_user_event, now=NOW)["disposition"] == "not_handled"
+
+
+def test_manual_request(now=NOW):
+    incident = normalize({"manual": {"accountId": "111122223333", "region": "us-east-1", "reason": "phished",
+                                     "iamUsers": ["svc-build"], "roles": ["app-role"], "instances": ["i-0abc1234"],
+                                     "incidentId": "IR-2024-0602", "dryRun": True}}, now=now)
+    assert incident["incidentId"] == "IR-2024-0602" and incident["dryRun"] is True
+    assert incident["identities"] == [{"type": "IAMUser", "name": "svc-build"}, {"type": "AssumedRole", "name": "app-role"}]
+    assert incident["instances"] == ["i-0abc1234"]
+
+
+def test_manual_request_without_id_takes_the_execution_name():
+    incident = normalize({"manual": {"accountId": "111122223333", "region": "us-east-1", "reason": "r",
+                                     "roles": ["x"]}}, execution_name="night-shift-1", now=NOW)
+    assert incident["incidentId"] == "manual-night-shift-1"
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda e: e.__setitem__("source", "aws.s3"), "source"),
+    (lambda e: e.__setitem__("detail-type", "AWS API Call via CloudTrail"), "detail-type"),
+    (lambda e: e["detail"].__setitem__("severity", "8"), "detail.severity"),
+    (lambda e: e["detail"].__setitem__("accountId", "4444"), "detail.accountId"),
+    (lambda e: e["detail"].pop("id"), "detail.id"),
+    (lambda e: e["detail"]["resource"].pop("accessKeyDetails"), "detail.resource.accessKeyDetails"),
+    (lambda e: e["detail"]["resource"]["accessKeyDetails"].__setitem__("userName", "bad name;rm"),
+     "detail.resource.accessKeyDetails.userName"),
+])
+def test_bad_event_names_the_field(iam_user_event, mutate, field):
+    mutate(iam_user_event)
+    with pytest.raises(InvalidInput) as err:
+        normalize(iam_user_event, now=NOW)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("request_, field", [
+    ({"accountId": "111122223333", "region": "us-east-1", "reason": "r", "iamUsers": ["u"], "color": "red"},
+     "manual.color"),
+    ({"accountId": "111122223333", "region": "us-east-1", "iamUsers": ["u"]}, "manual.reason"),
+    ({"accountId": "111122223333", "region": "us-east-1", "reason": "r"}, "manual.iamUsers"),
+    ({"accountId": "111122223333", "region": "us-east-1", "reason": "r", "instances": ["vol-1"]}, "manual.instances[0]"),
+    ({"accountId": "111122223333", "region": "us-east-1", "reason": "r", "roles": ["r"], "dryRun": "yes"},
+     "manual.dryRun"),
+    ({"accountId": "111122223333", "region": "mars", "reason": "r", "roles": ["r"]}, "manual.region"),
+])
+def test_bad_manual_request_names_the_field(request_, field):
+    with pytest.raises(InvalidInput) as err:
+        normalize({"manual": request_}, execution_name="x", now=NOW)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("value", [None, [], "text", 42, {}, {"hello": 1}])
+def test_unrecognised_input_is_rejected(value):
+    with pytest.raises(InvalidInput):
+        normalize(value, now=NOW)
