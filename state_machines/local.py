@@ -115,6 +115,27 @@ def _install_runtime(stack: ExitStack, handle: LocalAws) -> None:
     stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
     stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
     stack.enter_context(mock.patch.object(retrier_decl, "time", fast_time))
+    _lean_managed_policies(stack)
+
+
+_MANAGED_POLICY_DATA: list[dict] = []
+
+
+def _lean_managed_policies(stack: ExitStack) -> None:
+    """moto builds all ~1,300 AWS managed policies for every IAM backend it creates (one per account and
+    partition): 80 ms each, seconds per deployment. Parse the data once, and build the policies only for the
+    standard `aws` partition, which is the one the local runtime serves."""
+    from moto.iam import models as iam_models
+
+    def init_aws_policies(self):
+        if not iam_models.load_iam_aws_managed_policies() or self.region_name != "aws":
+            return []
+        if not _MANAGED_POLICY_DATA:
+            _MANAGED_POLICY_DATA.append(json.loads(iam_models.aws_managed_policies_data))
+        return [iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, d)
+                for name, d in _MANAGED_POLICY_DATA[0].items()]
+
+    stack.enter_context(mock.patch.object(iam_models.IAMBackend, "_init_aws_policies", init_aws_policies))
 
 
 class _Context:
@@ -166,23 +187,26 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
 # --------------------------------------------------------------------------------------------------------
 # Sessions in any account of the in-memory AWS
 # --------------------------------------------------------------------------------------------------------
+_LOADER: list[Any] = []
+
+
 def session(account: str | None = None, region: str | None = None):
     """A boto3 Session acting in `account` (default: the security account) of the in-memory AWS, with
     administrator rights: use it to build the world a scenario needs and to read back the result."""
     import boto3
+    import botocore.session
 
     region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    if not account or account == DEFAULT_ACCOUNT:
-        return boto3.session.Session(region_name=region)
-    creds = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{LOCAL_ADMIN_ROLE}", RoleSessionName="local-admin"
-    )["Credentials"]
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
+    core = botocore.session.get_session()
+    if not _LOADER:
+        _LOADER.append(core.get_component("data_loader"))
+    core.register_component("data_loader", _LOADER[0])  # parse each service model once per process
+    if account and account != DEFAULT_ACCOUNT:
+        creds = boto3.client("sts", region_name=region).assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/{LOCAL_ADMIN_ROLE}", RoleSessionName="local-admin"
+        )["Credentials"]
+        core.set_credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    return boto3.session.Session(botocore_session=core, region_name=region)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ _SESSION_SECONDS = 900
 _REFRESH_MARGIN = 120
 _lock = threading.Lock()
 _clients: dict[tuple, Any] = {}
-_sessions: dict[tuple, tuple[boto3.session.Session, float]] = {}
+_sessions: dict[tuple, tuple[dict[str, str], float]] = {}
 _base: list[boto3.session.Session] = []
 
 
@@ -54,8 +54,8 @@ def session_name(label: str) -> str:
     return f"ir-{cleaned}" if cleaned else "ir-responder"
 
 
-def assumed_session(role_arn: str, *, region: str, label: str, external_id: str = "") -> boto3.session.Session:
-    """A session acting as `role_arn`, cached until shortly before its credentials expire."""
+def assumed_credentials(role_arn: str, *, region: str, label: str, external_id: str = "") -> dict[str, str]:
+    """Temporary credentials of `role_arn`, cached until shortly before they expire."""
     name = session_name(label)
     key = (role_arn, name, region)
     now = time.time()
@@ -75,15 +75,14 @@ def assumed_session(role_arn: str, *, region: str, label: str, external_id: str 
             f"cannot assume {role_arn} ({error_code(exc)}): is the stack that creates it deployed in that "
             f"account, and does its trust policy name this responder?"
         ) from exc
-    session = boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
+    found = {
+        "aws_access_key_id": creds["AccessKeyId"],
+        "aws_secret_access_key": creds["SecretAccessKey"],
+        "aws_session_token": creds["SessionToken"],
+    }
     with _lock:
-        _sessions[key] = (session, now + _SESSION_SECONDS)
-    return session
+        _sessions[key] = (found, now + _SESSION_SECONDS)
+    return found
 
 
 def role_arn(partition: str, account: str, role_name: str) -> str:
@@ -91,11 +90,13 @@ def role_arn(partition: str, account: str, role_name: str) -> str:
 
 
 def _role_client(service: str, role: str, *, region: str, label: str, external_id: str) -> Any:
-    session = assumed_session(role, region=region, label=label, external_id=external_id)
-    key = ("role", session, service, region)  # the session itself: no id reuse
+    """A client with the role's credentials, made from the one base session: service models are parsed once
+    per container, not once per assumed role (a new boto3 Session would re-read them)."""
+    creds = assumed_credentials(role, region=region, label=label, external_id=external_id)
+    key = ("role", creds["aws_access_key_id"], service, region)
     with _lock:
         if key not in _clients:
-            _clients[key] = session.client(service, region_name=region, config=CONFIG)
+            _clients[key] = _base_session().client(service, region_name=region, config=CONFIG, **creds)
         return _clients[key]
 
 
