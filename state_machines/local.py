@@ -28,6 +28,7 @@ import time
 import traceback
 import types
 import uuid
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,8 @@ def aws(*, region: str = "us-east-1") -> Iterator[LocalAws]:
         from state_machines import gaps
 
         gaps.install(stack)
+        stack.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\)", category=UserWarning)
         for name in ("moto.stepfunctions", "moto.stepfunctions.parser"):
             lg = logging.getLogger(name)
             stack.callback(lg.setLevel, lg.level)

@@ -74,7 +74,7 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
         name = "EvidenceIntegrityError"
     cause = None
     if name:
-        cause = _cause(incident, statuses, error)
+        cause = _cause(incident, statuses, error, state.get("results"))
     return {"outcome": outcome, "fail": name is not None, "error": name, "cause": cause}
 
 
@@ -86,11 +86,32 @@ def _integrity_failure(results: list | None) -> bool:
     return False
 
 
-def _cause(incident: dict, statuses: list[str], error: dict | None) -> str:
+def first_failures(results: list | None, limit: int = 3) -> list[str]:
+    """'target: Error: message' for the first failures found in the branch results, for the cause."""
+    found: list[str] = []
+    identity = (results or [None])[0] or {}
+    if identity.get("error"):
+        found.append(f"identities: {identity['error']}: {str(identity.get('cause'))[:300]}")
+    for result in identity.get("identities", []):
+        for entry in result.get("entries", []):
+            if entry.get("status") == "failed":
+                found.append(f"{entry.get('target')}: {entry.get('error')}: {str(entry.get('message'))[:200]}")
+    for item in ((results or [None, None])[1:] or [None])[0] or []:
+        for part in ("isolation", "evidence"):
+            value = item.get(part) or {}
+            if "Error" in value:
+                found.append(f"{item.get('instanceId')} {part}: {value['Error']}: {str(value.get('Cause'))[:200]}")
+            elif value.get("status") == "failed" and value.get("error"):
+                found.append(f"{item.get('instanceId')} {part}: {value['error']}: {str(value.get('message'))[:200]}")
+    return found[:limit]
+
+
+def _cause(incident: dict, statuses: list[str], error: dict | None, results: list | None = None) -> str:
     parts = [f"incident {incident.get('incidentId', '?')}"]
     if statuses:
         parts.append("targets: " + ", ".join(statuses))
     if error:
         parts.append(f"{error.get('Error')}: {str(error.get('Cause'))[:300]}")
+    parts += first_failures(results)
     parts.append("nothing was undone; see the execution output and the incident record")
     return "; ".join(parts)
