@@ -1,0 +1,125 @@
+"""`make demo`: deploy the responder into an in-memory AWS (security, member and forensics accounts), build a small
+world, feed it GuardDuty findings through the rule's pattern and the real state machine, print what happened."""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
+
+from demo.show import say, timeline, title  # noqa: E402
+from state_machines import local  # noqa: E402
+
+MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
+EXAMPLES = ROOT / "tests" / "fixtures"
+
+
+def example(name: str) -> dict:
+    return copy.deepcopy(json.loads((EXAMPLES / name).read_text()))
+
+
+def identity_world(dep) -> dict:
+    iam, sts = dep.client("iam"), dep.client("sts")
+    iam.create_user(UserName="ci-deployer")
+    keys = [iam.create_access_key(UserName="ci-deployer")["AccessKey"]["AccessKeyId"] for _ in range(2)]
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName="app-role", AssumeRolePolicyDocument=json.dumps(trust))
+    session = sts.assume_role(RoleArn=f"arn:aws:iam::{MEMBER}:role/app-role", RoleSessionName="attacker")
+    return {"user": "ci-deployer", "keys": keys, "role": "app-role",
+            "session_key": session["Credentials"]["AccessKeyId"]}
+
+
+def show_user(dep, name: str) -> None:
+    iam = dep.client("iam")
+    attached = [p["PolicyName"] for p in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]]
+    keys = [f"{k['AccessKeyId']}={k['Status']}" for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
+    inline = iam.list_user_policies(UserName=name)["PolicyNames"]
+    say(f"AWS now: user {name}: attached {attached}; keys {keys}; inline {inline}", 2)
+    if "AWSRevokeOlderSessions" in inline:
+        doc = iam.get_user_policy(UserName=name, PolicyName="AWSRevokeOlderSessions")["PolicyDocument"]
+        say(f"  AWSRevokeOlderSessions denies credentials issued before "
+            f"{doc['Statement'][0]['Condition']['DateLessThan']['aws:TokenIssueTime']}", 2)
+
+
+def show_role(dep, name: str) -> None:
+    iam = dep.client("iam")
+    inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    say(f"AWS now: role {name}: inline {inline}", 2)
+    if "AWSRevokeOlderSessions" in inline:
+        doc = iam.get_role_policy(RoleName=name, PolicyName="AWSRevokeOlderSessions")["PolicyDocument"]
+        say(f"  every session of {name} issued before "
+            f"{doc['Statement'][0]['Condition']['DateLessThan']['aws:TokenIssueTime']} is now denied "
+            f"(including the attacker's live session)", 2)
+
+
+def finding(kind: str, world: dict, **changes) -> dict:
+    ev = example("guardduty-iam-user.json")
+    details = ev["detail"]["resource"]["accessKeyDetails"]
+    if kind == "user":
+        details.update(userName=world["user"], accessKeyId=world["keys"][0])
+    elif kind == "role":
+        ev["detail"]["id"] = "e1d2c3b4a5968778695a4b3c2d1e0f99"
+        ev["detail"]["type"] = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
+        details.update(userType="AssumedRole", userName=world["role"], accessKeyId=world["session_key"])
+    ev["detail"].update(changes)
+    return ev
+
+
+def main() -> int:
+    title("GuardDuty auto-responder - demo on an in-memory AWS (no account, no network)")
+    with local.aws(region=REGION):
+        dep = local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+        say(f"Deployed: responder in security account {dep.security_account}, member stack in {MEMBER}, "
+            f"forensics stack in {FORENSICS}, region {REGION}. State machine: {dep.state_machine_arn}")
+        world = identity_world(dep)
+        say(f"World in {MEMBER}: IAM user {world['user']} with two active keys {world['keys']}; role "
+            f"{world['role']} with a live session ({world['session_key']}).")
+
+        title("1. GuardDuty: a key of ci-deployer called ListBuckets from a threat-list IP (severity 5.3)")
+        say("The runbook: quarantine the user (AWSCompromisedKeyQuarantineV2), deactivate its keys - never delete - "
+            "and deny session tokens minted before now.")
+        run = local.deliver(finding("user", world), dep)
+        timeline(run)
+        show_user(dep, world["user"])
+
+        title("2. The same finding again: GuardDuty re-publishes it with a higher count")
+        run = local.deliver(finding("user", world, service={**example("guardduty-iam-user.json")["detail"]["service"],
+                                                           "count": 2}), dep)
+        timeline(run)
+        say("Nothing changes the second time.", 2)
+
+        title("3. GuardDuty: the role app-role's credentials are used from outside AWS (severity 8)")
+        say("IAM cannot invalidate issued role credentials; the responder denies every session issued before now.")
+        run = local.deliver(finding("role", world, severity=8), dep)
+        timeline(run)
+        show_role(dep, world["role"])
+
+        title("4. A low-severity finding (3.9): the EventBridge rule does not match it")
+        ev = finding("user", world, severity=3.9, id="0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a")
+        say("rule matched" if local.matches_rule(ev) else "rule did not match: no execution, nothing changes", 2)
+
+        title("5. A root-credentials finding: IAM cannot contain root; the record lists the manual steps")
+        ev = finding("user", world, id="f00dfeedf00dfeedf00dfeedf00dfeed")
+        ev["detail"]["resource"]["accessKeyDetails"] = {"userType": "Root", "principalId": MEMBER}
+        timeline(local.deliver(ev, dep))
+
+        title("6. A person starts a dry run from the console: what would happen to role ops-admin?")
+        dep.client("iam").create_role(RoleName="ops-admin", AssumeRolePolicyDocument="{}")
+        run = local.execute({"manual": {"accountId": MEMBER, "region": REGION, "reason": "suspicious console login",
+                                        "roles": ["ops-admin"], "incidentId": "IR-2024-0602", "dryRun": True}}, dep)
+        timeline(run)
+        show_role(dep, "ops-admin")
+
+        title("7. Bad input is refused before anything changes, naming the field")
+        run = local.execute({"manual": {"accountId": "4444", "region": REGION, "reason": "x", "iamUsers": ["a"]}}, dep)
+        say(f"{run.status} {run.error}: {json.loads(run.cause)['errorMessage']}", 2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
