@@ -145,8 +145,8 @@ def _finding(detail: dict, p: str, now: datetime) -> dict[str, Any]:
     severity = _severity(_req(detail, "severity", p), f"{p}severity")
     resource = _obj(_req(detail, "resource", p), f"{p}resource")
     resource_type = _str(_req(resource, "resourceType", f"{p}resource."), f"{p}resource.resourceType", max_len=64)
-    service = detail.get("service") or {}
-    service = _obj(service, f"{p}service")
+    service = detail.get("service")
+    service = {} if service is None else _obj(service, f"{p}service")
     count = service.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidInput(f"{p}service.count", "must be a non-negative integer")
