@@ -119,6 +119,26 @@ def _install_runtime(stack: ExitStack, handle: LocalAws) -> None:
     stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
     stack.enter_context(mock.patch.object(retrier_decl, "time", fast_time))
     _lean_managed_policies(stack)
+    _record_handler_calls(stack)
+
+
+_CALLS: list[dict[str, str]] = []  # AWS calls made by handlers, in order (see Execution.aws_calls)
+_current_function: list[str] = []
+
+
+def _record_handler_calls(stack: ExitStack) -> None:
+    """Count every AWS API call a handler makes (not the calls moto's Step Functions engine makes)."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def make_api_call(self, operation_name, api_params):
+        if _current_function:
+            _CALLS.append({"function": _current_function[-1],
+                           "api": f"{self.meta.service_model.signing_name}:{operation_name}"})
+        return original(self, operation_name, api_params)
+
+    stack.enter_context(mock.patch.object(BaseClient, "_make_api_call", make_api_call))
 
 
 _MANAGED_POLICY_DATA: list[dict] = []
@@ -170,6 +190,7 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
         from responder.settings import settings
 
         settings.cache_clear()  # configuration is read per function "container"
+        _current_function.append(fn.function_name)
         try:
             handler = getattr(importlib.import_module(module_name), attr)
             result = handler(event, _Context(fn))
@@ -184,6 +205,7 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
                 }
             ).encode()
         finally:
+            _current_function.pop()
             settings.cache_clear()
 
 
@@ -325,6 +347,16 @@ class Execution:
     cause: str | None
     states: list[str]
     events: list[dict] = field(repr=False, default_factory=list)
+    aws_calls: list[dict] = field(repr=False, default_factory=list)
+
+    @property
+    def api_calls(self) -> dict[str, int]:
+        """AWS API calls the handlers made during this execution, by `service:Operation` (exact when executions
+        run one at a time; concurrent executions share the count)."""
+        counts: dict[str, int] = {}
+        for call in self.aws_calls:
+            counts[call["api"]] = counts.get(call["api"], 0) + 1
+        return counts
 
     @property
     def transitions(self) -> int:
@@ -350,9 +382,12 @@ def execute(input: Any, deployment: Deployment, *, name: str | None = None, time
 
     sfn = boto3.client("stepfunctions", region_name=deployment.region)
     name = name or f"local-{uuid.uuid4().hex[:16]}"
+    first_call = len(_CALLS)
     arn = sfn.start_execution(stateMachineArn=deployment.state_machine_arn, name=name,
                               input=_input_text(input))["executionArn"]
-    return wait(arn, deployment, timeout=timeout)
+    run = wait(arn, deployment, timeout=timeout)
+    run.aws_calls = list(_CALLS[first_call:])  # exact when executions run one at a time
+    return run
 
 
 def wait(execution_arn: str, deployment: Deployment, *, timeout: float = 300.0) -> Execution:
