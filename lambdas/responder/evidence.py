@@ -1,0 +1,804 @@
+"""Evidence of one instance: snapshot every EBS volume, copy each snapshot into the forensics account under the
+forensics key, hash the block lists, tag, retain. A resumable phase machine: one call advances everything that can
+advance without waiting and returns the new state; Step Functions waits (``waitSeconds``) and calls again.
+
+The chain, per volume (each step reads first, so a retried or repeated call changes nothing twice)::
+
+    snapshot   one crash-consistent set of all attached volumes (ec2:CreateSnapshots, after isolation), tagged
+               ir:incident / ir:collected-by at creation and ir:source = the volume's ARN right after
+    reencrypt  encrypted and not already under the member account's evidence-sharing key: copy it in the member
+               account under that key (the default aws/ebs key cannot be shared; a workload's own key is not
+               ours to open to another account). Unencrypted snapshots skip this step.
+    share      createVolumePermission for the forensics account id only (never a group, never `all`)
+    copy       the forensics account copies the shared snapshot under IR_FORENSICS_KEY_ARN, tagged at creation
+    unshare    the share is removed as soon as the forensics copy is completed (or has failed)
+    hash       SHA-256 of the canonical block list (responder.blocklist) of the source, of the re-encrypted copy
+               and of the forensics copy; long listings continue over several calls from a saved midstate
+    verify     all digests equal: ``ir:hash = sha256:<hex>`` on every snapshot of the chain; otherwise the
+               incident fails with EvidenceIntegrityError (no ir:hash is written, nothing is deleted)
+
+When every volume is done, **retention** keeps the newest ``IR_SNAPSHOT_RETENTION`` (7) evidence *collections*
+of this instance on each side (member account: source snapshots and re-encrypted copies; forensics account: the
+forensics copies) and deletes older ones. A collection is one incident's snapshots of the instance (the
+crash-consistent set and its copies): deleting part of a set would leave an incomplete image, so whole
+collections age out; for a one-volume instance that is exactly 7 snapshots per side. Only snapshots this
+responder created for this instance are ever deleted: owned by the account, ``ir:collected-by`` an execution of
+this same state machine, ``ir:incident`` equal to the incident named in the (immutable) description, which names
+this instance and an evidence kind of that side; on the forensics side ``ir:source`` must name the member
+account. Retention runs only after a fully successful collection. It is the only deletion the responder makes.
+
+**The re-encrypted copies are kept as evidence.** They are the exact artefact that was shared and copied, they
+carry the four tags and a verified ``ir:hash``, and deleting evidence outside the retention rule is never done;
+they age out with their collection. Single-account layout (forensics account = member account): nothing is
+shared or re-encrypted; the forensics copy is made directly from the source snapshot.
+
+**Snapshot descriptions** (immutable, parsed by retention)::
+
+    <incident> instance <instance-id> evidence source
+    <incident> instance <instance-id> evidence sharing-copy of <snapshot-id> (<volume-id>)
+    <incident> instance <instance-id> evidence forensics-copy of <snapshot-id> (<volume-id>)
+
+**Waiting.** ``waitSeconds`` doubles from 30 s up to a cap of 15 min (1 h once the collection is older than 24 h),
+the cap multiplied by ceil(instances / 5) for incidents with more than five instances (they share one execution
+history). A call that stopped hashing only because its time ran out asks for 1 s. After 7 days of waiting the
+instance fails with EvidenceTimeout. History budget: one loop is 9 events (Task 5, Choice 2, Wait 2); 24 h of
+waiting take 5 ramp loops + 95 capped loops = 100 loops = 900 events per instance (3.6% of the 25,000-event
+limit); 4,500 (18%) for an incident of five instances, and at most 7,650 (31%) for the largest incident (50
+instances, all waiting a whole day); a full week of waiting is 244 loops (2,196 events) per instance.
+
+Failures: a snapshot or copy in state ``error`` fails its volume with SnapshotFailed (and its StateMessage); an
+AWS error fails the volume with the AWS error code; the other volumes go on. Transient errors raise
+TransientAwsError (the task is retried with the same input, and every step finds what it made by its tags and
+description). Limits that clear by themselves (concurrent snapshots or copies) are recorded as ``deferred`` and
+retried on the next call.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from responder.blocklist import BlockListError, hash_listing
+from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.journal import Journal, iso, utcnow
+from responder.settings import Settings
+
+TAG_INCIDENT = "ir:incident"
+TAG_SOURCE = "ir:source"
+TAG_COLLECTED_BY = "ir:collected-by"
+TAG_HASH = "ir:hash"
+EVIDENCE_TAGS = (TAG_INCIDENT, TAG_SOURCE, TAG_COLLECTED_BY, TAG_HASH)
+
+BASE_WAIT = 30
+WAIT_CAP = 900
+LATE_WAIT_CAP = 3600
+LATE_AFTER = 24 * 3600
+GIVE_UP_AFTER = 7 * 24 * 3600
+CONTINUE_WAIT = 1
+INSTANCES_PER_CAP = 5
+RESERVE_MS = 60_000  # stop hashing when less than this (plus 3 slow pages) is left of the invocation
+MISSING_LIMIT = 3  # calls a known snapshot may be absent from DescribeSnapshots (eventual consistency)
+
+# Limits that clear by themselves: retried on the next call, not a failure.
+DEFERRED_CODES = frozenset({
+    "ConcurrentSnapshotLimitExceeded", "SnapshotCreationPerVolumeRateExceeded", "ResourceLimitExceeded",
+    "ConcurrentLimitExceededException",
+})
+STAGES = ("snapshot", "reencrypt", "share", "copy", "unshare", "hash", "verify", "done", "failed")
+MEMBER_KINDS = ("source", "sharing-copy")
+FORENSICS_KINDS = ("forensics-copy",)
+_SKIP_ISOLATION = {
+    "protected": "the instance is protected: it is not touched",
+    "protection_unverified": "the protection check could not be made: nothing is done (fail closed)",
+    "not_found": "the instance does not exist",
+}
+_DESCRIPTION = re.compile(
+    r"^(?P<incident>\S+) instance (?P<instance>i-[0-9a-f]+) evidence (?P<kind>source|sharing-copy|forensics-copy)"
+    r"(?: of (?P<of>snap-[0-9a-f]+) \((?P<volume>vol-[0-9a-f]+)\))?$"
+)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pure decisions
+# --------------------------------------------------------------------------------------------------------
+def wait_seconds(waits: int, elapsed_seconds: float, instances: int = 1) -> int:
+    """The next wait: 30 s doubling per wait, capped (15 min, 1 h after 24 h), the cap scaled for incidents
+    with more than five instances (all Map iterations write to one execution history)."""
+    cap = (WAIT_CAP if elapsed_seconds < LATE_AFTER else LATE_WAIT_CAP) * max(1, math.ceil(instances / INSTANCES_PER_CAP))
+    return int(min(cap, BASE_WAIT * 2 ** min(max(waits, 0), 30)))
+
+
+def set_description(incident_id: str, instance_id: str) -> str:
+    return f"{incident_id} instance {instance_id} evidence source"
+
+
+def copy_description(kind: str, incident_id: str, instance_id: str, of: str, volume_id: str) -> str:
+    return f"{incident_id} instance {instance_id} evidence {kind} of {of} ({volume_id})"
+
+
+def parse_description(text: str | None) -> dict[str, str] | None:
+    match = _DESCRIPTION.match(text or "")
+    return match.groupdict() if match else None
+
+
+def isolation_gate(isolation: dict | None) -> str | None:
+    """Why evidence must not be collected for this instance, or None. A failed (or crashed) isolation does not
+    stop evidence: snapshots change nothing on the instance and preserve what is there."""
+    return _SKIP_ISOLATION.get((isolation or {}).get("status", ""))
+
+
+def attached_volumes(instance: dict) -> list[dict[str, str]]:
+    """The EBS volumes attached to the instance: [{"volumeId", "device"}], in device order."""
+    found = [{"volumeId": m["Ebs"]["VolumeId"], "device": m.get("DeviceName", "")}
+             for m in instance.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")]
+    return sorted(found, key=lambda v: v["device"])
+
+
+def arn_account(arn: str | None) -> str | None:
+    parts = (arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def collector_prefix(execution_id: str | None) -> str | None:
+    """`arn:...:execution:<state machine>:` of this responder's executions, or None if unknown."""
+    parts = (execution_id or "").split(":")
+    if len(parts) < 8 or parts[0] != "arn" or parts[2] != "states" or parts[5] != "execution":
+        return None
+    return ":".join(parts[:7]) + ":"
+
+
+def ours(snapshot: dict, *, instance_id: str, kinds: Iterable[str], prefix: str | None,
+         source_account: str | None = None) -> bool:
+    """Did this responder create this snapshot as evidence of this instance (on this side)?"""
+    tags = {t["Key"]: t["Value"] for t in snapshot.get("Tags") or []}
+    described = parse_description(snapshot.get("Description"))
+    if not prefix or not described or described["instance"] != instance_id or described["kind"] not in kinds:
+        return False
+    if tags.get(TAG_INCIDENT) != described["incident"] or not tags.get(TAG_COLLECTED_BY, "").startswith(prefix):
+        return False
+    return source_account is None or arn_account(tags.get(TAG_SOURCE)) == source_account
+
+
+def _started(snapshot: dict) -> float:
+    value = snapshot.get("StartTime")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def retention_plan(snapshots: list[dict], *, keep: int, current_incident: str, instance_id: str,
+                   kinds: Iterable[str], prefix: str | None, source_account: str | None = None,
+                   planned_collection: bool = False) -> dict[str, Any]:
+    """Which evidence snapshots to delete so that the newest `keep` collections (incidents) of the instance
+    remain on one side. The current incident is always kept; `planned_collection` counts it even if none of its
+    snapshots exist yet (dry run). Snapshots still pending are never deleted. Pure."""
+    kinds = tuple(kinds)
+    groups: dict[str, list[dict]] = {}
+    for snap in snapshots:
+        if ours(snap, instance_id=instance_id, kinds=kinds, prefix=prefix, source_account=source_account):
+            incident = {t["Key"]: t["Value"] for t in snap["Tags"]}[TAG_INCIDENT]
+            groups.setdefault(incident, []).append(snap)
+    if planned_collection:
+        groups.setdefault(current_incident, [])
+    newest = {inc: max((_started(s) for s in snaps), default=float("inf")) for inc, snaps in groups.items()}
+    order = sorted(groups, key=lambda inc: (inc == current_incident, newest[inc], inc), reverse=True)
+    keep = max(1, int(keep))
+    kept, aged = order[:keep], order[keep:]
+    delete = [s for inc in aged for s in sorted(groups[inc], key=lambda s: s["SnapshotId"])
+              if s.get("State") != "pending"]
+    return {"kept": kept, "aged": aged, "delete": delete}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Adapters, lazily built (a role is assumed only when its side is needed)
+# --------------------------------------------------------------------------------------------------------
+class Adapters:
+    """The four adapters and the sharing key, each made on first use from a zero-argument factory."""
+
+    def __init__(self, *, member: Callable[[], Any], forensics: Callable[[], Any],
+                 member_blocks: Callable[[], Any], forensics_blocks: Callable[[], Any],
+                 sharing_key: Callable[[], str]):
+        self._factories = {"member": member, "forensics": forensics, "member_blocks": member_blocks,
+                           "forensics_blocks": forensics_blocks, "sharing_key": sharing_key}
+        self._made: dict[str, Any] = {}
+
+    def _get(self, name: str) -> Any:
+        if name not in self._made:
+            self._made[name] = self._factories[name]()
+        return self._made[name]
+
+    member = property(lambda self: self._get("member"))
+    forensics = property(lambda self: self._get("forensics"))
+    member_blocks = property(lambda self: self._get("member_blocks"))
+    forensics_blocks = property(lambda self: self._get("forensics_blocks"))
+    sharing_key = property(lambda self: self._get("sharing_key"))
+
+
+class _Deferred(Exception):
+    pass
+
+
+class _Deadline:
+    """stop() for the hashing loop: true once the invocation's remaining time nears the reserve, allowing for
+    three of the slowest pages seen so far."""
+
+    def __init__(self, remaining_ms: Callable[[], int], reserve_ms: int = RESERVE_MS):
+        self._remaining, self._reserve = remaining_ms, reserve_ms
+        self._last: float | None = None
+        self._slowest = 0.0
+        self.hit = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None:
+            self._slowest = max(self._slowest, now - self._last)
+        self._last = now
+        self.hit = self._remaining() < self._reserve + 3000 * self._slowest
+        return self.hit
+
+
+# --------------------------------------------------------------------------------------------------------
+# The phase machine
+# --------------------------------------------------------------------------------------------------------
+class _Run:
+    def __init__(self, event: dict, adapters: Adapters, settings: Settings, journal: Journal,
+                 remaining_ms: Callable[[], int], clock: Callable[[], datetime]):
+        self.incident = event["incident"]
+        self.instance_id = event["instanceId"]
+        self.isolation = event.get("isolation") or {}
+        prev = dict(event.get("evidence") or {})
+        self.entries: list[dict] = list(prev.pop("entries", None) or [])
+        self.state = prev
+        self.a = adapters
+        self.settings = settings
+        self.j = journal
+        self.clock = clock
+        self.deadline = _Deadline(remaining_ms)
+        self.member_account = self.incident["accountId"]
+        self.region = self.incident["region"]
+        self.forensics_account = settings.forensics_account or self.member_account
+        self.cross_account = self.forensics_account != self.member_account
+        self.incident_id = self.incident["incidentId"]
+        self.collected_by = self.incident.get("executionId") or "unknown"
+        self.hash_cut = False
+        self.deferred: set[int] = set()
+        self.fresh: set[str] = set()
+        self.member_states: dict[str, dict] = {}
+        self.forensics_states: dict[str, dict] = {}
+
+    # -- result -----------------------------------------------------------------------------------------
+    def _out(self, *, done: bool, status: str, wait: int = 0, **extra: Any) -> dict[str, Any]:
+        state = self.state
+        state.update(extra)
+        state.update(done=done, status=status, waitSeconds=int(wait) if not done else 0,
+                     instanceId=self.instance_id)
+        state["phase"] = "done" if done else self._phase()
+        state["entries"] = self.entries + self.j.entries
+        return state
+
+    def _phase(self) -> str:
+        stages = [i["stage"] for i in self.state.get("snapshots", []) if i["stage"] not in ("done", "failed")]
+        if not self.state.get("snapshots"):
+            return "start"
+        return min(stages, key=STAGES.index) if stages else "retain"
+
+    def _tags(self, source_arn: str) -> dict[str, str]:
+        return {TAG_INCIDENT: self.incident_id, TAG_SOURCE: source_arn, TAG_COLLECTED_BY: self.collected_by}
+
+    # -- one AWS step of one volume -----------------------------------------------------------------------
+    def _attempt(self, item: dict | None, step: str, target: str, fn: Callable[[], Any]) -> Any:
+        """Run one step. Transient errors raise TransientAwsError; deferrable limits raise _Deferred; any other
+        AWS error fails the volume (recorded) and returns None."""
+        try:
+            return fn()
+        except Exception as exc:
+            if not hasattr(exc, "response"):
+                raise
+            code = error_code(exc)
+            if is_transient(exc):
+                raise TransientAwsError(f"{step} on {target}: {code}") from exc
+            if code in DEFERRED_CODES:
+                if self.j.entries and self.j.entries[-1].get("status") == "failed" and self.j.entries[-1].get("error") == code:
+                    self.j.entries[-1]["status"] = "deferred"
+                else:
+                    self.j.note("deferred", target, step=step, error=code)
+                if item is not None:
+                    self.deferred.add(id(item))
+                raise _Deferred(code) from exc
+            last = self.j.entries[-1] if self.j.entries else {}
+            if last.get("status") != "failed" or last.get("target") != target:  # reads are not journalled
+                self.j.note("failed", target, step=step, error=code, message=str(exc)[:400])
+            if item is not None:
+                self._fail(item, code, f"{step}: {str(exc)[:300]}")
+            return _FAILED
+
+    def _fail(self, item: dict, code: str, message: str) -> None:
+        if not item.get("error"):
+            item["error"], item["message"] = code, message
+        shared = self.cross_account and item.get("shared") is True
+        item["stage"] = "unshare" if shared else "failed"
+
+    # -- start: the snapshot set ------------------------------------------------------------------------
+    def start(self) -> dict[str, Any] | None:
+        """Take (or find) the snapshot set. Returns a final result when there is nothing (more) to do."""
+        self.state.setdefault("startedAt", iso(self.clock()))
+        reason = isolation_gate(self.isolation)
+        if reason:
+            self.j.note("skipped", self.instance_id, detail=reason)
+            return self._out(done=True, status="skipped", reason=reason)
+        member = self.a.member
+        instance = member.instance(self.instance_id)
+        if instance is None:
+            self.j.note("not_found", self.instance_id, detail="no such instance in the account")
+            return self._out(done=True, status="skipped", reason="the instance does not exist")
+        mapped = attached_volumes(instance)
+        if not mapped:
+            self.j.note("skipped", self.instance_id, detail="no EBS volume is attached (instance store is not snapshotable)")
+            return self._out(done=True, status="skipped", reason="no EBS volume attached")
+        volumes = member.volumes(v["volumeId"] for v in mapped)
+        if self.j.dry_run:
+            self._plan(mapped, volumes)
+            return self._out(done=True, status="planned")
+
+        description = set_description(self.incident_id, self.instance_id)
+        existing = member.find([{"Name": "description", "Values": [description]},
+                                {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}])
+        if existing:
+            self.j.note("unchanged", member.instance_arn(self.instance_id),
+                        detail=f"snapshot set already taken: {', '.join(sorted(s['SnapshotId'] for s in existing))}")
+            taken = existing
+        else:
+            tags = {TAG_INCIDENT: self.incident_id, TAG_COLLECTED_BY: self.collected_by}
+            try:
+                taken = self._attempt(None, "create_snapshot_set", member.instance_arn(self.instance_id),
+                                      lambda: member.create_set(self.instance_id, description, tags))
+            except _Deferred:
+                return None  # try again after the wait
+            if taken is _FAILED:
+                failure = self.j.entries[-1]
+                return self._out(done=True, status="failed", error=failure.get("error"),
+                                 message=failure.get("message"), snapshots=[])
+            self.fresh.update(s["SnapshotId"] for s in taken)
+        devices = {v["volumeId"]: v["device"] for v in mapped}
+        items = []
+        for snap in sorted(taken, key=lambda s: (devices.get(s.get("VolumeId"), "~"), s["SnapshotId"])):
+            volume_id = snap.get("VolumeId", "")
+            volume = volumes.get(volume_id, {})
+            items.append({
+                "volumeId": volume_id, "device": devices.get(volume_id, ""),
+                "sizeGiB": snap.get("VolumeSize") or volume.get("Size"),
+                "encrypted": bool(snap.get("Encrypted", volume.get("Encrypted", False))),
+                "kmsKeyId": snap.get("KmsKeyId") or volume.get("KmsKeyId"),
+                "stage": "snapshot",
+                "source": {"snapshotId": snap["SnapshotId"], "arn": member.snapshot_arn(snap["SnapshotId"]),
+                           "state": snap.get("State", "pending")},
+            })
+        self.state["snapshots"] = items
+        self.state["forensicsAccount"] = self.forensics_account
+        self.state["forensicsKeyArn"] = self.settings.forensics_key_arn or None
+        for item in items:  # ir:source names the volume: per snapshot, so right after the set call
+            source = item["source"]
+            current = {t["Key"]: t["Value"] for t in next((s.get("Tags") for s in taken
+                                                             if s["SnapshotId"] == source["snapshotId"]), []) or []}
+            volume_arn = member.volume_arn(item["volumeId"])
+            if current.get(TAG_SOURCE) != volume_arn:
+                try:
+                    self._attempt(item, "tag_source", source["arn"],
+                                  lambda: member.tag(source["snapshotId"], {TAG_SOURCE: volume_arn}))
+                except _Deferred:
+                    pass
+        return None
+
+    # -- plan (dry run) ---------------------------------------------------------------------------------
+    def _plan(self, mapped: list[dict], volumes: dict[str, dict]) -> None:
+        member = self.a.member
+        description = set_description(self.incident_id, self.instance_id)
+        member.create_set(self.instance_id, description,
+                          {TAG_INCIDENT: self.incident_id, TAG_COLLECTED_BY: self.collected_by})
+        sharing_key = None
+        plan = []
+        for v in mapped:
+            volume = volumes.get(v["volumeId"], {})
+            source = f"<snapshot of {v['volumeId']}>"
+            member.tag(source, {TAG_SOURCE: member.volume_arn(v["volumeId"])})
+            shared = source
+            entry = {"volumeId": v["volumeId"], "device": v["device"], "encrypted": bool(volume.get("Encrypted")),
+                     "kmsKeyId": volume.get("KmsKeyId"), "stage": "planned"}
+            if self.cross_account and volume.get("Encrypted"):
+                if sharing_key is None:
+                    sharing_key = self._attempt(None, "resolve_sharing_key", self.settings.sharing_key_alias,
+                                                lambda: self.a.sharing_key)
+                    if sharing_key is _FAILED:
+                        sharing_key = f"<{self.settings.sharing_key_alias}>"
+                if volume.get("KmsKeyId") != sharing_key:
+                    shared = f"<sharing copy of {v['volumeId']}>"
+                    member.copy(source, source_region=self.region,
+                                description=copy_description("sharing-copy", self.incident_id, self.instance_id,
+                                                             "snap-0", v["volumeId"]),
+                                kms_key_id=sharing_key, tags=self._tags(member.snapshot_arn(source)),
+                                target=member.snapshot_arn(source))
+            if self.cross_account:
+                member.share(shared, self.forensics_account)
+            forensics = self.a.forensics
+            forensics.copy(shared, source_region=self.region,
+                           description=copy_description("forensics-copy", self.incident_id, self.instance_id,
+                                                        "snap-0", v["volumeId"]),
+                           kms_key_id=self.settings.forensics_key_arn, tags=self._tags(member.snapshot_arn(shared)),
+                           target=member.snapshot_arn(shared))
+            if self.cross_account:
+                member.unshare(shared, self.forensics_account)
+            for snap in dict.fromkeys((source, shared)):
+                member.tag(snap, {TAG_HASH: "sha256:<digest of the block list>"})
+            forensics.tag(f"<forensics copy of {v['volumeId']}>", {TAG_HASH: "sha256:<digest of the block list>"})
+            plan.append(entry)
+        self.state["snapshots"] = plan
+        self.state["retention"] = self._retain(planned=True)
+
+    # -- the stages of one volume -------------------------------------------------------------------------
+    def _snapshot_state(self, part: dict, states: dict[str, dict]) -> str:
+        """Update `part` from DescribeSnapshots; returns completed / pending / error."""
+        sid = part["snapshotId"]
+        if sid in self.fresh:
+            return "pending"
+        snap = states.get(sid)
+        if snap is None:
+            part["missing"] = part.get("missing", 0) + 1
+            if part["missing"] > MISSING_LIMIT:
+                part["state"] = "error"
+                part["stateMessage"] = "the snapshot no longer exists (deleted while evidence was being collected?)"
+                return "error"
+            return "pending"
+        part.pop("missing", None)
+        part["state"] = snap.get("State", "pending")
+        if snap.get("Progress"):
+            part["progress"] = snap["Progress"]
+        if snap.get("KmsKeyId"):
+            part["kmsKeyId"] = snap["KmsKeyId"]
+        if snap.get("StateMessage"):
+            part["stateMessage"] = snap["StateMessage"]
+        return {"completed": "completed", "error": "error", "recoverable": "pending",
+                "recovering": "pending"}.get(part["state"], "pending")
+
+    def _stage_snapshot(self, item: dict) -> bool:
+        source = item["source"]
+        state = self._snapshot_state(source, self.member_states)
+        if state == "error":
+            self._fail(item, "SnapshotFailed", f"snapshot {source['snapshotId']}: {source.get('stateMessage', 'state error')}")
+            return True
+        if state != "completed":
+            return False
+        item["kmsKeyId"] = source.get("kmsKeyId") or item.get("kmsKeyId")
+        item["stage"] = "reencrypt"
+        return True
+
+    def _stage_reencrypt(self, item: dict) -> bool:
+        source = item["source"]
+        if not (self.cross_account and item.get("encrypted")):
+            item["sharedSnapshotId"] = source["snapshotId"]
+            item["stage"] = "share"
+            return True
+        key = self._attempt(item, "resolve_sharing_key", self.settings.sharing_key_alias, lambda: self.a.sharing_key)
+        if key is _FAILED:
+            return True
+        self.state["sharingKeyArn"] = key
+        if item.get("kmsKeyId") == key:
+            item["sharedSnapshotId"] = source["snapshotId"]
+            item["stage"] = "share"
+            return True
+        copy = item.get("sharingCopy")
+        member = self.a.member
+        if copy is None:
+            description = copy_description("sharing-copy", self.incident_id, self.instance_id,
+                                           source["snapshotId"], item["volumeId"])
+            sid = self._find_or_copy(item, member, member, source["snapshotId"], description, key)
+            if sid is None:
+                return item["stage"] != "reencrypt"
+            item["sharingCopy"] = {"snapshotId": sid, "arn": member.snapshot_arn(sid), "kmsKeyId": key,
+                                   "state": "pending"}
+            return False
+        state = self._snapshot_state(copy, self.member_states)
+        if state == "error":
+            self._fail(item, "SnapshotFailed", f"re-encrypted copy {copy['snapshotId']}: {copy.get('stateMessage', 'state error')}")
+            return True
+        if state != "completed":
+            return False
+        item["sharedSnapshotId"] = copy["snapshotId"]
+        item["stage"] = "share"
+        return True
+
+    def _find_or_copy(self, item: dict, owner: Any, source_side: Any, source_id: str, description: str,
+                      key: str) -> str | None:
+        """The copy with this description (made by an earlier call), or a new one. None: failed or deferred."""
+        existing = owner.find([{"Name": "description", "Values": [description]},
+                               {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}])
+        if existing:
+            sid = sorted(existing, key=lambda s: s["SnapshotId"])[0]["SnapshotId"]
+            self.j.note("unchanged", owner.snapshot_arn(sid), detail=f"copy of {source_id} already made")
+            self.fresh.add(sid)
+            return sid
+        try:
+            sid = self._attempt(item, "copy_snapshot", source_side.snapshot_arn(source_id),
+                                lambda: owner.copy(source_id, source_region=self.region, description=description,
+                                                   kms_key_id=key, tags=self._tags(source_side.snapshot_arn(source_id)),
+                                                   target=source_side.snapshot_arn(source_id)))
+        except _Deferred:
+            return None
+        if sid is _FAILED:
+            return None
+        self.fresh.add(sid)
+        return sid
+
+    def _stage_share(self, item: dict) -> bool:
+        if not self.cross_account:
+            item["stage"] = "copy"
+            return True
+        member, sid = self.a.member, item["sharedSnapshotId"]
+        found = self._attempt(item, "share_with_forensics", member.snapshot_arn(sid), lambda: member.shared_with(sid))
+        if found is _FAILED:
+            return True
+        users, _groups = found
+        if self.forensics_account in users:
+            self.j.note("unchanged", member.snapshot_arn(sid), detail=f"already shared with {self.forensics_account}")
+        elif self._attempt(item, "share_with_forensics", member.snapshot_arn(sid),
+                           lambda: member.share(sid, self.forensics_account)) is _FAILED:
+            return True
+        item["shared"] = True
+        item["stage"] = "copy"
+        return True
+
+    def _stage_copy(self, item: dict) -> bool:
+        if not self.settings.forensics_key_arn:
+            self._fail(item, "ConfigurationError", "IR_FORENSICS_KEY_ARN is not set: no forensics copy can be made")
+            return True
+        copy = item.get("forensicsCopy")
+        if copy is None:
+            forensics, member = self.a.forensics, self.a.member
+            sid = item["sharedSnapshotId"]
+            description = copy_description("forensics-copy", self.incident_id, self.instance_id, sid, item["volumeId"])
+            new = self._find_or_copy(item, forensics, member, sid, description, self.settings.forensics_key_arn)
+            if new is None:
+                return item["stage"] != "copy"
+            item["forensicsCopy"] = {"snapshotId": new, "arn": forensics.snapshot_arn(new),
+                                     "kmsKeyId": self.settings.forensics_key_arn, "state": "pending"}
+            return False
+        state = self._snapshot_state(copy, self.forensics_states)
+        if state == "error":
+            self._fail(item, "SnapshotFailed", f"forensics copy {copy['snapshotId']}: {copy.get('stateMessage', 'state error')}")
+            return True
+        if state != "completed":
+            return False
+        item["stage"] = "unshare"
+        return True
+
+    def _stage_unshare(self, item: dict) -> bool:
+        if self.cross_account and item.get("shared") is True:
+            member, sid = self.a.member, item["sharedSnapshotId"]
+            found = self._attempt(None, "remove_share", member.snapshot_arn(sid), lambda: member.shared_with(sid))
+            if found is not _FAILED:
+                if self.forensics_account in found[0]:
+                    done = self._attempt(None, "remove_share", member.snapshot_arn(sid),
+                                         lambda: member.unshare(sid, self.forensics_account))
+                else:
+                    self.j.note("unchanged", member.snapshot_arn(sid), detail="share already removed")
+                    done = None
+                if done is not _FAILED:
+                    item["shared"] = "removed"
+            if item.get("shared") is True and not item.get("error"):
+                item["error"], item["message"] = "ShareNotRemoved", f"{sid} is still shared with {self.forensics_account}"
+        item["stage"] = "failed" if item.get("error") else "hash"
+        return True
+
+    def _parts(self, item: dict) -> list[tuple[str, dict]]:
+        parts = [("member", item["source"])]
+        if item.get("sharingCopy"):
+            parts.append(("member", item["sharingCopy"]))
+        if item.get("forensicsCopy"):
+            parts.append(("forensics", item["forensicsCopy"]))
+        return parts
+
+    def _stage_hash(self, item: dict) -> bool:
+        if all(p.get("digest") for _side, p in self._parts(item)):
+            item["stage"] = "verify"
+            return True
+        return False
+
+    def _stage_verify(self, item: dict) -> bool:
+        parts = self._parts(item)
+        digests = {p["digest"] for _side, p in parts}
+        if len(digests) != 1:
+            listing = ", ".join(f"{p['snapshotId']}={p['digest']}" for _side, p in parts)
+            self.j.note("failed", item["source"]["arn"], step="verify_block_lists", error="EvidenceIntegrityError",
+                        detail=f"block-list digests differ: {listing}")
+            self._fail(item, "EvidenceIntegrityError", f"block-list digests differ: {listing}")
+            return True
+        digest = digests.pop()
+        for side, part in parts:
+            adapter = self.a.member if side == "member" else self.a.forensics
+            states = self.member_states if side == "member" else self.forensics_states
+            tags = {t["Key"]: t["Value"] for t in (states.get(part["snapshotId"]) or {}).get("Tags") or []}
+            if tags.get(TAG_HASH) == digest:
+                self.j.note("unchanged", part["arn"], detail=f"{TAG_HASH} already {digest}")
+                continue
+            try:
+                if self._attempt(item, "tag_hash", part["arn"],
+                                 lambda: adapter.tag(part["snapshotId"], {TAG_HASH: digest})) is _FAILED:
+                    return True
+            except _Deferred:
+                return False
+        item["digest"] = digest
+        item["stage"] = "done"
+        return True
+
+    def _advance(self, item: dict) -> None:
+        if id(item) in self.deferred:  # hit a limit in this call: try again in the next one
+            return
+        for _ in range(len(STAGES) * 2):  # every stage either advances or stops: bounded
+            stage = item["stage"]
+            if stage in ("done", "failed"):
+                return
+            try:
+                if not getattr(self, f"_stage_{stage}")(item):
+                    return
+            except _Deferred:
+                self.deferred.add(id(item))
+                return
+
+    # -- hashing ----------------------------------------------------------------------------------------
+    def _hash_jobs(self) -> list[tuple[dict, str, dict]]:
+        jobs = []
+        for item in self.state.get("snapshots", []):
+            if item["stage"] in ("failed",) or item.get("error"):
+                continue
+            for side, part in self._parts(item):
+                if part.get("state") == "completed" and not part.get("digest") and part["snapshotId"] not in self.fresh:
+                    jobs.append((item, side, part))
+        current = (self.state.get("hashing") or {}).get("snapshotId")
+        jobs.sort(key=lambda job: job[2]["snapshotId"] != current)
+        return jobs
+
+    def _hash(self) -> None:
+        for number, (item, side, part) in enumerate(self._hash_jobs()):
+            if number and self.deadline():  # the first job always reads a page: every call makes progress
+                self.hash_cut = True
+                return
+            sid = part["snapshotId"]
+            running = self.state.get("hashing") or {}
+            resume = running.get("resume") if running.get("snapshotId") == sid else None
+            lister = self.a.member_blocks if side == "member" else self.a.forensics_blocks
+            try:
+                result = hash_listing(lister, sid, resume=resume, stop=self.deadline)
+            except BlockListError as exc:
+                self.j.note("failed", part["arn"], step="hash_block_list", error="BlockListError", detail=str(exc))
+                self._fail(item, "BlockListError", f"block list of {sid}: {exc}")
+                self.state["hashing"] = None
+                continue
+            except Exception as exc:
+                if not hasattr(exc, "response"):
+                    raise
+                code = error_code(exc)
+                if is_transient(exc):
+                    raise TransientAwsError(f"ListSnapshotBlocks {sid}: {code}") from exc
+                if code in DEFERRED_CODES:
+                    self.j.note("deferred", part["arn"], step="hash_block_list", error=code)
+                    return
+                self.j.note("failed", part["arn"], step="hash_block_list", error=code, detail=str(exc)[:300])
+                self._fail(item, code, f"ListSnapshotBlocks {sid}: {str(exc)[:300]}")
+                self.state["hashing"] = None
+                continue
+            if not result["done"]:
+                self.state["hashing"] = {"snapshotId": sid, "resume": result["resume"]}
+                self.hash_cut = True
+                return
+            part["digest"], part["blocks"] = result["digest"], result["blocks"]
+            self.j.note("hashed", part["arn"], step="hash_block_list", digest=result["digest"],
+                        blocks=result["blocks"], pages=result["pages"])
+            self.state["hashing"] = None
+
+    # -- retention --------------------------------------------------------------------------------------
+    def _retain(self, *, planned: bool = False) -> dict[str, Any]:
+        prefix = collector_prefix(self.incident.get("executionId"))
+        if prefix is None:
+            self.j.note("skipped", self.instance_id, step="retention",
+                        detail="no execution id: cannot tell this responder's snapshots apart, nothing deleted")
+            return {"skipped": "no execution id"}
+        keep = self.settings.snapshot_retention
+        sides = [("member", self.a.member, MEMBER_KINDS, None),
+                 ("forensics", self.a.forensics, FORENSICS_KINDS, self.member_account)]
+        out: dict[str, Any] = {"keep": keep}
+        for name, adapter, kinds, source_account in sides:
+            candidates = adapter.find([{"Name": "tag-key", "Values": [TAG_COLLECTED_BY]},
+                                       {"Name": "description", "Values": [f"* instance {self.instance_id} evidence *"]}])
+            plan = retention_plan(candidates, keep=keep, current_incident=self.incident_id,
+                                  instance_id=self.instance_id, kinds=kinds, prefix=prefix,
+                                  source_account=source_account, planned_collection=planned)
+            deleted, failed = [], []
+            for snap in plan["delete"]:
+                sid = snap["SnapshotId"]
+                try:
+                    result = self._attempt(None, "retention_delete", adapter.snapshot_arn(sid),
+                                           lambda: adapter.delete(sid))
+                except _Deferred:
+                    result = _FAILED
+                (failed if result is _FAILED else deleted).append(sid)
+            out[name] = {"kept": plan["kept"], ("planned" if self.j.dry_run else "deleted"): deleted}
+            if failed:
+                out[name]["failed"] = failed
+        return out
+
+    # -- one call ---------------------------------------------------------------------------------------
+    def advance(self) -> dict[str, Any]:
+        self.state["invocations"] = int(self.state.get("invocations", 0)) + 1
+        if not self.state.get("snapshots"):
+            final = self.start()
+            if final is not None:
+                return final
+            if not self.state.get("snapshots"):  # deferred before the set existed
+                return self._wait()
+        items = self.state["snapshots"]
+        member_ids = [p["snapshotId"] for i in items for side, p in self._parts(i) if side == "member"]
+        forensics_ids = [p["snapshotId"] for i in items for side, p in self._parts(i) if side == "forensics"]
+        self.member_states = self.a.member.describe(member_ids) if member_ids else {}
+        self.forensics_states = self.a.forensics.describe(forensics_ids) if forensics_ids else {}
+        for item in items:
+            self._advance(item)
+        self._hash()
+        for item in items:
+            self._advance(item)
+
+        if all(i["stage"] in ("done", "failed") for i in items):
+            failed = [i for i in items if i["stage"] == "failed"]
+            if failed:
+                return self._out(done=True, status="failed", error=_error_name(failed),
+                                 message="; ".join(f"{i['volumeId']}: {i.get('message', i.get('error'))}" for i in failed))
+            if "retention" not in self.state:
+                self.state["retention"] = self._retain()
+            return self._out(done=True, status="collected")
+        return self._wait()
+
+    def _wait(self) -> dict[str, Any]:
+        elapsed = (self.clock() - datetime.fromisoformat(self.state["startedAt"].replace("Z", "+00:00"))).total_seconds()
+        if elapsed > GIVE_UP_AFTER:
+            pending = [i["volumeId"] for i in self.state.get("snapshots", []) if i["stage"] not in ("done", "failed")]
+            return self._out(done=True, status="failed", error="EvidenceTimeout",
+                             message=f"evidence not complete after {elapsed / 3600:.0f} h: {', '.join(pending)}")
+        if self.hash_cut:  # stopped hashing only for time: continue in a new invocation at once
+            return self._out(done=False, status="in_progress", wait=CONTINUE_WAIT)
+        waits = int(self.state.get("waits", 0))
+        wait = wait_seconds(waits, elapsed, len(self.incident.get("instances") or [self.instance_id]))
+        self.state["waits"] = waits + 1
+        return self._out(done=False, status="in_progress", wait=wait)
+
+
+class _FailedType:
+    def __repr__(self) -> str:
+        return "<failed>"
+
+
+_FAILED = _FailedType()
+
+
+def _error_name(failed: list[dict]) -> str:
+    errors = [i.get("error") for i in failed]
+    for name in ("EvidenceIntegrityError", "SnapshotFailed"):
+        if name in errors:
+            return name
+    return errors[0] or "EvidenceIncomplete"
+
+
+def collect(event: dict, *, adapters: Adapters, settings: Settings, journal: Journal | None = None,
+            remaining_ms: Callable[[], int] = lambda: 10 ** 9, clock: Callable[[], datetime] = utcnow) -> dict:
+    """Advance the evidence chain of `event["instanceId"]` as far as it goes now; returns the new state
+    (``done``, ``waitSeconds``, ``status``, ``phase``, ``snapshots``, ``entries``...)."""
+    incident = event["incident"]
+    journal = journal or Journal(dry_run=bool(incident.get("dryRun")), clock=clock)
+    run = _Run(event, adapters, settings, journal, remaining_ms, clock)
+    try:
+        return run.advance()
+    except AccountAccessError as exc:  # a role could not be assumed: record, keep every id collected so far
+        journal.note("failed", incident.get("accountId", "?"), error="AccountAccessError", detail=str(exc)[:400])
+        return run._out(done=True, status="failed", error="AccountAccessError", message=str(exc)[:400])
