@@ -14,6 +14,8 @@ import importlib
 
 ADAPTERS = (
     "responder.aws.iam",
+    "responder.aws.snapshots",
+    "responder.aws.ebs",
 )
 
 
