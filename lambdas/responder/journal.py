@@ -61,8 +61,11 @@ class Journal:
         self._add(status=status, target=target, **detail)
 
     # -- changing --------------------------------------------------------------------------------------
-    def call(self, client: Any, operation: str, *, target: str, **params: Any) -> dict[str, Any] | None:
-        """Make one mutating AWS call, or plan it in a dry run. Returns the response (None when planned)."""
+    def call(self, client: Any, operation: str, *, target: str, accept: tuple[str, ...] = (),
+             **params: Any) -> dict[str, Any] | None:
+        """Make one mutating AWS call, or plan it in a dry run. Returns the response (None when planned).
+        `accept`: error codes that mean "already so" (e.g. a conditional write that finds the object): recorded
+        as ``unchanged`` with the code, and None is returned instead of raising."""
         api = api_name(client, operation)
         if self.dry_run:
             self._add(status="planned", api=api, target=target, params=params)
@@ -70,6 +73,9 @@ class Journal:
         try:
             response = getattr(client, operation)(**params)
         except Exception as exc:  # recorded, then re-raised unchanged for the step to judge
+            if accept and error_code(exc) in accept:
+                self._add(status="unchanged", api=api, target=target, detail=error_code(exc))
+                return None
             self._add(status="failed", api=api, target=target, error=error_code(exc), message=str(exc)[:400])
             raise
         request_id = (response or {}).get("ResponseMetadata", {}).get("RequestId")

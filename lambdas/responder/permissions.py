@@ -16,6 +16,10 @@ ADAPTERS = (
     "responder.aws.iam",
     "responder.aws.snapshots",
     "responder.aws.ebs",
+    "responder.aws.ec2",
+    "responder.aws.autoscaling",
+    "responder.aws.elb",
+    "responder.aws.evidence_bucket",
 )
 
 

@@ -19,6 +19,7 @@ READ_ACTIONS = (
     "iam:GetUserPolicy",
     "iam:GetRole",
     "iam:GetRolePolicy",
+    "iam:GetInstanceProfile",
 )
 CHANGE_ACTIONS = ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy")
 MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
@@ -79,6 +80,15 @@ class Iam:
         """The role with its tags (GetRole returns them), or None if it does not exist."""
         try:
             return self._c.get_role(RoleName=name)["Role"]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def instance_profile(self, name: str) -> dict | None:
+        """The instance profile with its roles (a profile holds at most one), or None if it does not exist."""
+        try:
+            return self._c.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         except ClientError as exc:
             if _missing(exc):
                 return None
