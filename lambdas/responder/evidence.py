@@ -293,7 +293,7 @@ class _Run:
     # -- one AWS step of one volume -----------------------------------------------------------------------
     def _attempt(self, item: dict | None, step: str, target: str, fn: Callable[[], Any]) -> Any:
         """Run one step. Transient errors raise TransientAwsError; deferrable limits raise _Deferred; any other
-        AWS error fails the volume (recorded) and returns None."""
+        AWS error is recorded, fails the volume (if one is given) and returns _FAILED."""
         try:
             return fn()
         except Exception as exc:
@@ -364,6 +364,9 @@ class _Run:
                 return self._out(done=True, status="failed", error=failure.get("error"),
                                  message=failure.get("message"), snapshots=[])
             self.fresh.update(s["SnapshotId"] for s in taken)
+        if not taken:
+            self.j.note("skipped", self.instance_id, detail="CreateSnapshots returned no snapshot (volumes detached?)")
+            return self._out(done=True, status="skipped", reason="no EBS volume was snapshotted", snapshots=[])
         devices = {v["volumeId"]: v["device"] for v in mapped}
         items = []
         for snap in sorted(taken, key=lambda s: (devices.get(s.get("VolumeId"), "~"), s["SnapshotId"])):
@@ -419,7 +422,7 @@ class _Run:
                     shared = f"<sharing copy of {v['volumeId']}>"
                     member.copy(source, source_region=self.region,
                                 description=copy_description("sharing-copy", self.incident_id, self.instance_id,
-                                                             "snap-0", v["volumeId"]),
+                                                             source, v["volumeId"]),
                                 kms_key_id=sharing_key, tags=self._tags(member.snapshot_arn(source)),
                                 target=member.snapshot_arn(source))
             if self.cross_account:
@@ -427,7 +430,7 @@ class _Run:
             forensics = self.a.forensics
             forensics.copy(shared, source_region=self.region,
                            description=copy_description("forensics-copy", self.incident_id, self.instance_id,
-                                                        "snap-0", v["volumeId"]),
+                                                        shared, v["volumeId"]),
                            kms_key_id=self.settings.forensics_key_arn, tags=self._tags(member.snapshot_arn(shared)),
                            target=member.snapshot_arn(shared))
             if self.cross_account:
@@ -482,7 +485,8 @@ class _Run:
             item["sharedSnapshotId"] = source["snapshotId"]
             item["stage"] = "share"
             return True
-        key = self._attempt(item, "resolve_sharing_key", self.settings.sharing_key_alias, lambda: self.a.sharing_key)
+        key = self.state.get("sharingKeyArn") or self._attempt(
+            item, "resolve_sharing_key", self.settings.sharing_key_alias, lambda: self.a.sharing_key)
         if key is _FAILED:
             return True
         self.state["sharingKeyArn"] = key
