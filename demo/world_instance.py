@@ -144,3 +144,29 @@ def build(dep: Any, *, name: str | None = None, cidr_octet: int | None = None) -
                     "customerManaged": volumes["/dev/sdg"]},
         "kmsKeys": {"awsManaged": aws_ebs_key, "customerManaged": cmk},
     }
+
+
+def state(dep: Any, world: dict[str, Any]) -> dict[str, Any]:
+    """What the world's instance looks like now: for the demo to show before and after an isolation."""
+    ec2, asg, elb, elbv2 = dep.client("ec2"), dep.client("autoscaling"), dep.client("elb"), dep.client("elbv2")
+    instance_id = world["instanceId"]
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    names = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [world["vpcId"]]}])["SecurityGroups"]}
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[world["autoScalingGroup"]])["AutoScalingGroups"][0]
+    clb = elb.describe_load_balancers(LoadBalancerNames=[world["classicLoadBalancer"]])["LoadBalancerDescriptions"][0]
+    targets = elbv2.describe_target_health(TargetGroupArn=world["targetGroupArn"])["TargetHealthDescriptions"]
+    return {
+        "interfaces": {n["NetworkInterfaceId"]: [names.get(g["GroupId"], g["GroupId"]) for g in n["Groups"]]
+                       for n in instance["NetworkInterfaces"]},
+        "instanceProfile": (instance.get("IamInstanceProfile") or {}).get("Arn", "").rsplit("/", 1)[-1] or None,
+        "inAutoScalingGroup": instance_id in [i["InstanceId"] for i in group["Instances"]],
+        "groupDesiredCapacity": group["DesiredCapacity"],
+        "inClassicLoadBalancer": instance_id in [i["InstanceId"] for i in clb["Instances"]],
+        "inTargetGroup": instance_id in [t["Target"]["Id"] for t in targets],
+        "terminationProtection": ec2.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="disableApiTermination")["DisableApiTermination"]["Value"],
+        "deleteOnTermination": {b["DeviceName"]: b["Ebs"]["DeleteOnTermination"]
+                                for b in instance["BlockDeviceMappings"]},
+        "tags": {t["Key"]: t["Value"] for t in instance.get("Tags", [])},
+    }
