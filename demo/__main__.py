@@ -56,6 +56,41 @@ def show_role(dep, name: str) -> None:
             f"(including the attacker's live session)", 2)
 
 
+def show_instance(before: dict, after: dict) -> None:
+    for key in after:
+        if before.get(key) != after[key]:
+            say(f"{key}: {before.get(key)}  ->  {after[key]}", 4)
+
+
+def show_evidence(dep, evidence: dict) -> None:
+    ec2_forensics = local.session(dep.forensics_account, dep.region).client("ec2")
+    for snap in evidence.get("snapshots", []):
+        enc = "unencrypted" if not snap.get("encrypted") else f"encrypted ({snap['kmsKeyId'].rsplit('/', 1)[-1][:8]}...)"
+        say(f"{snap['device']} {snap['volumeId']} {enc}", 4)
+        say(f"source {snap['source']['snapshotId']}  {snap['source'].get('digest')}", 6)
+        if snap.get("sharingCopy"):
+            say(f"re-encrypted under the sharing key: {snap['sharingCopy']['snapshotId']} (shared with the forensics "
+                f"account only; share now {snap.get('shared')})", 6)
+        copy_ = snap.get("forensicsCopy") or {}
+        if copy_:
+            tags = {t["Key"]: t["Value"] for t in ec2_forensics.describe_snapshots(
+                SnapshotIds=[copy_["snapshotId"]])["Snapshots"][0].get("Tags", [])}
+            say(f"forensics copy {copy_['snapshotId']} in {dep.forensics_account} under the forensics key "
+                f"{copy_.get('kmsKeyId', '').rsplit('/', 1)[-1][:8]}...: digest "
+                f"{'matches' if copy_.get('digest') == snap['source'].get('digest') else 'DIFFERS'}", 6)
+            say("tags: " + ", ".join(f"{k}={v[:60]}" for k, v in sorted(tags.items()) if k.startswith("ir:")), 8)
+
+
+def show_records(run) -> None:
+    out = run.output or {}
+    if out.get("record"):
+        say(f"incident record: {json.dumps(out['record'])[:300]}", 2)
+    if out.get("manifest"):
+        say(f"evidence manifest: {json.dumps(out['manifest'])[:300]}", 2)
+    if out.get("notification"):
+        say(f"notification: {json.dumps(out['notification'])[:400]}", 2)
+
+
 def finding(kind: str, world: dict, **changes) -> dict:
     ev = example("guardduty-iam-user.json")
     details = ev["detail"]["resource"]["accessKeyDetails"]
@@ -98,7 +133,28 @@ def main() -> int:
         timeline(run)
         show_role(dep, world["role"])
 
-        title("4. A low-severity finding (3.9): the EventBridge rule does not match it")
+        title("4. GuardDuty: an instance of the web tier queries a command-and-control domain (severity 8)")
+        from demo import world_instance
+
+        web = world_instance.build(dep)
+        say(f"World: {web['instanceId']} behind a Classic ELB and an ALB target group, in Auto Scaling group "
+            f"{web['autoScalingGroup']}, instance profile {web['instanceProfile']} (role with a live session), "
+            f"three volumes: root unencrypted, one under aws/ebs, one under a customer key.")
+        say("The runbook: capture metadata, protect from termination, take it out of its Auto Scaling group and "
+            "load balancers, isolate it (connections cut), then snapshot every volume and hand copies to the "
+            "forensics account under a key production cannot use, hashing each snapshot's block list.")
+        before = world_instance.state(dep, web)
+        ev = example("guardduty-instance.json")
+        ev["detail"]["resource"]["instanceDetails"]["instanceId"] = web["instanceId"]
+        run = local.deliver(ev, dep)
+        timeline(run)
+        say("AWS now (what changed on the instance):", 2)
+        show_instance(before, world_instance.state(dep, web))
+        say("Evidence chain:", 2)
+        show_evidence(dep, (run.output or {}).get("instances", [{}])[0].get("evidence") or {})
+        show_records(run)
+
+        title("4b. A low-severity finding (3.9): the EventBridge rule does not match it")
         ev = finding("user", world, severity=3.9, id="0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a")
         say("rule matched" if local.matches_rule(ev) else "rule did not match: no execution, nothing changes", 2)
 

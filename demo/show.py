@@ -37,7 +37,10 @@ def timeline(run) -> None:
         for part in ("isolation", "evidence"):
             value = item.get(part) or {}
             say(f"instance {item.get('instanceId')} {part}: {value.get('status', value.get('Error'))}", 4)
-            _entries(value.get("entries", []))
+            if part == "evidence":
+                _summary(value.get("entries", []))
+            else:
+                _entries(value.get("entries", []))
 
 
 def _entries(entries: list[dict]) -> None:
@@ -45,3 +48,12 @@ def _entries(entries: list[dict]) -> None:
         what = e.get("api") or e.get("step") or ""
         extra = e.get("detail") or e.get("error") or ""
         say(f"{e['time'][11:19]}  {e['status']:<10} {what:<40} {e.get('target', '')}  {extra}".rstrip(), 6)
+
+
+def _summary(entries: list[dict]) -> None:
+    """Many similar calls (one per snapshot): counted by API and result."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        key = f"{e.get('api') or e.get('step')} {e['status']}"
+        counts[key] = counts.get(key, 0) + 1
+    say("; ".join(f"{k} x{n}" for k, n in counts.items()), 6)
