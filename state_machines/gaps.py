@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 
 def install(stack: ExitStack) -> None:
-    from state_machines import gaps_ebs, gaps_ec2, gaps_sts
+    from state_machines import gaps_cloudtrail, gaps_ebs, gaps_ec2, gaps_sts
 
-    for module in (gaps_sts, gaps_ec2, gaps_ebs):
+    for module in (gaps_sts, gaps_ec2, gaps_ebs, gaps_cloudtrail):
         module.install(stack)

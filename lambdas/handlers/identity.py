@@ -1,9 +1,14 @@
 """Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest."""
 from aws_lambda_powertools import Logger
 
-from responder.aws.clients import member_client
+from responder import records
+from responder.aws.clients import forensics_client, member_client
+from responder.aws.cloudtrail import CloudTrail
 from responder.aws.iam import Iam
+from responder.aws.s3 import EvidenceBucket
 from responder.identity import contain_all
+from responder.journal import Journal
+from responder.scope import capture_all
 from responder.settings import settings
 
 logger = Logger()
@@ -14,11 +19,22 @@ def handler(event: dict, context: object) -> dict:
     incident = event["incident"]
     config = settings()
 
-    def iam_for(journal):
-        client = member_client("iam", account=incident["accountId"], region=incident["region"],
-                               partition=incident["partition"], label=incident["incidentId"], settings=config)
-        return Iam(client, journal)
+    def member(service, region=incident["region"]):
+        return member_client(service, account=incident["accountId"], region=region,
+                             partition=incident["partition"], label=incident["incidentId"], settings=config)
 
+    def iam_for(journal):
+        return Iam(member("iam"), journal)
+
+    # Scope before touching (runbook step 2): capture recent CloudTrail activity; a failure never blocks containment.
+    scope = capture_all(
+        incident, cloudtrail=lambda region: CloudTrail(member("cloudtrail", region)),
+        bucket=lambda: EvidenceBucket(forensics_client("s3", region=None, label=incident["incidentId"],
+                                                       settings=config), config.evidence_bucket),
+        role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
     result = contain_all(incident, iam_for=iam_for, settings=config)
+    result["scope"] = scope
+    records.append_result(incident, result, task="identity", entries=records.identity_entries(result),
+                          fields={"scope": [{k: v for k, v in c.items() if k != "name"} for c in scope["captures"]]})
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
     return result

@@ -1,6 +1,12 @@
-"""Task Triage: validate and normalize the input into one incident (see responder.triage)."""
+"""Task Triage: validate and normalize the input (responder.triage), then claim the incident (responder.records)
+before anything changes: one response per finding, a pinned cut-off, and the record "in progress"."""
 from aws_lambda_powertools import Logger
 
+from responder import records
+from responder.aws.clients import client
+from responder.aws.dynamodb import IncidentTable
+from responder.aws.stepfunctions import Executions
+from responder.scope import first_seen, window
 from responder.settings import settings
 from responder.triage import normalize
 
@@ -9,10 +15,23 @@ logger = Logger()
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: object) -> dict:
-    incident = normalize(event.get("input"), execution_name=event.get("executionName") or "")
-    if settings().observe_only:
+    raw = event.get("input")
+    incident = normalize(raw, execution_name=event.get("executionName") or "")
+    config = settings()
+    if config.observe_only:
         incident["dryRun"] = True
         incident["observeOnly"] = True
-    incident["executionId"] = event.get("executionId", "")
-    logger.info("triaged", extra={"incident": incident["incidentId"], "disposition": incident["disposition"]})
+    if config.protection_config_error:  # fail closed: every target ends protection_unverified; say why
+        incident["protectionConfigError"] = config.protection_config_error
+    execution_id = event.get("executionId", "")
+    incident["executionId"] = execution_id
+    if not config.incident_table:
+        raise records.IncidentRecordError("IR_INCIDENT_TABLE is not configured: the incident cannot be claimed")
+    incident.update(records.claim(
+        IncidentTable(client("dynamodb"), config.incident_table), incident, execution_id=execution_id,
+        execution_status=records.execution_status(Executions(client("stepfunctions"))),
+    ))
+    incident["window"] = window(incident["cutoff"], first_seen(raw))
+    logger.info("triaged", extra={"incident": incident["incidentId"], "disposition": incident["disposition"],
+                                  "trigger": incident["record"]["trigger"]})
     return incident

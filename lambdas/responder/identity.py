@@ -144,7 +144,8 @@ def contain_role(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     reason = protected_reason(arn, tags, settings)
     if reason:
         journal.note("protected", arn, detail=reason)
-        return _result(identity, arn, journal, "protected", reason=reason)
+        return _result(identity, arn, journal, "protection_unverified" if reason == UNVERIFIABLE else "protected",
+                       reason=reason)
     revoke(journal, arn, incident["cutoff"],
            read=lambda: iam.role_policy(name, REVOKE_POLICY_NAME),
            write=lambda doc: iam.put_role_policy(name, REVOKE_POLICY_NAME, doc, target=arn))

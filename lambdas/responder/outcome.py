@@ -3,7 +3,8 @@
 Outcomes (one per incident, each notified):
 
 ``contained``                every target contained (or already contained by an earlier run)
-``partially_contained``      something failed after something else was contained - nothing is undone
+``partially_contained``      something failed after something else was changed (a target contained, or a step of
+                             a target that then failed) - nothing is undone
 ``failed``                   nothing could be contained
 ``protected``                a target is protected (own role, break-glass pattern, protection tag): untouched
 ``protection_unverified``    the protection check could not be made: nothing destructive was done (fail closed)
@@ -58,7 +59,7 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
         outcome = "failed"
     elif "failed" in statuses or error:
         done = {"contained", "already_contained", "isolated", "already_isolated", "collected", "planned"}
-        outcome = "partially_contained" if done & set(statuses) else "failed"
+        outcome = "partially_contained" if done & set(statuses) or _changed(state.get("results")) else "failed"
     elif "protection_unverified" in statuses:
         outcome = "protection_unverified"
     elif "protected" in statuses:
@@ -76,6 +77,18 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
     if name:
         cause = _cause(incident, statuses, error, state.get("results"))
     return {"outcome": outcome, "fail": name is not None, "error": name, "cause": cause}
+
+
+def _changed(results: list | None) -> bool:
+    """Did any containment step change something (a journal entry ``done``)? Scope captures do not count."""
+    results = results or []
+    identity = results[0] if results and isinstance(results[0], dict) else {}
+    entries = [e for t in identity.get("identities") or [] for e in t.get("entries") or []]
+    for item in (results[1] if len(results) > 1 and isinstance(results[1], list) else []):
+        for part in ("isolation", "evidence"):
+            value = item.get(part) if isinstance(item.get(part), dict) else {}
+            entries += value.get("entries") or []
+    return any(e.get("status") == "done" for e in entries)
 
 
 def _integrity_failure(results: list | None) -> bool:

@@ -8,7 +8,9 @@ A target is protected when any of these holds:
   break-glass list ``arn:aws:iam::*:role/BreakGlass*,arn:aws:iam::*:user/emergency-*``;
 * it carries the protection tag (``IR_PROTECTED_TAG``, default ``ir:protected``) with value ``true``.
 
-Fail closed: if the tags could not be read, the caller must not contain the target (see `UNVERIFIABLE`).
+Fail closed: if the tags could not be read, or the deployment's protection configuration is missing or unusable
+(``Settings.protection_config_error``), the caller must not contain the target (see `UNVERIFIABLE`). The
+responder's own roles are recognised even then.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ def protected_reason(arn: str, tags: Mapping[str, str] | None, settings: Setting
     for pattern in own_role_patterns(settings):
         if fnmatchcase(arn, pattern):
             return f"{arn} is one of the responder's own roles"
+    if settings.protection_config_error:
+        return UNVERIFIABLE
     for pattern in settings.protected_principals:
         if fnmatchcase(arn, pattern):
             return f"{arn} matches the protected pattern {pattern}"

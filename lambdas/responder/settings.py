@@ -67,6 +67,8 @@ class Settings:
     isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
     snapshot_retention: int = 7
     key_scope: str = "all"
+    # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
+    protection_config_error: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -92,7 +94,20 @@ class Settings:
             isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
             snapshot_retention=int(retention),
             key_scope=key_scope,
+            protection_config_error=protection_config_error(env),
         )
+
+
+def protection_config_error(env: Mapping[str, str]) -> str:
+    """Fail closed on missing or unusable protection configuration. The stacks always set
+    IR_PROTECTED_PRINCIPALS (empty means "no break-glass list"); absent means the deployment is incomplete. A
+    pattern that is not an ARN pattern would never match anything: refused rather than silently ignored."""
+    if "IR_PROTECTED_PRINCIPALS" not in env:
+        return "IR_PROTECTED_PRINCIPALS is not configured"
+    bad = [p for p in _csv(env["IR_PROTECTED_PRINCIPALS"]) if not p.startswith("arn:")]
+    if bad:
+        return f"IR_PROTECTED_PRINCIPALS entry {bad[0][:80]!r} is not an ARN pattern (arn:...)"
+    return ""
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,54 @@
+"""S3 adapter: JSON documents in the forensics evidence bucket (manifests, captured CloudTrail activity).
+
+Objects are written through the forensics role. Each put carries its SHA-256 (`ChecksumSHA256`), so S3 rejects
+a body that does not match the digest the responder records, and the bucket's Object Lock accepts the put.
+The bucket's default encryption (the forensics KMS key) applies; nothing is ever made public.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from responder.journal import Journal
+
+# s3:PutObject under the bucket's default SSE-KMS encryption also needs kms:GenerateDataKey on the forensics key.
+FORENSICS_ACTIONS = ("s3:PutObject", "kms:GenerateDataKey")
+
+
+def digest(body: bytes) -> str:
+    """`sha256:<hex>`, the form the evidence tags use too."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+class EvidenceBucket:
+    def __init__(self, client: Any, bucket: str):
+        self._c = client
+        self.bucket = bucket
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _params(self, key: str, body: bytes | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": "application/json"}
+        if body is not None:
+            params["Body"] = body
+            params["ChecksumAlgorithm"] = "SHA256"
+            params["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        return params
+
+    def put_json(self, key: str, body: bytes) -> dict[str, Any]:
+        """Write the responder's own record (manifest). Not a change to a workload account: not journaled."""
+        response = self._c.put_object(**self._params(key, body))
+        return {"bucket": self.bucket, "key": key, "uri": self.uri(key), "sha256": digest(body),
+                "versionId": response.get("VersionId"), "bytes": len(body)}
+
+    def put_evidence(self, journal: Journal, key: str, body: bytes) -> dict[str, Any]:
+        """Write an evidence document through the journal (timeline entry; planned, not written, in a dry run:
+        the plan names bucket and key, not the body that would have been captured)."""
+        found = {"bucket": self.bucket, "key": key, "uri": self.uri(key)}
+        if journal.dry_run:
+            journal.call(self._c, "put_object", target=self.uri(key), **self._params(key, None))
+            return found
+        response = journal.call(self._c, "put_object", target=self.uri(key), **self._params(key, body))
+        return {**found, "sha256": digest(body), "versionId": (response or {}).get("VersionId"), "bytes": len(body)}

@@ -1,0 +1,459 @@
+"""The incident record: one DynamoDB item per incident, claimed before anything changes.
+
+**One response per finding.** Triage claims the incident with a conditional put (`attribute_not_exists`) before
+any change. The first event of a finding creates the item and responds. A later event with the same incident id
+(GuardDuty re-publishes a finding with the same `detail.id` and a higher `service.count`) meets the existing item
+and is decided by `decide`:
+
+=====================================================  ==========================================================
+the existing record says                               a re-published finding...
+=====================================================  ==========================================================
+owned by this very execution (Triage was retried)      resumes: same attempt, same cut-off
+``in_progress`` and its execution is still running     **duplicate** (two events arriving together: one response)
+``in_progress`` but its execution has ended without    **takes over** (``takeover``): the earlier run died before
+recording an outcome (aborted, timed out, Finalize     it could record anything; containment is idempotent
+failed)
+``failed``, ``partially_contained``,                   **retries** (``retry``): every action reads before it writes,
+``protection_unverified``                              so what was done is not done twice; at most
+                                                       `MAX_AUTOMATIC_ATTEMPTS` attempts, then duplicates
+an earlier dry run (observe-only) and this run is not  **responds** (``enforce``): a plan is not a response
+a higher severity band than any event responded to     **responds** (``escalation``): bands are GuardDuty's Low
+(Low < 4 <= Medium < 7 <= High < 9 <= Critical)        (<4), Medium, High, Critical. Same band, or lower: duplicate
+anything else (contained, protected, manual action,    **duplicate**: ends at once, changes nothing, recorded on
+not handled, ...)                                      the first incident's item (``duplicates``, ``lastDuplicate``)
+=====================================================  ==========================================================
+
+Manual requests (`origin` manual) are never duplicates - a person asked - but share the incident's item.
+
+**Pinned cut-off.** The revoke-older-sessions cut-off is pinned per incident: an attempt on an existing record
+reuses the stored cut-off, so a replay of a contained incident changes nothing. The one exception: when the
+previous attempt did not contain (failed, partially contained, protection unverified, a dry run, not handled, or
+an execution that died), the new attempt takes UTC now - later, never earlier - because sessions minted while
+containment was not in force must be revoked too. The earlier cut-offs are kept in ``previousCutoffs``.
+
+**Item** (attribute: meaning): ``incidentId`` key; ``status`` ``in_progress`` or the outcome; ``origin``,
+``accountId``, ``region``, ``partition``, ``reason``, ``findingId``, ``findingType``, ``findingArn``, ``severity``
+(highest responded to), ``count`` (GuardDuty's count at the last attempt); ``dryRun``; ``cutoff``;
+``executionId`` (the attempt that owns the record); ``attempts`` (one entry per attempt: execution, trigger,
+startedAt, severity, count, dryRun); ``timeline`` (every action: time, task, step, status, api, target,
+requestId or error, execution); ``targets``; ``scope`` (CloudTrail captures and the Athena query per principal);
+``manifest`` (bucket, key, versionId, sha256); ``notification`` (subject); ``duplicates``/``lastDuplicate``;
+``finalized`` (executions whose outcome is recorded: Finalize is idempotent); ``createdAt``/``updatedAt``.
+
+DynamoDB items are limited to 400 KB: timeline entries are compacted (`compact`); the evidence manifest in S3
+holds the complete timeline of each attempt, and its SHA-256 is in the item.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from responder.errors import ResponderError, TransientAwsError, error_code, is_transient
+
+logger = logging.getLogger(__name__)
+
+IN_PROGRESS = "in_progress"
+RETRYABLE = frozenset({"failed", "partially_contained", "protection_unverified"})
+REPIN = RETRYABLE | {"dry_run_plan", "not_handled"}
+MAX_AUTOMATIC_ATTEMPTS = 3
+RUNNING = frozenset({"RUNNING", "UNKNOWN"})
+MAX_ENTRY_BYTES = 4_000
+MAX_APPEND_BYTES = 120_000
+_CLAIM_ROUNDS = 3
+
+
+class IncidentRecordError(ResponderError):
+    """The incident record could not be claimed (table missing, access denied): nothing was changed."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def execution_name(execution_id: str | None) -> str:
+    """The execution's name: the last field of its ARN (what the console and the CLI show)."""
+    return (execution_id or "").rsplit(":", 1)[-1]
+
+
+def band(severity: Any) -> int:
+    """GuardDuty's severity band: 0 Low (<4), 1 Medium (<7), 2 High (<9), 3 Critical; -1 unknown."""
+    if isinstance(severity, bool) or not isinstance(severity, (int, float)):
+        return -1
+    return 0 if severity < 4 else 1 if severity < 7 else 2 if severity < 9 else 3
+
+
+# -- decisions (pure) -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Decision:
+    action: str  # respond | duplicate
+    trigger: str  # first, resume, manual, takeover, retry, enforce, escalation ("" for duplicates)
+    cutoff: str
+    reason: str = ""
+
+
+def decide(existing: dict[str, Any], incident: dict[str, Any], execution_id: str, *,
+           execution_status: Callable[[str], str]) -> Decision:
+    """What an execution does when its incident already has a record (see the module docstring).
+    `execution_status(arn)` is asked only when the record is in progress under another execution."""
+    status = existing.get("status", "")
+    owner = existing.get("executionId") or ""
+    stored = existing.get("cutoff") or incident["cutoff"]
+    fresh = max(stored, incident["cutoff"])
+    attempts = len(existing.get("attempts") or [])
+    if owner and owner == execution_id:
+        return Decision("respond", "resume", stored, "this execution already holds the incident")
+    if incident.get("origin") == "manual":
+        return Decision("respond", "manual", fresh if status in REPIN else stored,
+                        "a person asked: manual requests are never duplicates")
+
+    def duplicate(why: str) -> Decision:
+        return Decision("duplicate", "", stored, why)
+
+    if status == IN_PROGRESS:
+        state = execution_status(owner) if owner else "MISSING"
+        if state == "RUNNING":
+            return duplicate(f"the response {execution_name(owner)} is still running")
+        if state == "UNKNOWN":
+            return duplicate(f"the response {execution_name(owner)} could not be checked: treated as running")
+        if attempts >= MAX_AUTOMATIC_ATTEMPTS:
+            return duplicate(f"{attempts} attempts made: start a manual request to try again")
+        return Decision("respond", "takeover", fresh,
+                        f"the earlier execution {execution_name(owner) or '?'} ended ({state}) without an outcome")
+    if status in RETRYABLE:
+        if attempts >= MAX_AUTOMATIC_ATTEMPTS:
+            return duplicate(f"{status} after {attempts} attempts: start a manual request to try again")
+        return Decision("respond", "retry", fresh, f"the previous attempt ended {status}; every action is idempotent")
+    if existing.get("dryRun") and not incident.get("dryRun"):
+        return Decision("respond", "enforce", fresh, "the earlier response was a dry run: it changed nothing")
+    if band(incident.get("severity")) > band(existing.get("severity")):
+        return Decision("respond", "escalation", fresh if status in REPIN else stored,
+                        f"severity rose from {existing.get('severity')} to {incident.get('severity')}")
+    return duplicate(f"already answered by {execution_name(owner) or 'an earlier execution'}: {status}")
+
+
+# -- items and timeline entries (pure) ----------------------------------------------------------------------
+FINDING_FIELDS = ("findingId", "findingType", "findingArn", "severity", "count")
+TARGET_FIELDS = ("identities", "instances")
+
+
+def targets(incident: dict[str, Any]) -> dict[str, Any]:
+    return {"identities": [{k: v for k, v in i.items() if k in ("type", "name", "accessKeyId")}
+                           for i in incident.get("identities") or []],
+            "instances": list(incident.get("instances") or [])}
+
+
+def attempt(incident: dict[str, Any], execution_id: str, trigger: str, now: datetime) -> dict[str, Any]:
+    found = {"execution": execution_name(execution_id), "executionId": execution_id, "trigger": trigger,
+             "startedAt": stamp(now), "dryRun": bool(incident.get("dryRun")), "cutoff": incident.get("cutoff")}
+    for key in ("severity", "count"):
+        if incident.get(key) is not None:
+            found[key] = incident[key]
+    return found
+
+
+def new_item(incident: dict[str, Any], execution_id: str, now: datetime) -> dict[str, Any]:
+    item = {
+        "incidentId": incident["incidentId"], "status": IN_PROGRESS, "origin": incident.get("origin"),
+        "accountId": incident.get("accountId"), "region": incident.get("region"),
+        "partition": incident.get("partition"), "reason": incident.get("reason"),
+        "disposition": incident.get("disposition"), "dispositionReason": incident.get("dispositionReason"),
+        "dryRun": bool(incident.get("dryRun")), "cutoff": incident["cutoff"], "executionId": execution_id,
+        "createdAt": stamp(now), "updatedAt": stamp(now), "targets": targets(incident),
+        "attempts": [attempt(incident, execution_id, "first", now)], "timeline": [], "duplicates": 0,
+    }
+    item.update({k: incident[k] for k in FINDING_FIELDS if incident.get(k) not in (None, "")})
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, default=str))
+
+
+def compact(entries: list[dict[str, Any]], *, execution: str, task: str) -> list[dict[str, Any]]:
+    """Timeline entries as stored in the item: tagged with execution and task, each at most `MAX_ENTRY_BYTES`
+    (planned call parameters and long messages are cut: the manifest keeps them whole), all together at most
+    `MAX_APPEND_BYTES` (failures are kept first; a marker says how many were left out)."""
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        item = {k: v for k, v in entry.items() if v is not None}
+        item.setdefault("task", task)
+        item["execution"] = execution
+        if _size(item) > MAX_ENTRY_BYTES:
+            if isinstance(item.get("params"), dict):
+                item["params"] = {k: "..." if _size(v) > 200 else v for k, v in item["params"].items()}
+            if isinstance(item.get("message"), str):
+                item["message"] = item["message"][:300]
+            if _size(item) > MAX_ENTRY_BYTES:
+                item = {k: item[k] for k in ("time", "task", "step", "status", "api", "target", "requestId",
+                                             "error", "execution") if k in item}
+        out.append(item)
+    if _size(out) <= MAX_APPEND_BYTES:
+        return out
+    kept, total = [], 0
+    for item in sorted(out, key=lambda e: e.get("status") != "failed"):
+        total += _size(item)
+        if total > MAX_APPEND_BYTES:
+            break
+        kept.append(item)
+    kept.sort(key=lambda e: e.get("time") or "")
+    kept.append({"time": kept[-1].get("time") if kept else None, "task": task, "execution": execution,
+                 "status": "truncated", "target": "timeline",
+                 "detail": f"{len(out) - len(kept)} entries left out of the record: the manifest has them all"})
+    return kept
+
+
+# -- update expressions ------------------------------------------------------------------------------------
+class _Update:
+    """Builds one UpdateItem: every attribute name goes through a placeholder (DynamoDB has 570 reserved words)."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.adds: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def n(self, attribute: str) -> str:
+        key = f"#{attribute}"
+        self.names[key] = attribute
+        return key
+
+    def v(self, value: Any) -> str:
+        key = f":v{len(self.values)}"
+        self.values[key] = value
+        return key
+
+    def set(self, attribute: str, value: Any) -> "_Update":
+        self.sets.append(f"{self.n(attribute)} = {self.v(value)}")
+        return self
+
+    def set_if_absent(self, attribute: str, value: Any) -> "_Update":
+        a = self.n(attribute)
+        self.sets.append(f"{a} = if_not_exists({a}, {self.v(value)})")
+        return self
+
+    def append(self, attribute: str, items: list) -> "_Update":
+        a = self.n(attribute)
+        self.sets.append(f"{a} = list_append(if_not_exists({a}, {self.v([])}), {self.v(items)})")
+        return self
+
+    def add(self, attribute: str, value: Any) -> "_Update":
+        self.adds.append(f"{self.n(attribute)} {self.v(value)}")
+        return self
+
+    def remove(self, attribute: str) -> "_Update":
+        self.removes.append(self.n(attribute))
+        return self
+
+    @property
+    def expression(self) -> str:
+        parts = []
+        if self.sets:
+            parts.append("SET " + ", ".join(self.sets))
+        if self.adds:
+            parts.append("ADD " + ", ".join(self.adds))
+        if self.removes:
+            parts.append("REMOVE " + ", ".join(self.removes))
+        return " ".join(parts)
+
+    def run(self, table: Any, incident_id: str, condition: str | None = None) -> bool:
+        return table.update(incident_id, self.expression, self.values, names=self.names, condition=condition)
+
+
+# -- claim (Triage) ----------------------------------------------------------------------------------------
+def _aws_call(what: str, fn: Callable[[], Any]) -> Any:
+    """Run one record call: transient AWS errors become TransientAwsError (the Task is retried), others
+    IncidentRecordError (Triage fails before anything changed; Finalize records and notifies)."""
+    try:
+        return fn()
+    except ClientError as exc:
+        if is_transient(exc):
+            raise TransientAwsError(f"{what}: {error_code(exc)}") from exc
+        raise IncidentRecordError(f"{what}: {error_code(exc)}: {str(exc)[:300]}") from exc
+    except BotoCoreError as exc:
+        raise TransientAwsError(f"{what}: {type(exc).__name__}") from exc
+
+
+def execution_status(executions: Any) -> Callable[[str], str]:
+    """`executions.status` for `claim`: transient errors retry Triage; any other error answers ``UNKNOWN``
+    (treated as still running: a duplicate, never a second concurrent response)."""
+    def status(arn: str) -> str:
+        try:
+            return executions.status(arn)
+        except ClientError as exc:
+            if is_transient(exc):
+                raise TransientAwsError(f"states:DescribeExecution: {error_code(exc)}") from exc
+            logger.warning("cannot check execution %s: %s", arn, error_code(exc))
+            return "UNKNOWN"
+    return status
+
+
+def claim(table: Any, incident: dict[str, Any], *, execution_id: str, execution_status: Callable[[str], str],
+          now: datetime | None = None) -> dict[str, Any]:
+    """Claim the incident for this execution (or find it answered). Returns the fields to merge into the
+    incident: ``cutoff`` (pinned), ``record`` ({trigger, attempt}), and for a duplicate ``disposition``
+    ``duplicate``, ``dispositionReason`` and ``duplicateOf``."""
+    now = now or _now()
+    incident_id = incident["incidentId"]
+    for _ in range(_CLAIM_ROUNDS):
+        existing = _aws_call("claim incident record", lambda: table.create(new_item(incident, execution_id, now)))
+        if existing is None:
+            return {"cutoff": incident["cutoff"], "record": {"trigger": "first", "attempt": 1}}
+        decision = decide(existing, incident, execution_id, execution_status=execution_status)
+        attempts = len(existing.get("attempts") or [])
+        if decision.action == "duplicate":
+            first = {"incidentId": incident_id, "executionId": existing.get("executionId"),
+                     "status": existing.get("status"), "createdAt": existing.get("createdAt")}
+            note = {"executionId": execution_id, "at": stamp(now), "count": incident.get("count"),
+                    "severity": incident.get("severity"), "reason": decision.reason}
+            _aws_call("record duplicate", lambda: _Update().add("duplicates", 1).set("lastDuplicate", note)
+                      .set("updatedAt", stamp(now)).run(table, incident_id))
+            return {"cutoff": decision.cutoff, "disposition": "duplicate", "dispositionReason": decision.reason,
+                    "duplicateOf": first, "record": {"trigger": "duplicate", "attempt": attempts}}
+        if decision.trigger == "resume":
+            return {"cutoff": decision.cutoff, "record": {"trigger": "resume", "attempt": attempts}}
+        taken = dict(incident, cutoff=decision.cutoff)
+        update = (_Update().set("status", IN_PROGRESS).set("executionId", execution_id)
+                  .set("cutoff", decision.cutoff).set("updatedAt", stamp(now)).set("dryRun", bool(incident.get("dryRun")))
+                  .set("disposition", incident.get("disposition")).set("targets", targets(incident))
+                  .append("attempts", [attempt(taken, execution_id, decision.trigger, now)]))
+        severities = [s for s in (existing.get("severity"), incident.get("severity")) if isinstance(s, (int, float))]
+        if severities:
+            update.set("severity", max(severities))
+        if incident.get("count") is not None:
+            update.set("count", incident["count"])
+        if decision.cutoff != existing.get("cutoff") and existing.get("cutoff"):
+            update.append("previousCutoffs", [existing["cutoff"]])
+        if decision.trigger == "manual":
+            condition = "attribute_exists(incidentId)"
+        else:  # only if nobody else moved the record since we read it
+            condition = f"{update.n('status')} = {update.v(existing.get('status'))} AND " + (
+                f"{update.n('executionId')} = {update.v(existing['executionId'])}" if existing.get("executionId")
+                else f"attribute_not_exists({update.n('executionId')})")
+        if _aws_call("take over incident record", lambda: update.run(table, incident_id, condition)):
+            return {"cutoff": decision.cutoff, "record": {"trigger": decision.trigger, "attempt": attempts + 1,
+                                                          "reason": decision.reason}}
+    raise TransientAwsError(f"incident record {incident_id} changed {_CLAIM_ROUNDS} times while claiming it")
+
+
+# -- progress (any task) -----------------------------------------------------------------------------------
+def append(table: Any, incident: dict[str, Any], entries: list[dict[str, Any]], *, task: str,
+           fields: dict[str, Any] | None = None, now: datetime | None = None) -> bool:
+    """Append timeline entries (and set `fields`) on the incident's item while the execution runs. False when the
+    item does not exist (never creates one). Raises the AWS error; use `append_result` from a task."""
+    now = now or _now()
+    update = _Update().append("timeline", compact(entries, execution=execution_name(incident.get("executionId")),
+                                                  task=task)).set("updatedAt", stamp(now))
+    for key, value in (fields or {}).items():
+        update.set(key, value)
+    return update.run(table, incident["incidentId"], "attribute_exists(incidentId)")
+
+
+def identity_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identity branch's timeline in one order (scope first, then each identity): what the identity
+    handler appends live and what Finalize reads back."""
+    out = list((result.get("scope") or {}).get("entries") or [])
+    for target in result.get("identities") or []:
+        out += target.get("entries") or []
+    return out
+
+
+def append_result(incident: dict[str, Any], result: dict[str, Any], *, task: str, table: Any = None,
+                  entries: list[dict[str, Any]] | None = None, fields: dict[str, Any] | None = None) -> bool:
+    """Best effort, for a task's handler: append the result's entries that are not yet in the record and mark
+    them (``result["recordedEntries"]``) so Finalize does not append them again. A failure is logged, never
+    raised: the record is bookkeeping and must not fail containment; Finalize writes what is missing.
+    Skipped for duplicates (their record belongs to the first execution)."""
+    if incident.get("disposition") == "duplicate":
+        return False
+    entries = (result.get("entries") or []) if entries is None else entries
+    done = int(result.get("recordedEntries") or 0)
+    if not entries[done:] and not fields:
+        return True
+    try:
+        if not append(table or default_table(), incident, entries[done:], task=task, fields=fields):
+            logger.warning("incident record %s does not exist: not updated (%s)", incident.get("incidentId"), task)
+            return False
+    except (ClientError, BotoCoreError, ResponderError) as exc:
+        logger.warning("incident record not updated (%s): %s", task, error_code(exc))
+        return False
+    result["recordedEntries"] = len(entries)
+    return True
+
+
+def default_table() -> Any:
+    """The incident table of this deployment (settings), through the function's own role."""
+    from responder.aws.clients import client
+    from responder.aws.dynamodb import IncidentTable
+    from responder.settings import settings
+
+    name = settings().incident_table
+    if not name:
+        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured")
+    return IncidentTable(client("dynamodb"), name)
+
+
+# -- outcome (Finalize) ------------------------------------------------------------------------------------
+def finish(table: Any, incident: dict[str, Any], *, execution_id: str, outcome: str, entries: list[dict[str, Any]],
+           fields: dict[str, Any], now: datetime | None = None) -> str:
+    """Record the outcome of this execution: append its remaining timeline entries, set status and `fields`.
+    Idempotent per execution (``finalized``). Returns ``recorded``, ``timeline_only`` (another execution owns the
+    record now: its status is left alone) or ``already`` (this execution was recorded before). Raises AWS errors."""
+    now = now or _now()
+    incident_id = incident["incidentId"]
+    me = execution_id or "unknown"
+    stored = compact(entries, execution=execution_name(me), task="finalize")
+
+    def build(with_status: bool, timeline: list) -> _Update:
+        update = _Update().append("timeline", timeline).add("finalized", {me}).set("updatedAt", stamp(now))
+        for key in ("accountId", "region", "partition", "origin", "reason", "cutoff"):
+            if incident.get(key) is not None:
+                update.set_if_absent(key, incident[key])
+        update.set_if_absent("createdAt", stamp(now))
+        if with_status:
+            update.set("status", outcome).set("outcome", outcome).set("executionId", me)
+            for key, value in fields.items():
+                if value is None:
+                    update.remove(key)
+                else:
+                    update.set(key, value)
+        return update
+
+    def not_finalized(update: _Update) -> str:
+        f = update.n("finalized")
+        return f"(attribute_not_exists({f}) OR NOT contains({f}, {update.v(me)}))"
+
+    def run(with_status: bool, timeline: list) -> bool:
+        update = build(with_status, timeline)
+        condition = not_finalized(update)
+        if with_status:
+            e = update.n("executionId")
+            condition += f" AND (attribute_not_exists({e}) OR {e} = {update.v(me)})"
+        return update.run(table, incident_id, condition)
+
+    for timeline in (stored, [_overflow(me, now)]):
+        try:
+            if run(True, timeline):
+                return "recorded"
+            current = table.get(incident_id) or {}
+            if me in (current.get("finalized") or []):
+                return "already"
+            return "timeline_only" if run(False, timeline) else "already"
+        except ClientError as exc:
+            if error_code(exc) != "ValidationException" or "size" not in str(exc).lower():
+                raise
+    raise IncidentRecordError(f"incident record {incident_id} is full")
+
+
+def _overflow(execution_id: str, now: datetime) -> dict[str, Any]:
+    return {"time": stamp(now), "task": "finalize", "execution": execution_name(execution_id), "status": "truncated",
+            "target": "timeline", "detail": "the record reached DynamoDB's item size: the manifest has the timeline"}

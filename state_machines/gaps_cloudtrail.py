@@ -1,0 +1,205 @@
+"""CloudTrail gap: moto has no event history (`LookupEvents` is not implemented).
+
+Restored as AWS behaves: every management call the in-memory AWS serves with the credentials of an IAM user (an
+access key) or of an assumed-role session is recorded as an event of the account and Region it acted in, and
+`LookupEvents` answers from those records - one lookup attribute (AccessKeyId, EventId, EventName, EventSource,
+ReadOnly, ResourceName, ResourceType, Username), ``[StartTime, EndTime]``, newest first, at most 50 events per
+page with ``NextToken``, AWS's validation errors. ``Username`` is the user name for an IAM user and the session
+name for an assumed role; an AssumeRole event names the role's ARN as its resource. Data events (DynamoDB items,
+SNS Publish, EBS direct APIs, Lambda Invoke) are not in event history, so they are not recorded either.
+
+So a world built in the in-memory AWS (an attacker's calls made with a user's key) shows up in the responder's
+scope capture exactly as it would from CloudTrail.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from typing import Any
+from unittest import mock
+
+ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
+              "AccessKeyId")
+DATA_EVENTS = {
+    "dynamodb": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+                 "BatchWriteItem", "TransactGetItems", "TransactWriteItems"},
+    "sns": {"Publish", "PublishBatch"},
+    "ebs": {"ListSnapshotBlocks", "ListChangedBlocks", "GetSnapshotBlock", "PutSnapshotBlock",
+            "StartSnapshot", "CompleteSnapshot"},
+    "lambda": {"Invoke"},
+}
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "BatchGet", "Search", "Scan", "Query")
+
+_events: list[dict[str, Any]] = []
+_identities: dict[str, dict[str, Any]] = {}  # access key -> identity (a key never changes its owner)
+_lock = threading.Lock()
+_depth = [0]  # nested in-memory AWS contexts share one history, like moto's own state
+
+
+def events() -> list[dict[str, Any]]:
+    """Every recorded event (oldest first): for tests that want to look at the raw history."""
+    with _lock:
+        return list(_events)
+
+
+def _identity(access_key: str, account: str) -> dict[str, Any] | None:
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    if access_key.startswith("ASIA"):
+        for acct in list(sts_backends):
+            for backend in sts_backends[acct].values():
+                role = backend.get_assumed_role_from_access_key(access_key)
+                if role is not None:
+                    role_name = role.role_arn.rsplit("/", 1)[-1]
+                    return {"type": "AssumedRole", "username": role.session_name, "userIdentity": {
+                        "type": "AssumedRole", "arn": role.arn, "accountId": role.account_id,
+                        "accessKeyId": access_key,
+                        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role.role_arn,
+                                                             "accountId": role.account_id, "userName": role_name}}}}
+        return None
+    for acct in [account] + [a for a in list(iam_backends) if a != account]:
+        for backend in iam_backends[acct].values():
+            user = backend.get_user_from_access_key_id(access_key)
+            if user is not None:
+                return {"type": "IAMUser", "username": user.name, "userIdentity": {
+                    "type": "IAMUser", "principalId": user.id, "arn": user.arn, "accountId": user.account_id,
+                    "accessKeyId": access_key, "userName": user.name}}
+    return None
+
+
+def _record(response: Any, handler: Any) -> None:
+    access_key = getattr(handler, "access_key", "") or ""
+    if len(access_key) != 20 or access_key[:4] not in ("AKIA", "ASIA"):
+        return  # not an IAM user's key nor a session: the harness's own credentials
+    service = getattr(handler, "service_name", "") or ""
+    action = handler._get_action() or ""
+    if action in DATA_EVENTS.get(service, ()):
+        return
+    identity = _identities.get(access_key) or _identity(access_key, handler.current_account)
+    if identity is None:
+        return
+    _identities[access_key] = identity
+    query = getattr(handler, "querystring", None) or {}
+    params = {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in query.items()
+              if k not in ("Action", "Version")}
+    status = response[0] if isinstance(response, tuple) and response and isinstance(response[0], int) else 200
+    accounts = [handler.current_account]
+    resources = []
+    if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
+        resources.append({"ResourceType": "AWS::IAM::Role", "ResourceName": params["RoleArn"]})
+        role_account = str(params["RoleArn"]).split(":")[4:5]
+        if role_account and role_account[0] not in accounts:
+            accounts.append(role_account[0])
+    now = datetime.now(timezone.utc)
+    for account in accounts:
+        record = {
+            "eventVersion": "1.08", "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": f"{service}.amazonaws.com", "eventName": action, "awsRegion": handler.region,
+            "sourceIPAddress": "198.51.100.7", "userAgent": "local", "userIdentity": identity["userIdentity"],
+            "requestParameters": params or None, "eventID": str(uuid.uuid4()), "readOnly": action.startswith(READ_PREFIXES),
+            "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
+        }
+        if status >= 400:
+            record["errorCode"] = str(status)
+        with _lock:
+            _events.append({"account": account, "region": handler.region, "time": now, "username": identity["username"],
+                            "accessKeyId": access_key, "resources": resources, "record": record})
+
+
+def _matches(event: dict[str, Any], key: str, value: str) -> bool:
+    record = event["record"]
+    return {
+        "EventId": lambda: record["eventID"] == value,
+        "EventName": lambda: record["eventName"] == value,
+        "EventSource": lambda: record["eventSource"] == value,
+        "ReadOnly": lambda: str(record["readOnly"]).lower() == value.lower(),
+        "Username": lambda: event["username"] == value,
+        "AccessKeyId": lambda: event["accessKeyId"] == value,
+        "ResourceName": lambda: any(r["ResourceName"] == value for r in event["resources"]),
+        "ResourceType": lambda: any(r["ResourceType"] == value for r in event["resources"]),
+    }[key]()
+
+
+def _time(value: Any, default: datetime) -> datetime:
+    if value in (None, ""):
+        return default
+    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+
+
+def lookup_events(self) -> str:
+    from moto.core.exceptions import JsonRESTError
+
+    body = json.loads(self.body or "{}")
+    attributes = body.get("LookupAttributes") or []
+    if len(attributes) > 1:
+        raise JsonRESTError("InvalidLookupAttributesException",
+                            "You can specify only one lookup attribute per request.")
+    for attribute in attributes:
+        if attribute.get("AttributeKey") not in ATTRIBUTES or not attribute.get("AttributeValue"):
+            raise JsonRESTError("InvalidLookupAttributesException", f"Invalid lookup attribute: {attribute}")
+    limit = body.get("MaxResults", 50)
+    if not isinstance(limit, int) or not 1 <= limit <= 50:
+        raise JsonRESTError("InvalidMaxResultsException", "MaxResults must be between 1 and 50.")
+    start = _time(body.get("StartTime"), datetime.min.replace(tzinfo=timezone.utc))
+    end = _time(body.get("EndTime"), datetime.max.replace(tzinfo=timezone.utc))
+    if start > end:
+        raise JsonRESTError("InvalidTimeRangeException", "Start time must be before end time.")
+    query = json.dumps([attributes, body.get("StartTime"), body.get("EndTime")], sort_keys=True)
+    offset = 0
+    if body.get("NextToken"):
+        try:
+            token = json.loads(base64.b64decode(body["NextToken"]))
+            offset = int(token["offset"])
+            if token["query"] != query:
+                raise ValueError("token of another query")
+        except (ValueError, KeyError, TypeError):
+            raise JsonRESTError("InvalidNextTokenException", "Invalid NextToken.") from None
+    with _lock:
+        found = [e for e in _events if e["account"] == self.current_account and e["region"] == self.region
+                 and start <= e["time"] <= end and all(_matches(e, a["AttributeKey"], a["AttributeValue"])
+                                                         for a in attributes)]
+    found.reverse()  # newest first
+    page = found[offset:offset + limit]
+    out: dict[str, Any] = {"Events": [{
+        "EventId": e["record"]["eventID"], "EventName": e["record"]["eventName"],
+        "ReadOnly": str(e["record"]["readOnly"]).lower(), "AccessKeyId": e["accessKeyId"],
+        "EventTime": e["time"].timestamp(), "EventSource": e["record"]["eventSource"], "Username": e["username"],
+        "Resources": e["resources"], "CloudTrailEvent": json.dumps(e["record"]),
+    } for e in page]}
+    if offset + limit < len(found):
+        out["NextToken"] = base64.b64encode(json.dumps({"offset": offset + limit, "query": query}).encode()).decode()
+    return json.dumps(out)
+
+
+def _leave() -> None:
+    with _lock:
+        _depth[0] -= 1
+        if _depth[0] == 0:
+            _events.clear()
+            _identities.clear()
+
+
+def install(stack: ExitStack) -> None:
+    from moto.cloudtrail.responses import CloudTrailResponse
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse.call_action
+
+    def call_action(self):
+        response = original(self)
+        _record(response, self)
+        return response
+
+    with _lock:
+        if _depth[0] == 0:
+            _events.clear()
+            _identities.clear()
+        _depth[0] += 1
+    stack.callback(_leave)
+    stack.enter_context(mock.patch.object(BaseResponse, "call_action", call_action))
+    stack.enter_context(mock.patch.object(CloudTrailResponse, "lookup_events", lookup_events, create=True))

@@ -1,0 +1,190 @@
+"""The command-line tool, driven as a person would: `--local` (its own in-memory AWS, the incident table kept in a
+file between commands), and the AWS path against the in-memory AWS standing in for an account."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import cli
+from state_machines import local
+from tests.operations_world import configured
+from tests.workflow_world import event
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMBER, REGION = "444455556666", "eu-west-1"
+
+
+def run_cli(*argv, state=None):
+    """`python -m cli ...` in a subprocess, from the repository root, as the README shows it."""
+    extra = ["--local-state", str(state)] if state else []
+    return subprocess.run([sys.executable, "-m", "cli", *argv, *extra], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def main(capsys, *argv):
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# -- help and usage errors (nothing starts) -----------------------------------------------------------------
+def test_help_teaches_commands_exit_codes_and_examples():
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for words in ("start", "status", "list", "--local", "exit codes:", "5  still running",
+                  "python -m cli start --finding finding.json"):
+        assert words in done.stdout
+    start = run_cli("start", "--help")
+    assert "--dry-run" in start.stdout and "plan only" in start.stdout and "--finding FILE" in start.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["start"], "name what to contain"),
+    (["start", "--user", "u", "--account", MEMBER], "a manual request needs --region, --reason"),
+    (["start", "--user", "u", "--account", "4444", "--region", REGION, "--reason", "r"],
+     "invalid request: manual.accountId: '4444' is not valid"),
+    (["start", "--instance", "i-nothex", "--account", MEMBER, "--region", REGION, "--reason", "r"],
+     "invalid request: manual.instances[0]"),
+    (["start", "--finding", "f.json", "--user", "u"], "either --finding or --user"),
+    (["start", "--finding", "no-such-file.json"], "cannot read no-such-file.json"),
+])
+def test_bad_requests_exit_2_naming_the_problem_before_anything_starts(capsys, tmp_path, argv, message):
+    code, out, err = main(capsys, "--local", "--local-state", str(tmp_path / "s.json"), *argv)
+    assert code == cli.USAGE and message in err and out == ""
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_finding_file_that_is_not_a_finding_is_refused(capsys, tmp_path):
+    bad = tmp_path / "f.json"
+    bad.write_text(json.dumps({"detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+                               "detail": {"id": "x"}}))
+    code, _, err = main(capsys, "start", "--finding", str(bad))
+    assert code == cli.USAGE and "detail.accountId: is required" in err
+
+
+# -- --local, across commands ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli") / "incidents.json"
+
+
+@pytest.fixture(scope="module")
+def finding(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "finding.json"
+    path.write_text(json.dumps(event(account=MEMBER, region=REGION)))
+    return path
+
+
+def test_local_dry_run_from_a_real_shell_plans_and_changes_nothing(state):
+    done = run_cli("--local", "start", "--user", "ci-deployer", "--role", "app-role", "--account", MEMBER,
+                   "--region", REGION, "--reason", "drill", "--incident-id", "IR-DRILL-1", "--dry-run", state=state)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "local: created IAM user ci-deployer with an active access key" in out
+    assert "incident IR-DRILL-1: dry_run_plan" in out and "plan (dry run, nothing changed): 6 change(s)" in out
+    for api in ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy",
+                "s3:PutObject"):
+        assert api in out
+    assert "notified: IR DRY RUN (6 changes planned): user/ci-deployer +1 in 444455556666 [IR-DRILL-1]" in out
+
+
+def test_local_finding_is_contained_then_its_republication_is_a_duplicate(capsys, state, finding):
+    code, out, err = main(capsys, "--local", "--local-state", str(state), "start", "--finding", str(finding))
+    assert code == cli.OK, err
+    incident = f"gd-{json.loads(finding.read_text())['detail']['id']}"
+    assert f"incident {incident}: contained" in out
+    assert "manifest: s3://ir-evidence-999988887777-eu-west-1/incidents/" in out and "sha256:" in out
+    assert "notification delivered: Contained user/ci-deployer in account 444455556666" in out
+
+    code, out, _ = main(capsys, "start", "--finding", str(finding), "--local", "--local-state", str(state))
+    assert code == cli.OK and f"incident {incident}: duplicate" in out and "why: already answered by" in out
+
+
+def test_local_status_and_list_read_the_kept_table(capsys, state, finding):
+    incident = f"gd-{json.loads(finding.read_text())['detail']['id']}"
+    code, out, _ = main(capsys, "status", incident, "--local", "--local-state", str(state))
+    assert code == cli.OK
+    assert f"incident {incident}: contained" in out and "duplicates 1" in out
+    assert "iam:AttachUserPolicy" in out and "athena: SELECT eventTime" in out and "manifest: s3://" in out
+
+    code, out, _ = main(capsys, "--local", "--local-state", str(state), "list")
+    lines = out.splitlines()
+    assert code == cli.OK and lines[0].split()[:3] == ["INCIDENT", "STATUS", "SEV"]
+    assert {line.split()[0] for line in lines[1:]} == {incident, "IR-DRILL-1"}
+
+    code, out, _ = main(capsys, "--local", "--local-state", str(state), "list", "--status", "dry_run_plan", "--json")
+    assert [i["incidentId"] for i in json.loads(out)] == ["IR-DRILL-1"]
+
+
+def test_local_status_of_an_unknown_incident_exits_3(capsys, state):
+    code, _, err = main(capsys, "--local", "--local-state", str(state), "status", "IR-NOPE")
+    assert code == cli.NOT_FOUND and "no incident IR-NOPE" in err
+
+
+# -- the AWS path (the in-memory AWS standing in for the account) ---------------------------------------------
+@pytest.fixture(scope="module")
+def aws(monkeypatch_module=None):
+    with local.aws(region=REGION):
+        dep = local.deploy(member_account=MEMBER, region=REGION)
+        cli.POLL_SECONDS, saved = 0.05, cli.POLL_SECONDS
+        yield dep
+        cli.POLL_SECONDS = saved
+
+
+def user(dep):
+    name = f"u-{uuid.uuid4().hex[:8]}"
+    dep.client("iam").create_user(UserName=name)
+    dep.client("iam").create_access_key(UserName=name)
+    return name
+
+
+def test_aws_start_status_list(capsys, aws):
+    name = user(aws)
+    code, out, err = main(capsys, "--responder-region", REGION, "start", "--user", name, "--account", MEMBER,
+                          "--region", REGION, "--reason", "key in a public repo", "--incident-id", "IR-AWS-1")
+    assert code == cli.OK, err
+    assert out.startswith("started arn:aws:states:eu-west-1:123456789012:execution:ir-responder-containment:cli-IR-AWS-1-")
+    assert "incident IR-AWS-1: contained" in out
+    assert f"IAMUser      arn:aws:iam::{MEMBER}:user/{name}" in out
+
+    code, out, _ = main(capsys, "status", "IR-AWS-1", "--responder-region", REGION, "--json")
+    item = json.loads(out)
+    assert code == cli.OK and item["status"] == "contained" and item["origin"] == "manual"
+
+    code, out, _ = main(capsys, "list", "--responder-region", REGION)
+    assert code == cli.OK and "IR-AWS-1" in out
+
+
+def test_aws_start_that_fails_to_contain_exits_1_with_the_summary(capsys, aws):
+    name = user(aws)
+    with configured(aws, drop=("IR_PROTECTED_PRINCIPALS",)):
+        code, out, _ = main(capsys, "--responder-region", REGION, "start", "--user", name, "--account", MEMBER,
+                            "--region", REGION, "--reason", "r")
+    assert code == cli.FAILED
+    assert ": protection_unverified" in out and "ProtectionCheckFailed" in out
+    assert "notified: IR NOT CONTAINED - PROTECTION UNVERIFIED" in out
+
+
+def test_aws_no_wait_returns_at_once_and_says_how_to_follow(capsys, aws):
+    code, out, _ = main(capsys, "--responder-region", REGION, "start", "--user", user(aws), "--account", MEMBER,
+                        "--region", REGION, "--reason", "r", "--incident-id", "IR-AWS-2", "--no-wait")
+    assert code == cli.OK and "follow it with: python -m cli status IR-AWS-2" in out
+
+
+def test_aws_missing_table_and_state_machine_are_clear_errors(capsys, aws):
+    code, _, err = main(capsys, "--responder-region", REGION, "--table", "nope", "status", "IR-AWS-1")
+    assert code == cli.AWS_ERROR and "table nope not found in eu-west-1" in err
+    code, _, err = main(capsys, "--responder-region", "us-west-2", "start", "--user", "u", "--account", MEMBER,
+                        "--region", REGION, "--reason", "r")
+    assert code == cli.AWS_ERROR and "ir-responder-containment not found" in err and "--responder-region" in err
+
+
+def test_execution_names_fit_step_functions_rules():
+    name = cli.execution_name("IR/" + "x" * 100)
+    assert len(name) <= 80 and name.startswith("cli-IR-xxx")
+    assert all(c.isalnum() or c in "-_" for c in name)
