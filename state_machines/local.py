@@ -293,14 +293,17 @@ def deploy(
             raise ValueError(f"account ids must be 12 digits, got {account!r}")
 
     forensics_out = local_stacks.forensics_stack(session(forensics, region), region=region,
-                                                 security_account=DEFAULT_ACCOUNT, member_accounts=members)
+                                                 security_account=DEFAULT_ACCOUNT, member_accounts=members,
+                                                 external_id=external_id)
     sharing = {}
     for account in members:
         sharing[account] = local_stacks.member_stack(
             session(account, region), region=region, security_account=DEFAULT_ACCOUNT,
             forensics_account=forensics, external_id=external_id,
+            quarantine_policy_arn=quarantine_policy_arn or local_stacks.DEFAULT_QUARANTINE_POLICY,
         )["sharing_key_arn"]
-    responder = local_stacks.responder_stack(session(None, region), region=region)
+    responder = local_stacks.responder_stack(session(None, region), region=region, member_accounts=members,
+                                             forensics_account=forensics)
     env = {
         "POWERTOOLS_SERVICE_NAME": "ir-responder",
         "POWERTOOLS_LOG_LEVEL": log_level,

@@ -1,8 +1,12 @@
 """What the three CDK stacks create, created with boto3 in the in-memory AWS (used by `local.deploy`).
 
-Names, environment and permissions come from the same sources the CDK stacks read (`stacks.catalog`,
-`responder.settings`, `responder.permissions`); tests compare the synthesized templates with what is made here.
-Every function is create-or-reuse, so deploying twice in one in-memory AWS works.
+Same names (`stacks.names`), same trust and key policies and the same permission documents (`stacks.policies`,
+built from `responder.permissions`), same functions (`stacks.catalog`): tests compare the synthesized templates
+with what is made here. Every function is create-or-reuse, so deploying twice in one in-memory AWS works.
+
+Left out on purpose (nothing to run locally): the Powertools layer (the local runtime imports Powertools from the
+virtual environment) and the stacks' tags other than the protection tag. The buckets' TLS-only policies are applied;
+`gaps_s3` makes moto evaluate their conditions as AWS does.
 """
 from __future__ import annotations
 
@@ -22,39 +26,48 @@ from responder.settings import (  # noqa: F401 - re-exported for local.deploy
     PROTECTED_TAG,
     SHARING_KEY_ALIAS,
 )
-from stacks.catalog import ASL_PATH, FUNCTIONS, STATE_MACHINE_NAME
+from stacks import names, policies
+from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME
+from stacks.config import DEFAULT_TABLE_NAME
 
-FUNCTION_ROLE_NAME = "ir-responder-functions"
-STATE_MACHINE_ROLE_NAME = "ir-responder-state-machine"
-TABLE_NAME = "ir-responder-incidents"
-TOPIC_NAME = "ir-responder-incidents"
-FORENSICS_KEY_ALIAS = "alias/ir-forensics-evidence"
-DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
+PARTITION = "aws"
+TABLE_NAME = DEFAULT_TABLE_NAME
+TOPIC_NAME = names.TOPIC_NAME
+FORENSICS_KEY_ALIAS = names.FORENSICS_KEY_ALIAS
+DENY_ALL_ROLE_NAME = names.DENY_ALL_ROLE_NAME
+STATE_MACHINE_ROLE_NAME = names.STATE_MACHINE_ROLE_NAME
+RULE_ROLE_NAME = names.RULE_ROLE_NAME
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
+LOG_RETENTION_DAYS = 365
+EVIDENCE_RETENTION_DAYS = 365
+PROTECTED = [{"Key": PROTECTED_TAG, "Value": "true"}]
 
 
 def _exists(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] in (
         "EntityAlreadyExists", "ResourceInUseException", "ResourceConflictException", "BucketAlreadyOwnedByYou",
-        "AlreadyExistsException", "StateMachineAlreadyExists",
+        "AlreadyExistsException", "StateMachineAlreadyExists", "ResourceAlreadyExistsException",
     )
 
 
-def _role(iam: Any, name: str, trust: dict, policy: dict | None = None, *, policy_name: str = "permissions") -> str:
+def _account(sess: Any) -> str:
+    return sess.client("sts").get_caller_identity()["Account"]
+
+
+def _role(iam: Any, name: str, trust: dict, policy: dict | None = None, *, policy_name: str = "permissions",
+          tags: list[dict] | None = None) -> str:
     try:
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                              Tags=tags or [])["Role"]["Arn"]
     except ClientError as exc:
         if not _exists(exc):
             raise
         arn = iam.get_role(RoleName=name)["Role"]["Arn"]
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
-    if policy is not None:
+    if policy is not None and policy["Statement"]:
         iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
     return arn
-
-
-def _allow(actions: tuple[str, ...]) -> dict:
-    return {"Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": list(actions) or ["none:null"], "Resource": "*"}]}
 
 
 def _key(kms: Any, alias: str, policy: dict, description: str) -> str:
@@ -68,99 +81,163 @@ def _key(kms: Any, alias: str, policy: dict, description: str) -> str:
     return key["KeyMetadata"]["Arn"]
 
 
-def responder_trust(security_account: str) -> dict:
+def _log_group(logs: Any, name: str, region: str, account: str) -> str:
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as exc:
+        if not _exists(exc):
+            raise
+    logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+    return f"arn:{PARTITION}:logs:{region}:{account}:log-group:{name}:*"
+
+
+def responder_trust(security_account: str, external_id: str) -> dict:
     """Trust of the member and forensics roles: only the responder's own roles in the security account."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{security_account}:root"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{security_account}:role/ir-responder-*"}},
-        }],
-    }
+    return policies.responder_trust(PARTITION, security_account, external_id)
 
 
-def member_stack(sess: Any, *, region: str, security_account: str, forensics_account: str,
-                 external_id: str) -> dict[str, str]:
+# ---------------------------------------------------------------------------------------------------------------
+# Member stack
+# ---------------------------------------------------------------------------------------------------------------
+def member_stack(sess: Any, *, region: str, security_account: str, forensics_account: str, external_id: str,
+                 quarantine_policy_arn: str = DEFAULT_QUARANTINE_POLICY) -> dict[str, str]:
     iam, kms = sess.client("iam"), sess.client("kms", region_name=region)
-    account = sess.client("sts").get_caller_identity()["Account"]
-    trust = responder_trust(security_account)
-    trust["Statement"][0]["Condition"]["StringEquals"] = {"sts:ExternalId": external_id}
-    role_arn = _role(iam, MEMBER_ROLE_NAME, trust, _allow(permissions.member_actions()))
-
-    deny_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
-    ec2_trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    _role(iam, DENY_ALL_ROLE_NAME, ec2_trust, deny_all, policy_name="deny-all")
+    account = _account(sess)
+    deny_all_role = _role(iam, DENY_ALL_ROLE_NAME, policies.service_trust("ec2.amazonaws.com"),
+                          policies.DENY_ALL_POLICY, policy_name="deny-all")
     try:
         iam.create_instance_profile(InstanceProfileName=DENY_ALL_PROFILE)
         iam.add_role_to_instance_profile(InstanceProfileName=DENY_ALL_PROFILE, RoleName=DENY_ALL_ROLE_NAME)
     except ClientError as exc:
         if not _exists(exc):
             raise
-
-    key_policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "AccountAdmin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-             "Action": "kms:*", "Resource": "*"},
-            {"Sid": "ForensicsCopyThroughEc2", "Effect": "Allow",
-             "Principal": {"AWS": f"arn:aws:iam::{forensics_account}:root"},
-             "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext",
-                        "kms:ReEncryptFrom"],
-             "Resource": "*",
-             "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{region}.amazonaws.com"}}},
-        ],
-    }
-    sharing_key = _key(kms, SHARING_KEY_ALIAS, key_policy, "Evidence sharing key: the forensics account may use it only through EC2")
-    return {"role_arn": role_arn, "sharing_key_arn": sharing_key}
+    sharing_key = _key(
+        kms, SHARING_KEY_ALIAS,
+        policies.sharing_key_policy(partition=PARTITION, account=account, forensics_account=forensics_account,
+                                    region=region),
+        "Evidence sharing: the forensics account may use it only through EC2")
+    policy = policies.member_policy(partition=PARTITION, account=account, security_account=security_account,
+                                    actions=permissions.member_actions(),
+                                    deny_all_role_arn=deny_all_role, quarantine_policy_arn=quarantine_policy_arn)
+    role_arn = _role(iam, MEMBER_ROLE_NAME, responder_trust(security_account, external_id), policy, tags=PROTECTED)
+    return {"role_arn": role_arn, "sharing_key_arn": sharing_key, "deny_all_role_arn": deny_all_role}
 
 
-def forensics_stack(sess: Any, *, region: str, security_account: str, member_accounts: tuple[str, ...]) -> dict[str, str]:
-    iam, kms, s3 = sess.client("iam"), sess.client("kms", region_name=region), sess.client("s3", region_name=region)
-    account = sess.client("sts").get_caller_identity()["Account"]
-    key_policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Sid": "ForensicsAccountOnly", "Effect": "Allow",
-                       "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}],
-    }
-    key_arn = _key(kms, FORENSICS_KEY_ALIAS, key_policy, "Forensics evidence key: no production account can use it")
-    role_arn = _role(iam, FORENSICS_ROLE_NAME, responder_trust(security_account), _allow(permissions.forensics_actions()))
-    bucket = f"ir-evidence-{account}-{region}"
+# ---------------------------------------------------------------------------------------------------------------
+# Forensics stack
+# ---------------------------------------------------------------------------------------------------------------
+def _tls_only(bucket: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
+        "Resource": [f"arn:{PARTITION}:s3:::{bucket}", f"arn:{PARTITION}:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
+def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> bool:
+    """Create the bucket; False if it already existed."""
+    params: dict[str, Any] = {"Bucket": name}
+    if object_lock:
+        params["ObjectLockEnabledForBucket"] = True
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
     try:
-        params: dict[str, Any] = {"Bucket": bucket, "ObjectLockEnabledForBucket": True}
-        if region != "us-east-1":
-            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
         s3.create_bucket(**params)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}}]})
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     except ClientError as exc:
         if not _exists(exc):
             raise
+        return False
+    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return True
+
+
+def forensics_stack(sess: Any, *, region: str, security_account: str, member_accounts: tuple[str, ...],
+                    external_id: str = "ir-responder") -> dict[str, str]:
+    iam, kms, s3 = sess.client("iam"), sess.client("kms", region_name=region), sess.client("s3", region_name=region)
+    account = _account(sess)
+    key_arn = _key(kms, FORENSICS_KEY_ALIAS, policies.forensics_key_policy(partition=PARTITION, account=account),
+                   "Forensics evidence: only the forensics account can use it")
+    bucket = names.evidence_bucket(account, region)
+    logs_bucket = names.access_log_bucket(account, region)
+    if _bucket(s3, logs_bucket, region):
+        s3.put_bucket_encryption(Bucket=logs_bucket, ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        logs_policy = _tls_only(logs_bucket)
+        logs_policy["Statement"].append({  # S3 server access log delivery, for the evidence bucket only
+            "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+            "Resource": f"arn:{PARTITION}:s3:::{logs_bucket}/evidence/*",
+            "Condition": {"ArnLike": {"aws:SourceArn": f"arn:{PARTITION}:s3:::{bucket}"},
+                          "StringEquals": {"aws:SourceAccount": account}}})
+        s3.put_bucket_policy(Bucket=logs_bucket, Policy=json.dumps(logs_policy))
+    if _bucket(s3, bucket, region, object_lock=True):
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+            "BucketKeyEnabled": True}]})
+        s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": EVIDENCE_RETENTION_DAYS}}})
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_tls_only(bucket)))  # see gaps_s3
+        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": {
+            "TargetBucket": logs_bucket, "TargetPrefix": "evidence/"}})
+    policy = policies.forensics_policy(partition=PARTITION, account=account, region=region,
+                                       security_account=security_account,
+                                       actions=permissions.forensics_actions(), key_arn=key_arn, bucket=bucket,
+                                       member_accounts=member_accounts)
+    role_arn = _role(iam, FORENSICS_ROLE_NAME, responder_trust(security_account, external_id), policy,
+                     tags=PROTECTED)
     return {"role_arn": role_arn, "key_arn": key_arn, "bucket": bucket}
 
 
-def responder_stack(sess: Any, *, region: str) -> dict[str, str]:
-    iam, ddb, sns = sess.client("iam"), sess.client("dynamodb", region_name=region), sess.client("sns", region_name=region)
-    lambda_trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    sfn_trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    function_role = _role(iam, FUNCTION_ROLE_NAME, lambda_trust, _allow(permissions.responder_actions() + ("sts:AssumeRole",)))
-    sm_role = _role(iam, STATE_MACHINE_ROLE_NAME, sfn_trust, _allow(("lambda:InvokeFunction",)))
+# ---------------------------------------------------------------------------------------------------------------
+# Responder stack
+# ---------------------------------------------------------------------------------------------------------------
+def responder_stack(sess: Any, *, region: str, member_accounts: tuple[str, ...] | None = None,
+                    forensics_account: str | None = None) -> dict[str, Any]:
+    """The table, the topic (and its key), the functions' roles and log groups, the state machine's role and log
+    group. The functions, the state machine, the rule and the alarms follow in `functions_and_state_machine`."""
+    iam, ddb = sess.client("iam"), sess.client("dynamodb", region_name=region)
+    sns, kms = sess.client("sns", region_name=region), sess.client("kms", region_name=region)
+    logs = sess.client("logs", region_name=region)
+    account = _account(sess)
+    members = tuple(member_accounts or (account,))
+    forensics = forensics_account or account
+
+    topic_key = _key(kms, names.TOPIC_KEY_ALIAS, policies.topic_key_policy(partition=PARTITION, account=account),
+                     "Encrypts the GuardDuty auto-responder's notifications topic")
+    topic_arn = sns.create_topic(Name=TOPIC_NAME, Attributes={"KmsMasterKeyId": topic_key})["TopicArn"]
     try:
         ddb.create_table(TableName=TABLE_NAME, BillingMode="PAY_PER_REQUEST",
                          AttributeDefinitions=[{"AttributeName": "incidentId", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "incidentId", "KeyType": "HASH"}])
+                         KeySchema=[{"AttributeName": "incidentId", "KeyType": "HASH"}],
+                         SSESpecification={"Enabled": True, "SSEType": "KMS"})
+        ddb.update_continuous_backups(TableName=TABLE_NAME, PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": True})
     except ClientError as exc:
         if not _exists(exc):
             raise
-    topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
-    return {"table_name": TABLE_NAME, "topic_arn": topic_arn, "function_role_arn": function_role,
+    table_arn = ddb.describe_table(TableName=TABLE_NAME)["Table"]["TableArn"]
+
+    assume = [names.role_arn(PARTITION, a, MEMBER_ROLE_NAME) for a in members]
+    assume.append(names.role_arn(PARTITION, forensics, FORENSICS_ROLE_NAME))
+    executions = policies.executions_arn(PARTITION, region, account, STATE_MACHINE_NAME)
+    role_arns: dict[str, str] = {}
+    for spec in FUNCTIONS:
+        log_group_arn = _log_group(logs, names.function_log_group(spec), region, account)
+        policy = policies.function_policy(
+            actions=permissions.responder_actions(), assume_role_arns=assume, table_arn=table_arn,
+            topic_arn=topic_arn, topic_key_arn=topic_key, log_group_arn=log_group_arn, executions_arn=executions)
+        role_arns[spec.key] = _role(iam, names.function_role_name(spec), policies.service_trust("lambda.amazonaws.com"),
+                                    policy, tags=PROTECTED)
+
+    _log_group(logs, names.STATE_MACHINE_LOG_GROUP, region, account)
+    function_arns = [f"arn:{PARTITION}:lambda:{region}:{account}:function:{spec.function_name}" for spec in FUNCTIONS]
+    sm_role = _role(iam, STATE_MACHINE_ROLE_NAME, policies.service_trust("states.amazonaws.com"),
+                    policies.state_machine_policy(function_arns), policy_name="invoke-functions", tags=PROTECTED)
+    return {"table_name": TABLE_NAME, "topic_arn": topic_arn, "topic_key_arn": topic_key,
+            "function_role_arns": role_arns, "function_role_arn": role_arns[FUNCTIONS[0].key],
             "state_machine_role_arn": sm_role}
 
 
@@ -171,29 +248,84 @@ def _code_zip() -> bytes:
     return buf.getvalue()
 
 
-def functions_and_state_machine(sess: Any, *, region: str, environment: dict[str, str], role_arn: str,
+def function_configuration(spec: Any, *, role_arn: str, environment: dict[str, str]) -> dict[str, Any]:
+    """The settings `lambda.create_function` gets for `spec` (the same as the template's)."""
+    return dict(FunctionName=spec.function_name, Runtime=RUNTIME, Role=role_arn, Handler=spec.handler,
+                Timeout=spec.timeout_seconds, MemorySize=spec.memory_mb, Description=spec.description,
+                Environment={"Variables": dict(environment)},
+                LoggingConfig={"LogFormat": "JSON", "LogGroup": names.function_log_group(spec)})
+
+
+def functions_and_state_machine(sess: Any, *, region: str, environment: dict[str, str],
+                                role_arn: str | None = None,  # noqa: ARG001 - unused: one role per function
                                 state_machine_role_arn: str) -> tuple[dict[str, str], str]:
     lam, sfn = sess.client("lambda", region_name=region), sess.client("stepfunctions", region_name=region)
+    iam = sess.client("iam")
+    account = _account(sess)
     arns: dict[str, str] = {}
     for spec in FUNCTIONS:
-        config = dict(FunctionName=spec.function_name, Runtime="python3.13", Role=role_arn, Handler=spec.handler,
-                      Timeout=spec.timeout_seconds, MemorySize=spec.memory_mb, Description=spec.description,
-                      Environment={"Variables": environment}, Architectures=["arm64"])
+        role = iam.get_role(RoleName=names.function_role_name(spec))["Role"]["Arn"]
+        config = function_configuration(spec, role_arn=role, environment=environment)
         try:
-            arns[spec.key] = lam.create_function(Code={"ZipFile": _code_zip()}, **config)["FunctionArn"]
+            arns[spec.key] = lam.create_function(Code={"ZipFile": _code_zip()}, Architectures=[ARCHITECTURE],
+                                                 **config)["FunctionArn"]
         except ClientError as exc:
             if not _exists(exc):
                 raise
-            config.pop("Architectures")
             arns[spec.key] = lam.update_function_configuration(**config)["FunctionArn"]
     definition = ASL_PATH.read_text()
     for spec in FUNCTIONS:
         definition = definition.replace("${%s}" % spec.substitution, arns[spec.key])
+    log_group_arn = f"arn:{PARTITION}:logs:{region}:{account}:log-group:{names.STATE_MACHINE_LOG_GROUP}:*"
+    settings = dict(
+        definition=definition, roleArn=state_machine_role_arn,
+        loggingConfiguration={"level": "ALL", "includeExecutionData": True,
+                              "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": log_group_arn}}]},
+        tracingConfiguration={"enabled": True},
+    )
     existing = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
                 if m["name"] == STATE_MACHINE_NAME]
     if existing:
-        sfn.update_state_machine(stateMachineArn=existing[0], definition=definition, roleArn=state_machine_role_arn)
-        return arns, existing[0]
-    sm = sfn.create_state_machine(name=STATE_MACHINE_NAME, definition=definition, roleArn=state_machine_role_arn,
-                                  type="STANDARD")
-    return arns, sm["stateMachineArn"]
+        sfn.update_state_machine(stateMachineArn=existing[0], **settings)
+        sm_arn = existing[0]
+    else:
+        sm_arn = sfn.create_state_machine(name=STATE_MACHINE_NAME, type="STANDARD", **settings)["stateMachineArn"]
+    _trigger_and_alarms(sess, region=region, state_machine_arn=sm_arn)
+    return arns, sm_arn
+
+
+def _trigger_and_alarms(sess: Any, *, region: str, state_machine_arn: str) -> None:
+    """The rule (same pattern), its dead-letter queue, retry policy and role; the alarms on the topic."""
+    iam, sqs = sess.client("iam"), sess.client("sqs", region_name=region)
+    events, cloudwatch = sess.client("events", region_name=region), sess.client("cloudwatch", region_name=region)
+    sns = sess.client("sns", region_name=region)
+    account = _account(sess)
+    queue_url = sqs.create_queue(QueueName=names.DLQ_NAME, Attributes={
+        "SqsManagedSseEnabled": "true", "MessageRetentionPeriod": str(14 * 86400)})["QueueUrl"]
+    queue_arn = f"arn:{PARTITION}:sqs:{region}:{account}:{names.DLQ_NAME}"
+    rule_arn = events.put_rule(Name=names.RULE_NAME, EventPattern=json.dumps(EVENT_PATTERN), State="ENABLED",
+                               Description="GuardDuty findings of severity 4 and above start the containment "
+                                           "state machine")["RuleArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(
+        policies.dead_letter_queue_policy(queue_arn=queue_arn, rule_arn=rule_arn, partition=PARTITION))})
+    rule_role = _role(iam, RULE_ROLE_NAME, policies.service_trust("events.amazonaws.com"),
+                      policies.rule_target_policy(state_machine_arn), tags=PROTECTED)
+    events.put_targets(Rule=names.RULE_NAME, Targets=[{
+        "Id": "Target0", "Arn": state_machine_arn, "RoleArn": rule_role,
+        "DeadLetterConfig": {"Arn": queue_arn},
+        "RetryPolicy": {"MaximumRetryAttempts": names.RULE_RETRY_ATTEMPTS,
+                        "MaximumEventAgeInSeconds": names.RULE_MAX_EVENT_AGE_SECONDS}}])
+    topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+    sm_metrics = {"ExecutionsFailed": "ExecutionsFailed", "ExecutionsTimedOut": "ExecutionsTimedOut",
+                  "ExecutionsAborted": "ExecutionsAborted"}
+    for name, metric in sm_metrics.items():
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"ir-responder-{name}", Namespace="AWS/States", MetricName=metric, Statistic="Sum",
+            Dimensions=[{"Name": "StateMachineArn", "Value": state_machine_arn}], Period=300, EvaluationPeriods=1,
+            Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+            AlarmActions=[topic_arn])
+    cloudwatch.put_metric_alarm(
+        AlarmName="ir-responder-FindingsDeadLettered", Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible", Statistic="Maximum",
+        Dimensions=[{"Name": "QueueName", "Value": names.DLQ_NAME}], Period=300, EvaluationPeriods=1, Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching", AlarmActions=[topic_arn])

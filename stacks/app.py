@@ -1,0 +1,58 @@
+"""The CDK app: the responder, forensics and member stacks, chosen by the context (see stacks.config).
+
+    IrResponder            -> securityAccount
+    IrForensics            -> forensicsAccount
+    IrMember-<account>     -> every account of memberAccounts
+
+With `layout=single-account` all three go into `securityAccount`. cdk-nag's AwsSolutions checks run on every
+synth: an unacknowledged finding fails it.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping
+
+from stacks.catalog import LAMBDA_ROOT, ROOT
+
+for _path in (ROOT, LAMBDA_ROOT):  # the stacks read responder.settings / responder.permissions at synth time
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from aws_cdk import App, Stack, Tags  # noqa: E402
+
+from stacks import names  # noqa: E402
+from stacks.config import Config  # noqa: E402
+from stacks.forensics_stack import ForensicsStack  # noqa: E402
+from stacks.member_stack import MemberStack  # noqa: E402
+from stacks.nag import add_checks  # noqa: E402
+from stacks.responder_stack import ResponderStack  # noqa: E402
+
+PROJECT_TAG = ("ir:project", "guardduty-auto-responder")
+# CDK feature flags the stacks rely on (set here, not only in cdk.json, so every way of building the app agrees).
+FEATURE_FLAGS = {
+    # S3 server access logs delivered through a bucket policy, not ACLs (both buckets keep ACLs disabled).
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # CDK's built-in CloudFormation validation (runs on every synth): its default rules' findings fail the synth.
+    "@aws-cdk/core:validateAgainstDefaultRules": True,
+}
+
+
+def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None,
+              nag: bool = True) -> tuple[App, dict[str, Stack]]:
+    """The app and its stacks by name. Without `context` the CDK CLI's context is used (cdk.json, -c)."""
+    app = App(context=dict(context), outdir=outdir) if context is not None else App(outdir=outdir)
+    for flag, value in FEATURE_FLAGS.items():
+        app.node.set_context(flag, value)
+    config = Config.from_context(app.node.try_get_context)
+    stacks: dict[str, Stack] = {
+        names.RESPONDER_STACK: ResponderStack(app, names.RESPONDER_STACK, config=config),
+        names.FORENSICS_STACK: ForensicsStack(app, names.FORENSICS_STACK, config=config),
+    }
+    for account in config.member_accounts:
+        name = names.member_stack(account)
+        stacks[name] = MemberStack(app, name, config=config, account=account)
+    for stack in stacks.values():
+        Tags.of(stack).add(*PROJECT_TAG)
+    if nag:
+        add_checks(app)
+    return app, stacks

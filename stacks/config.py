@@ -1,0 +1,209 @@
+"""The deployment's configuration, read once from the CDK context (`cdk.json`, or `-c key=value` on the command line).
+
+Dependency-free (no CDK import): the app reads it, the tests read it, and anyone can check a context by hand:
+
+    python -c "from stacks.config import Config, load_context; print(Config.from_context(load_context()))"
+
+Context keys (see README "Deploy"):
+
+| key | meaning | default |
+|---|---|---|
+| `layout` | `multi-account` or `single-account` (all three stacks in `securityAccount`) | `multi-account` |
+| `region` | the region of every stack (GuardDuty findings are regional) | required |
+| `securityAccount` | where the responder runs (GuardDuty delegated administrator) | required |
+| `forensicsAccount` | where evidence is copied to | required (multi-account) |
+| `memberAccounts` | workload accounts the responder may act in (list, or comma-separated) | required (multi-account) |
+| `externalId` | `sts:ExternalId` the member and forensics roles require | required |
+| `notificationEmail` | subscribed to the notifications topic (confirm the e-mail AWS sends) | none |
+| `incidentTableName` | DynamoDB table of incident records | `ir-responder-incidents` |
+| `forensicsKeyArn` | the forensics key's ARN (output `ForensicsKeyArn` of the forensics stack) | the alias ARN |
+| `quarantinePolicyArn` | managed policy attached to a compromised IAM user | `AWSCompromisedKeyQuarantineV2` |
+| `protectedPrincipals` | ARN patterns never contained (break-glass) | none |
+| `protectedTag` | tag key marking a principal or instance as protected (`true`) | `ir:protected` |
+| `observeOnly` | every execution is a dry run (plan only) | `false` |
+| `isolationCidrs` | CIDRs (bastion / forensics) the quarantine group allows | none |
+| `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
+| `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
+| `logLevel` | functions' log level | `INFO` |
+| `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
+| `evidenceRetentionDays` | Object Lock default retention of the evidence bucket | `365` |
+| `evidenceLockMode` | `GOVERNANCE` or `COMPLIANCE` | `GOVERNANCE` |
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from stacks.catalog import ROOT
+
+# Keep these in line with lambdas/responder/settings.py (the stacks may not import the Lambda package at module
+# level: it is the Lambda asset, and its defaults live there).
+DEFAULT_QUARANTINE_POLICY_NAME = "AWSCompromisedKeyQuarantineV2"
+DEFAULT_TABLE_NAME = "ir-responder-incidents"
+
+SINGLE_ACCOUNT = "single-account"
+MULTI_ACCOUNT = "multi-account"
+LAYOUTS = (MULTI_ACCOUNT, SINGLE_ACCOUNT)
+
+# CloudWatch Logs accepts only these retention periods: days -> name of aws_logs.RetentionDays.
+LOG_RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
+_ACCOUNT = re.compile(r"^\d{12}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_TABLE = re.compile(r"^[a-zA-Z0-9_.-]{3,255}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class ConfigError(ValueError):
+    """The CDK context is incomplete or invalid; the message names the context key."""
+
+
+def load_context(path: Path | None = None) -> dict[str, Any]:
+    """The `context` block of cdk.json (what the CDK CLI passes to the app)."""
+    return dict(json.loads((path or ROOT / "cdk.json").read_text()).get("context", {}))
+
+
+def _list(value: Any, key: str) -> tuple[str, ...]:
+    """A list from the context: a JSON list (cdk.json) or comma-separated text (`-c key=a,b`)."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ConfigError(f"context {key!r}: not a JSON list: {value!r}") from exc
+        else:
+            value = text.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"context {key!r}: expected a list, got {value!r}")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ConfigError(f"context {key!r}: expected true or false, got {value!r}")
+
+
+def _int(value: Any, key: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError as exc:
+        raise ConfigError(f"context {key!r}: expected an integer, got {value!r}") from exc
+
+
+def _account(value: Any, key: str) -> str:
+    text = str(value or "").strip()
+    if not _ACCOUNT.match(text):
+        raise ConfigError(f"context {key!r}: expected a 12-digit AWS account id, got {value!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Config:
+    layout: str
+    region: str
+    security_account: str
+    forensics_account: str
+    member_accounts: tuple[str, ...]
+    external_id: str
+    notification_email: str = ""
+    incident_table_name: str = DEFAULT_TABLE_NAME
+    forensics_key_arn: str = ""
+    quarantine_policy_arn: str = ""
+    protected_principals: tuple[str, ...] = ()
+    protected_tag: str = "ir:protected"
+    observe_only: bool = False
+    isolation_cidrs: tuple[str, ...] = ()
+    snapshot_retention: int = 7
+    key_scope: str = "all"
+    log_level: str = "INFO"
+    log_retention_days: int = 365
+    evidence_retention_days: int = 365
+    evidence_lock_mode: str = "GOVERNANCE"
+
+    @property
+    def single_account(self) -> bool:
+        return self.layout == SINGLE_ACCOUNT
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any] | Callable[[str], Any]) -> "Config":
+        """Read and validate every key; a `ConfigError` names the first bad one."""
+        get = context if callable(context) else context.get
+        layout = str(get("layout") or MULTI_ACCOUNT).strip()
+        if layout not in LAYOUTS:
+            raise ConfigError(f"context 'layout': expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+        region = str(get("region") or "").strip()
+        if not _REGION.match(region):
+            raise ConfigError(f"context 'region': expected a region such as eu-west-1, got {region or None!r}")
+        security = _account(get("securityAccount"), "securityAccount")
+        if layout == SINGLE_ACCOUNT:
+            forensics, members = security, (security,)
+        else:
+            forensics = _account(get("forensicsAccount"), "forensicsAccount")
+            members = tuple(dict.fromkeys(_account(a, "memberAccounts")
+                                          for a in _list(get("memberAccounts"), "memberAccounts")))
+            if not members:
+                raise ConfigError("context 'memberAccounts': at least one member account is needed")
+        external_id = str(get("externalId") or "").strip()
+        if not _EXTERNAL_ID.match(external_id):
+            raise ConfigError("context 'externalId': 2 to 1224 characters of letters, digits and +=,.@:/-_")
+        table = str(get("incidentTableName") or DEFAULT_TABLE_NAME).strip()
+        if not _TABLE.match(table):
+            raise ConfigError(f"context 'incidentTableName': not a DynamoDB table name: {table!r}")
+        key_scope = str(get("keyScope") or "all").strip()
+        if key_scope not in ("all", "named"):
+            raise ConfigError(f"context 'keyScope': expected 'all' or 'named', got {key_scope!r}")
+        retention = _int(get("logRetentionDays") or 365, "logRetentionDays")
+        if retention not in LOG_RETENTION_DAYS:
+            raise ConfigError(f"context 'logRetentionDays': CloudWatch Logs accepts {sorted(LOG_RETENTION_DAYS)}")
+        snapshots = _int(get("snapshotRetention") or 7, "snapshotRetention")
+        if snapshots < 1:
+            raise ConfigError("context 'snapshotRetention': keep at least one evidence snapshot")
+        evidence_days = _int(get("evidenceRetentionDays") or 365, "evidenceRetentionDays")
+        if evidence_days < 1:
+            raise ConfigError("context 'evidenceRetentionDays': at least one day")
+        lock_mode = str(get("evidenceLockMode") or "GOVERNANCE").strip().upper()
+        if lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
+            raise ConfigError(f"context 'evidenceLockMode': GOVERNANCE or COMPLIANCE, got {lock_mode!r}")
+        log_level = str(get("logLevel") or "INFO").strip().upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"context 'logLevel': DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
+        key_arn = str(get("forensicsKeyArn") or "").strip()
+        if key_arn and not re.match(rf"^arn:[\w-]+:kms:{region}:{forensics}:key/[\w-]+$", key_arn):
+            raise ConfigError("context 'forensicsKeyArn': expected the ARN of a key of the forensics account in "
+                              f"{region} (arn:aws:kms:{region}:{forensics}:key/...), got {key_arn!r}")
+        protected = _list(get("protectedPrincipals"), "protectedPrincipals")
+        bad = [p for p in protected if not p.startswith("arn:")]
+        if bad:  # the functions would refuse to contain anything (fail closed): refuse to deploy that instead
+            raise ConfigError(f"context 'protectedPrincipals': not an ARN pattern (arn:...): {bad[0]!r}")
+        email = str(get("notificationEmail") or "").strip()
+        if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+            raise ConfigError(f"context 'notificationEmail': not an e-mail address: {email!r}")
+        return cls(
+            layout=layout, region=region, security_account=security, forensics_account=forensics,
+            member_accounts=members, external_id=external_id, notification_email=email,
+            incident_table_name=table, forensics_key_arn=key_arn,
+            quarantine_policy_arn=str(get("quarantinePolicyArn") or "").strip(),
+            protected_principals=protected,
+            protected_tag=str(get("protectedTag") or "ir:protected").strip(),
+            observe_only=_bool(get("observeOnly") or False, "observeOnly"),
+            isolation_cidrs=_list(get("isolationCidrs"), "isolationCidrs"),
+            snapshot_retention=snapshots, key_scope=key_scope, log_level=log_level,
+            log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
+        )

@@ -1,0 +1,42 @@
+"""The forensics account's evidence bucket (manifests, captured metadata): versioned, encrypted with the forensics
+key, public access blocked, TLS only, Object Lock with a default retention, server access logs kept beside it."""
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, aws_kms as kms, aws_s3 as s3
+from constructs import Construct
+
+
+
+class EvidenceBucket(Construct):
+    def __init__(self, scope: Construct, id: str, *, bucket_name: str, access_log_bucket_name: str,
+                 key: kms.IKey, retention_days: int, lock_mode: str) -> None:
+        super().__init__(scope, id)
+        # Server access logs may only go to an SSE-S3 bucket (not SSE-KMS).
+        self.access_logs = s3.Bucket(
+            self, "AccessLogs",
+            bucket_name=access_log_bucket_name,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        retention = (s3.ObjectLockRetention.compliance(Duration.days(retention_days)) if lock_mode == "COMPLIANCE"
+                     else s3.ObjectLockRetention.governance(Duration.days(retention_days)))
+        self.bucket = s3.Bucket(
+            self, "Bucket",
+            bucket_name=bucket_name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=True,
+            object_lock_enabled=True,
+            object_lock_default_retention=retention,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="evidence/",
+            removal_policy=RemovalPolicy.RETAIN,
+        )

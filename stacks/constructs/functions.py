@@ -1,0 +1,87 @@
+"""The responder's Lambda functions, one per entry of `stacks.catalog.FUNCTIONS`, from the single `lambdas/` asset.
+
+Each function: python3.13 on arm64, JSON logs into its own log group (with retention), the shared environment
+(every name of `responder.settings.ENV`), Powertools from the public layer whose ARN is resolved at deploy time from
+the SSM public parameter (synth stays offline), and its own role `ir-responder-<Key>-role` with exactly
+`stacks.policies.function_policy` (assume the member and forensics roles, the responder's declared actions on its
+own table and topic, write its own logs).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from aws_cdk import Duration, RemovalPolicy, Tags, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_
+from aws_cdk import aws_logs as logs, aws_ssm as ssm
+from constructs import Construct
+
+from stacks import names, policies
+from stacks.catalog import FUNCTIONS, LAMBDA_ROOT
+from stacks.nag import acknowledge, wildcard_acknowledgements
+
+# Why each resource wildcard of a function role is needed (by statement Sid of stacks.policies.function_policy).
+WILDCARD_REASONS = {
+    "ContainmentExecutions": "Executions of the containment state machine only: an execution's name is not known "
+                             "before it starts.",
+}
+_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "FATAL"}
+
+
+class ResponderFunctions(Construct):
+    RUNTIME = lambda_.Runtime.PYTHON_3_13
+    ARCHITECTURE = lambda_.Architecture.ARM_64
+    # Matches aws-lambda-powertools==3.37.0 in requirements.txt (runtime python3.13, arm64).
+    POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/arm64/python3.13/3.37.0"
+    ASSET_EXCLUDE = ("**/__pycache__", "**/*.pyc")
+
+    def __init__(self, scope: Construct, id: str, *, environment: Mapping[str, str], actions: Sequence[str],
+                 assume_role_arns: Sequence[str], table_arn: str, topic_arn: str, topic_key: kms.IKey,
+                 executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
+                 protected_tag: str) -> None:
+        super().__init__(scope, id)
+        code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
+        layer_arn = ssm.StringParameter.value_for_string_parameter(self, self.POWERTOOLS_LAYER_PARAMETER)
+        powertools = lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        for spec in FUNCTIONS:
+            log_group = logs.LogGroup(
+                self, f"{spec.key}Logs",
+                log_group_name=names.function_log_group(spec),
+                retention=log_retention,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            policy = policies.function_policy(
+                actions=actions, assume_role_arns=assume_role_arns, table_arn=table_arn, topic_arn=topic_arn,
+                topic_key_arn=topic_key.key_arn, log_group_arn=log_group.log_group_arn, executions_arn=executions_arn)
+            role = iam.Role(
+                self, f"{spec.key}Role",
+                role_name=names.function_role_name(spec),
+                description=f"Execution role of {spec.function_name}",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                inline_policies={"permissions": iam.PolicyDocument.from_json(policy)},
+            )
+            Tags.of(role).add(protected_tag, "true")
+            fn = lambda_.Function(
+                self, spec.key,
+                function_name=spec.function_name,
+                description=spec.description,
+                code=code,
+                handler=spec.handler,
+                runtime=self.RUNTIME,
+                architecture=self.ARCHITECTURE,
+                timeout=Duration.seconds(spec.timeout_seconds),
+                memory_size=spec.memory_mb,
+                environment=dict(environment),
+                role=role,
+                layers=[powertools],
+                log_group=log_group,
+                logging_format=lambda_.LoggingFormat.JSON,
+                application_log_level_v2=lambda_.ApplicationLogLevel(_LEVELS[log_level]),
+                system_log_level_v2=lambda_.SystemLogLevel.INFO,
+            )
+            wildcard_acknowledgements(role, policy, WILDCARD_REASONS)
+            acknowledge(fn, "AwsSolutions-L1",
+                        "python3.13 is pinned on purpose: it is the runtime the Powertools public layer parameter "
+                        "(python3.13/3.37.0) and the test suite target; move both together.")
+            self.functions[spec.key] = fn
+            self.roles[spec.key] = role

@@ -1,0 +1,90 @@
+"""The deployment configuration (CDK context) and the policy builders: pure functions, no synth."""
+from __future__ import annotations
+
+import pytest
+
+from stacks import policies
+from stacks.config import Config, ConfigError, load_context
+
+BASE = {"region": "eu-west-1", "securityAccount": "111111111111", "forensicsAccount": "222222222222",
+        "memberAccounts": ["333333333333"], "externalId": "ir-responder-test"}
+
+
+def test_the_example_context_in_cdk_json_is_valid():
+    config = Config.from_context(load_context())
+    assert config.layout == "multi-account"
+    assert len({config.security_account, config.forensics_account, *config.member_accounts}) >= 3
+
+
+def test_single_account_puts_everything_into_the_security_account():
+    config = Config.from_context({**BASE, "layout": "single-account"})
+    assert config.forensics_account == config.security_account == "111111111111"
+    assert config.member_accounts == ("111111111111",)
+
+
+def test_lists_from_the_command_line_are_comma_separated_or_json():
+    assert Config.from_context({**BASE, "memberAccounts": "333333333333, 444444444444"}).member_accounts == (
+        "333333333333", "444444444444")
+    assert Config.from_context({**BASE, "memberAccounts": '["444444444444"]'}).member_accounts == ("444444444444",)
+    assert Config.from_context({**BASE, "observeOnly": "true"}).observe_only is True
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"securityAccount": "12345"}, "securityAccount"),
+    ({"forensicsAccount": None}, "forensicsAccount"),
+    ({"memberAccounts": []}, "memberAccounts"),
+    ({"memberAccounts": ["33333333333x"]}, "memberAccounts"),
+    ({"externalId": ""}, "externalId"),
+    ({"region": "Europe"}, "region"),
+    ({"layout": "two-accounts"}, "layout"),
+    ({"keyScope": "some"}, "keyScope"),
+    ({"logRetentionDays": 100}, "logRetentionDays"),
+    ({"observeOnly": "maybe"}, "observeOnly"),
+    ({"forensicsKeyArn": "arn:aws:kms:eu-west-1:333333333333:key/abc"}, "forensicsKeyArn"),
+    ({"notificationEmail": "soc"}, "notificationEmail"),
+    ({"protectedPrincipals": "BreakGlass*"}, "protectedPrincipals"),
+])
+def test_a_bad_context_names_the_key(change, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        Config.from_context({**BASE, **change})
+
+
+def test_wildcard_actions_are_never_granted():
+    for bad in ("ec2:Describe*", "*", "iam:*", "s3:Get?bject", "nocolon"):
+        with pytest.raises(policies.UnscopedAction):
+            policies.member_policy(partition="aws", account="1", security_account="2", actions=[bad],
+                                   deny_all_role_arn="r",
+                                   quarantine_policy_arn="q")
+
+
+def test_a_responder_action_without_a_resource_scope_fails_the_synth():
+    with pytest.raises(policies.UnscopedAction, match="ec2:DescribeInstances"):
+        policies.function_policy(actions=["ec2:DescribeInstances"], assume_role_arns=["r"], table_arn="t",
+                                 topic_arn="s", topic_key_arn="k", log_group_arn="l", executions_arn="e")
+
+
+def test_member_policy_scopes_what_iam_can_scope():
+    doc = policies.member_policy(
+        partition="aws", account="333333333333", security_account="111111111111",
+        actions=["iam:PassRole", "iam:AttachUserPolicy", "iam:GetUser", "iam:PutRolePolicy", "ec2:DescribeInstances"],
+        deny_all_role_arn="arn:aws:iam::333333333333:role/deny", quarantine_policy_arn="arn:aws:iam::aws:policy/Q")
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["PassOnlyTheDenyAllRole"]["Resource"] == ["arn:aws:iam::333333333333:role/deny"]
+    assert by_sid["AttachOnlyTheQuarantinePolicy"]["Condition"] == {
+        "ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/Q"}}
+    assert by_sid["IamUsers"]["Resource"] == ["arn:aws:iam::333333333333:user/*"]
+    assert by_sid["IamRoles"]["Resource"] == ["arn:aws:iam::333333333333:role/*"]
+    assert by_sid["ContainAndCollect"] == {"Sid": "ContainAndCollect", "Effect": "Allow",
+                                           "Action": ["ec2:DescribeInstances"], "Resource": ["*"]}
+    assert policies.allowed_actions(doc) == {"iam:PassRole", "iam:AttachUserPolicy", "iam:GetUser",
+                                             "iam:PutRolePolicy", "ec2:DescribeInstances"}
+
+
+def test_publishing_to_the_encrypted_topic_brings_the_topic_key_actions():
+    doc = policies.function_policy(actions=["sns:Publish"], assume_role_arns=["r"], table_arn="t", topic_arn="s",
+                                   topic_key_arn="k", log_group_arn="l", executions_arn="e")
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["NotificationTopicKey"] == {"Sid": "NotificationTopicKey", "Effect": "Allow",
+                                              "Action": sorted(policies.TOPIC_KEY_ACTIONS), "Resource": ["k"]}
+    assert policies.function_extra_actions(["sns:Publish"]) == set(policies.LOG_ACTIONS) | set(
+        policies.TOPIC_KEY_ACTIONS)
