@@ -53,8 +53,10 @@ LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # Publishing to a KMS-encrypted SNS topic needs these on the topic's key.
 TOPIC_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # What the forensics account may do with a member's sharing key, only through EC2 (copying a shared snapshot).
-SHARING_KEY_FORENSICS_ACTIONS = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
-                                 "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom")
+# AWS lists these for whoever copies a shared encrypted snapshot (DescribeKey, CreateGrant, GenerateDataKey*,
+# ReEncrypt*, Decrypt).
+SHARING_KEY_FORENSICS_ACTIONS = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey",
+                                 "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo")
 
 
 class UnscopedAction(ValueError):

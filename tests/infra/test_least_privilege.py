@@ -8,7 +8,7 @@ import pytest
 
 from responder import permissions, settings
 from stacks import names, policies
-from tests.infra_world import allowed_actions, as_list, assembly, flat, role, role_statements  # noqa: F401
+from tests.infra_world import allowed_actions, as_list, assembly, flat, multi, role, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
 
@@ -197,11 +197,11 @@ def test_the_forensics_key_policy_names_no_principal_outside_the_forensics_accou
         assert "NotPrincipal" not in statement
 
 
-def test_no_production_account_is_named_by_the_forensics_key(assembly):  # noqa: F811
-    if assembly.config.single_account:
-        pytest.skip("one account: production and forensics are the same account by choice")
-    text = flat(assembly.resources(names.FORENSICS_STACK, "AWS::KMS::Key"))
-    for member in assembly.config.member_accounts:
+def test_no_production_account_is_named_by_the_forensics_key(multi):  # noqa: F811
+    # multi-account layout only: in the single-account layout production and forensics are one account by choice
+    assert not multi.config.single_account and multi.config.member_accounts
+    text = flat(multi.resources(names.FORENSICS_STACK, "AWS::KMS::Key"))
+    for member in multi.config.member_accounts:
         assert member not in text
 
 

@@ -38,7 +38,8 @@ def test_iam_user_finding_is_contained_through_the_rule(dep):
     ev = access_key_event(account=MEMBER, region=REGION, user_type="IAMUser", name=name, key=keys[0])
     run = local.deliver(ev, dep)
     assert run.status == "SUCCEEDED", run.cause
-    assert run.states[:5] == ["Triage", "Route", "Contain", "HasIdentities", "ContainIdentities"]
+    assert run.states[:3] == ["Triage", "Route", "Contain"]  # the Parallel's branches interleave after this
+    assert run.states.index("HasIdentities") < run.states.index("ContainIdentities") < run.states.index("Finalize")
     assert run.output["outcome"] == "contained"
     assert run.output["incidentId"] == f"gd-{ev['detail']['id']}"
     state = iam_state(dep.client("iam"))["users"][name]

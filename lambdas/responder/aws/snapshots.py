@@ -20,6 +20,7 @@ KMS_VIA_EC2 = (
     "kms:CreateGrant",
     "kms:Decrypt",
     "kms:DescribeKey",
+    "kms:GenerateDataKey",
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
