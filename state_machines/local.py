@@ -123,7 +123,11 @@ def _install_runtime(stack: ExitStack, handle: LocalAws) -> None:
 
 
 _CALLS: list[dict[str, str]] = []  # AWS calls made by handlers, in order (see Execution.aws_calls)
-_current_function: list[str] = []
+_handler = threading.local()  # .function: the Lambda function whose handler runs on this thread, if any
+
+
+def _running_function() -> str | None:
+    return getattr(_handler, "function", None)
 
 
 def _record_handler_calls(stack: ExitStack) -> None:
@@ -133,8 +137,9 @@ def _record_handler_calls(stack: ExitStack) -> None:
     original = BaseClient._make_api_call
 
     def make_api_call(self, operation_name, api_params):
-        if _current_function:
-            _CALLS.append({"function": _current_function[-1],
+        function = _running_function()
+        if function:
+            _CALLS.append({"function": function,
                            "api": f"{self.meta.service_model.signing_name}:{operation_name}"})
         return original(self, operation_name, api_params)
 
@@ -190,7 +195,7 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
         from responder.settings import settings
 
         settings.cache_clear()  # configuration is read per function "container"
-        _current_function.append(fn.function_name)
+        outer, _handler.function = _running_function(), fn.function_name
         try:
             handler = getattr(importlib.import_module(module_name), attr)
             result = handler(event, _Context(fn))
@@ -205,7 +210,7 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
                 }
             ).encode()
         finally:
-            _current_function.pop()
+            _handler.function = outer
             settings.cache_clear()
 
 
