@@ -68,19 +68,14 @@ def test_a_finding_file_that_is_not_a_finding_is_refused(capsys, tmp_path):
 
 
 # -- --local, across commands ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def state(tmp_path_factory):
-    return tmp_path_factory.mktemp("cli") / "incidents.json"
+def test_local_commands_share_the_incident_table(capsys, tmp_path):
+    """One story, in order (each command is its own in-memory AWS; the table is kept in the state file): a dry run
+    from a real shell, a finding contained, its republication a duplicate, then status and list."""
+    state = tmp_path / "incidents.json"
+    finding = tmp_path / "finding.json"
+    finding.write_text(json.dumps(event(account=MEMBER, region=REGION)))
+    incident = f"gd-{json.loads(finding.read_text())['detail']['id']}"
 
-
-@pytest.fixture(scope="module")
-def finding(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "finding.json"
-    path.write_text(json.dumps(event(account=MEMBER, region=REGION)))
-    return path
-
-
-def test_local_dry_run_from_a_real_shell_plans_and_changes_nothing(state):
     done = run_cli("--local", "start", "--user", "ci-deployer", "--role", "app-role", "--account", MEMBER,
                    "--region", REGION, "--reason", "drill", "--incident-id", "IR-DRILL-1", "--dry-run", state=state)
     assert done.returncode == 0, done.stderr
@@ -92,11 +87,8 @@ def test_local_dry_run_from_a_real_shell_plans_and_changes_nothing(state):
         assert api in out
     assert "notified: IR DRY RUN (6 changes planned): user/ci-deployer +1 in 444455556666 [IR-DRILL-1]" in out
 
-
-def test_local_finding_is_contained_then_its_republication_is_a_duplicate(capsys, state, finding):
     code, out, err = main(capsys, "--local", "--local-state", str(state), "start", "--finding", str(finding))
     assert code == cli.OK, err
-    incident = f"gd-{json.loads(finding.read_text())['detail']['id']}"
     assert f"incident {incident}: contained" in out
     assert "manifest: s3://ir-evidence-999988887777-eu-west-1/incidents/" in out and "sha256:" in out
     assert "notification delivered: Contained user/ci-deployer in account 444455556666" in out
@@ -104,9 +96,6 @@ def test_local_finding_is_contained_then_its_republication_is_a_duplicate(capsys
     code, out, _ = main(capsys, "start", "--finding", str(finding), "--local", "--local-state", str(state))
     assert code == cli.OK and f"incident {incident}: duplicate" in out and "why: already answered by" in out
 
-
-def test_local_status_and_list_read_the_kept_table(capsys, state, finding):
-    incident = f"gd-{json.loads(finding.read_text())['detail']['id']}"
     code, out, _ = main(capsys, "status", incident, "--local", "--local-state", str(state))
     assert code == cli.OK
     assert f"incident {incident}: contained" in out and "duplicates 1" in out
@@ -121,14 +110,14 @@ def test_local_status_and_list_read_the_kept_table(capsys, state, finding):
     assert [i["incidentId"] for i in json.loads(out)] == ["IR-DRILL-1"]
 
 
-def test_local_status_of_an_unknown_incident_exits_3(capsys, state):
-    code, _, err = main(capsys, "--local", "--local-state", str(state), "status", "IR-NOPE")
+def test_local_status_of_an_unknown_incident_exits_3(capsys, tmp_path):
+    code, _, err = main(capsys, "--local", "--local-state", str(tmp_path / "s.json"), "status", "IR-NOPE")
     assert code == cli.NOT_FOUND and "no incident IR-NOPE" in err
 
 
 # -- the AWS path (the in-memory AWS standing in for the account) ---------------------------------------------
 @pytest.fixture(scope="module")
-def aws(monkeypatch_module=None):
+def aws():
     with local.aws(region=REGION):
         dep = local.deploy(member_account=MEMBER, region=REGION)
         cli.POLL_SECONDS, saved = 0.05, cli.POLL_SECONDS

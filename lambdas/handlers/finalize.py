@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger
 
 from responder.aws.clients import client, forensics_client
 from responder.aws.dynamodb import IncidentTable
-from responder.aws.s3 import EvidenceBucket
+from responder.aws.s3 import EvidenceObjects
 from responder.aws.sns import Topic
 from responder.finalize import finalize
 from responder.settings import settings
@@ -18,7 +18,7 @@ def handler(event: dict, context: object) -> dict:
     summary = finalize(
         event["state"], execution_id=event.get("executionId", ""), table_name=config.incident_table,
         table=(lambda: IncidentTable(client("dynamodb"), config.incident_table)) if config.incident_table else None,
-        bucket=(lambda incident_id: EvidenceBucket(
+        bucket=(lambda incident_id: EvidenceObjects(
             forensics_client("s3", region=None, label=incident_id, settings=config), config.evidence_bucket))
         if config.evidence_bucket and config.forensics_role_arn else None,
         topic=(lambda: Topic(client("sns"), config.topic_arn)) if config.topic_arn else None,

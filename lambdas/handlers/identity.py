@@ -5,7 +5,7 @@ from responder import records
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
 from responder.aws.iam import Iam
-from responder.aws.s3 import EvidenceBucket
+from responder.aws.s3 import EvidenceObjects
 from responder.identity import contain_all
 from responder.journal import Journal
 from responder.scope import capture_all
@@ -29,7 +29,7 @@ def handler(event: dict, context: object) -> dict:
     # Scope before touching (runbook step 2): capture recent CloudTrail activity; a failure never blocks containment.
     scope = capture_all(
         incident, cloudtrail=lambda region: CloudTrail(member("cloudtrail", region)),
-        bucket=lambda: EvidenceBucket(forensics_client("s3", region=None, label=incident["incidentId"],
+        bucket=lambda: EvidenceObjects(forensics_client("s3", region=None, label=incident["incidentId"],
                                                        settings=config), config.evidence_bucket),
         role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
     result = contain_all(incident, iam_for=iam_for, settings=config)

@@ -188,7 +188,7 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
 
     if incident_id and incident.get("disposition") in ACTED and not incident.get("dryRun"):
         if bucket is None:
-            steps.missing("manifest", "IR_EVIDENCE_BUCKET")
+            steps.missing("manifest", "IR_EVIDENCE_BUCKET (and IR_FORENSICS_ROLE_ARN)")
         else:
             document = manifests.build(full, summary=out, timeline=timeline(full, when), generated_at=when)
             stored = steps.run("manifest", lambda: bucket(incident_id).put_json(

@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from responder import records
 from responder.aws.dynamodb import IncidentTable, deserialize, serialize
-from responder.aws.s3 import EvidenceBucket
+from responder.aws.s3 import EvidenceObjects
 from responder.aws.sns import Topic
 from responder.aws.stepfunctions import Executions
 from responder.errors import TransientAwsError
@@ -212,7 +212,7 @@ def test_manifest_put_carries_its_checksum_and_returns_version_and_digest():
         s3.put_object_lock_configuration(Bucket="ir-evidence-test", ObjectLockConfiguration={
             "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
         body = b'{"a":1}'
-        stored = EvidenceBucket(s3, "ir-evidence-test").put_json("incidents/x/manifest.json", body)
+        stored = EvidenceObjects(s3, "ir-evidence-test").put_json("incidents/x/manifest.json", body)
         assert stored["sha256"] == "sha256:" + hashlib.sha256(body).hexdigest() and stored["versionId"]
         head = s3.head_object(Bucket="ir-evidence-test", Key="incidents/x/manifest.json", ChecksumMode="ENABLED")
         assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()

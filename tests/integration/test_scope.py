@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -12,11 +13,12 @@ from botocore.exceptions import ClientError
 
 from responder import scope
 from responder.aws.cloudtrail import CloudTrail
-from responder.aws.s3 import EvidenceBucket
+from responder.aws.s3 import EvidenceObjects
 from responder.errors import AccountAccessError
 from state_machines import local
 
 REGION, BUCKET = "eu-west-1", "ir-evidence-scope-test"
+USER = f"ci-deployer-{uuid.uuid4().hex[:6]}"  # unique: other tests may share this in-memory AWS
 NOW = datetime.now(timezone.utc)
 
 
@@ -26,12 +28,12 @@ def world():
     with local.aws(region=REGION):
         admin = boto3.session.Session(region_name=REGION)
         iam = admin.client("iam")
-        iam.create_user(UserName="ci-deployer")
-        key = iam.create_access_key(UserName="ci-deployer")["AccessKey"]
+        iam.create_user(UserName=USER)
+        key = iam.create_access_key(UserName=USER)["AccessKey"]
         stolen = boto3.session.Session(aws_access_key_id=key["AccessKeyId"],
                                        aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
         stolen.client("iam").list_users()
-        stolen.client("iam").create_access_key(UserName="ci-deployer")
+        stolen.client("iam").create_access_key(UserName=USER)
         stolen.client("ec2").describe_instances()
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                          "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}
@@ -64,7 +66,7 @@ def test_event_history_is_per_region_with_global_services_in_us_east_1(world):
 
 def test_a_user_is_found_by_name_and_a_session_by_its_session_name(world):
     user = ct(world, "us-east-1").lookup_events(
-        LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": "ci-deployer"}])["Events"]
+        LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": USER}])["Events"]
     assert names(user) == ["CreateAccessKey", "ListUsers"]
     record = json.loads(user[0]["CloudTrailEvent"])
     assert record["userIdentity"]["type"] == "IAMUser" and record["userIdentity"]["accessKeyId"] == world["key"]
@@ -78,7 +80,7 @@ def test_a_user_is_found_by_name_and_a_session_by_its_session_name(world):
 def test_assume_role_events_name_the_role(world):
     found = ct(world).lookup_events(
         LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": world["role_arn"]}])["Events"]
-    assert names(found) == ["AssumeRole"] and found[0]["Username"] == "ci-deployer"
+    assert names(found) == ["AssumeRole"] and found[0]["Username"] == USER
 
 
 def test_pages_and_tokens(world):
@@ -112,23 +114,24 @@ def test_lookup_validation_errors_are_aws_s(world, params, code):
 
 def test_the_adapter_stops_at_the_page_bound(world, monkeypatch):
     monkeypatch.setattr("responder.aws.cloudtrail.PAGE_SIZE", 1)
-    got = CloudTrail(ct(world, "us-east-1")).lookup("AccessKeyId", world["key"], start=NOW - timedelta(hours=1),
-                                                    end=NOW + timedelta(hours=1), max_pages=1)
+    now = datetime.now(timezone.utc)
+    got = CloudTrail(ct(world, "us-east-1")).lookup("AccessKeyId", world["key"], start=now - timedelta(hours=1),
+                                                    end=now + timedelta(hours=1), max_pages=1)
     assert got["pages"] == 1 and got["truncated"] is True and names(got["events"]) == ["CreateAccessKey"]
     assert isinstance(got["events"][0]["CloudTrailEvent"], dict)  # parsed, not a JSON string
 
 
 # -- capture ----------------------------------------------------------------------------------------------------
 def incident(**changes):
-    cutoff = (NOW + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     base = {"incidentId": "gd-scope", "accountId": "123456789012", "region": REGION, "partition": "aws",
-            "cutoff": cutoff, "dryRun": False, "identities": [{"type": "IAMUser", "name": "ci-deployer"}]}
+            "cutoff": cutoff, "dryRun": False, "identities": [{"type": "IAMUser", "name": USER}]}
     return {**base, **changes}
 
 
 def capture(world, inc, **overrides):
     args = {"cloudtrail": lambda region: CloudTrail(ct(world, region)),
-            "bucket": lambda: EvidenceBucket(world["admin"].client("s3"), BUCKET),
+            "bucket": lambda: EvidenceObjects(world["admin"].client("s3"), BUCKET),
             "role_arn": lambda name: world["role_arn"] if name == "app-role" else None}
     args.update(overrides)
     return scope.capture_all(inc, **args)
@@ -140,11 +143,11 @@ def test_a_user_s_activity_is_captured_from_both_regions_with_its_digest(world):
     assert got["status"] == found["status"] == "captured" and found["events"] == 4
     assert found["regions"] == {"eu-west-1": {"events": 2, "pages": 1, "truncated": False},
                                 "us-east-1": {"events": 2, "pages": 1, "truncated": False}}
-    assert found["key"] == "incidents/gd-scope/cloudtrail/user-ci-deployer.json"
+    assert found["key"] == f"incidents/gd-scope/cloudtrail/user-{USER}.json"
     body = world["admin"].client("s3").get_object(Bucket=BUCKET, Key=found["key"])["Body"].read()
     assert found["sha256"] == "sha256:" + hashlib.sha256(body).hexdigest()
     document = json.loads(body)
-    assert document["lookup"] == {"AttributeKey": "Username", "AttributeValue": "ci-deployer"}
+    assert document["lookup"] == {"AttributeKey": "Username", "AttributeValue": USER}
     assert names(document["events"]) == ["AssumeRole", "DescribeInstances", "CreateAccessKey", "ListUsers"]
     assert [e["api"] for e in got["entries"]] == ["s3:PutObject"] and got["entries"][0]["task"] == "scope"
 
@@ -173,7 +176,7 @@ def test_the_athena_query_is_the_runbook_s_shape_for_the_window():
 
 
 def test_an_unreachable_bucket_fails_the_capture_and_nothing_else(world):
-    got = capture(world, incident(), bucket=lambda: EvidenceBucket(world["admin"].client("s3"), "no-such-bucket"))
+    got = capture(world, incident(), bucket=lambda: EvidenceObjects(world["admin"].client("s3"), "no-such-bucket"))
     [found] = got["captures"]
     assert got["status"] == found["status"] == "failed" and found["error"] == "NoSuchBucket"
     assert found["athenaQuery"]  # the query a person runs is still there
@@ -193,12 +196,12 @@ def test_a_dry_run_looks_nothing_up_and_writes_nothing_but_plans_the_put(world):
         raise AssertionError("a dry run must not look anything up")
 
     got = capture(world, incident(incidentId="gd-dry", dryRun=True,
-                                  identities=[{"type": "IAMUser", "name": "ci-deployer"},
+                                  identities=[{"type": "IAMUser", "name": USER},
                                               {"type": "AssumedRole", "name": "app-role"}]),
                   cloudtrail=never, role_arn=never)
     assert [c["status"] for c in got["captures"]] == ["planned", "planned"]
     assert [(e["status"], e["api"], e["target"]) for e in got["entries"]] == [
-        ("planned", "s3:PutObject", f"s3://{BUCKET}/incidents/gd-dry/cloudtrail/user-ci-deployer.json"),
+        ("planned", "s3:PutObject", f"s3://{BUCKET}/incidents/gd-dry/cloudtrail/user-{USER}.json"),
         ("planned", "s3:PutObject", f"s3://{BUCKET}/incidents/gd-dry/cloudtrail/role-app-role.json")]
     assert "Body" not in got["entries"][0]["params"]
     listed = world["admin"].client("s3").list_objects_v2(Bucket=BUCKET, Prefix="incidents/gd-dry/")

@@ -1,4 +1,5 @@
-"""S3 adapter: JSON documents in the forensics evidence bucket (manifests, captured CloudTrail activity).
+"""S3 adapter: the responder's JSON documents in the forensics evidence bucket (manifests, captured CloudTrail
+activity). Versioned writes: a later attempt adds a version (responder.aws.evidence_bucket writes once instead).
 
 Objects are written through the forensics role. Each put carries its SHA-256 (`ChecksumSHA256`), so S3 rejects
 a body that does not match the digest the responder records, and the bucket's Object Lock accepts the put.
@@ -21,7 +22,7 @@ def digest(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-class EvidenceBucket:
+class EvidenceObjects:
     def __init__(self, client: Any, bucket: str):
         self._c = client
         self.bucket = bucket
