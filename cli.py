@@ -213,6 +213,29 @@ class Aws:
         pass
 
 
+class Inbox:
+    """An SQS queue subscribed to the responder's topic, in the in-memory AWS: what an on-call subscription
+    receives. `read()` returns every message since the last read as {subject, message (parsed), attributes}."""
+
+    def __init__(self, session: Any, topic_arn: str):
+        self._sqs = session.client("sqs")
+        self.url = self._sqs.create_queue(QueueName=f"oncall-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        session.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+
+    def read(self) -> list[dict]:
+        out = []
+        while True:
+            got = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for msg in got:
+                body = json.loads(msg["Body"])
+                out.append({"subject": body["Subject"], "message": json.loads(body["Message"]),
+                            "attributes": {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}})
+                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=msg["ReceiptHandle"])
+
+
 def finished(described: dict, history: Callable[[], list[dict]]) -> dict:
     """The summary of an ended execution: its output, or (failed) Finalize's output from the history."""
     result = {"status": described["status"], "error": described.get("error"), "cause": described.get("cause"),
@@ -298,20 +321,10 @@ class Local:
         return notes
 
     def subscribe(self) -> None:
-        sqs = self._local.session(None, self.region).client("sqs")
-        self._queue = sqs.create_queue(QueueName=f"cli-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self._local.session(None, self.region).client("sns").subscribe(TopicArn=self.dep.topic_arn, Protocol="sqs",
-                                                                       Endpoint=arn)
+        self._queue = Inbox(self._local.session(None, self.region), self.dep.topic_arn)
 
     def notifications(self) -> list[dict]:
-        if not self._queue:
-            return []
-        sqs, out = self._local.session(None, self.region).client("sqs"), []
-        for msg in sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10).get("Messages", []):
-            body = json.loads(msg["Body"])
-            out.append({"subject": body["Subject"], "message": json.loads(body["Message"])})
-        return out
+        return self._queue.read() if self._queue else []
 
     def start(self, request: dict, name: str) -> str:
         sfn = self._local.session(None, self.region).client("stepfunctions")

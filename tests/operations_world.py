@@ -4,11 +4,11 @@ operation that AWS refuses, and the execution summary of a run that failed (its 
 from __future__ import annotations
 
 import json
-import uuid
 from contextlib import contextmanager
 from typing import Iterator
 from unittest import mock
 
+import cli
 from responder.aws.dynamodb import deserialize
 from state_machines import local
 
@@ -42,27 +42,11 @@ def evidence_keys(dep: local.Deployment, prefix: str = "incidents/") -> list[str
         Bucket=dep.bucket, Prefix=prefix) for v in page.get("Versions", []))
 
 
-class Inbox:
-    """An SQS queue subscribed to the responder's topic: what an on-call subscription receives."""
+class Inbox(cli.Inbox):
+    """The CLI's on-call inbox on the deployment's topic, with a filter by incident."""
 
     def __init__(self, dep: local.Deployment):
-        self._sqs = local.session(None, dep.region).client("sqs")
-        self.url = self._sqs.create_queue(QueueName=f"oncall-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        local.session(None, dep.region).client("sns").subscribe(TopicArn=dep.topic_arn, Protocol="sqs", Endpoint=arn)
-
-    def read(self) -> list[dict]:
-        """Every message received since the last read: {subject, message (parsed JSON), attributes}."""
-        out = []
-        while True:
-            got = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for msg in got:
-                body = json.loads(msg["Body"])
-                out.append({"subject": body["Subject"], "message": json.loads(body["Message"]),
-                            "attributes": {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}})
-                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=msg["ReceiptHandle"])
+        super().__init__(local.session(None, dep.region), dep.topic_arn)
 
     def about(self, incident_id: str) -> list[dict]:
         return [m for m in self.read() if m["message"].get("incidentId") == incident_id]
@@ -86,11 +70,11 @@ def iam_refuses(operation: str, message: str = "not allowed") -> Iterator[None]:
 
 
 @contextmanager
-def configured(dep: local.Deployment, *, drop: tuple[str, ...] = (), **env: str) -> Iterator[None]:
-    """Change every function's environment for the duration (as a redeployment would), then restore it."""
+def configured(dep: local.Deployment, **env: str) -> Iterator[None]:
+    """Change variables of every function's environment for the duration (as a redeployment would), then restore
+    them. (Values only: the local runtime never removes a variable from the process environment.)"""
     lam = local.session(None, dep.region).client("lambda")
-    changed = {k: v for k, v in dep.environment.items() if k not in drop}
-    changed.update(env)
+    changed = {**dep.environment, **env}
     try:
         for arn in dep.functions.values():
             lam.update_function_configuration(FunctionName=arn, Environment={"Variables": changed})

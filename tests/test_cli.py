@@ -151,7 +151,7 @@ def test_aws_start_status_list(capsys, aws):
 
 def test_aws_start_that_fails_to_contain_exits_1_with_the_summary(capsys, aws):
     name = user(aws)
-    with configured(aws, drop=("IR_PROTECTED_PRINCIPALS",)):
+    with configured(aws, IR_PROTECTED_PRINCIPALS="BreakGlass*"):
         code, out, _ = main(capsys, "--responder-region", REGION, "start", "--user", name, "--account", MEMBER,
                             "--region", REGION, "--reason", "r")
     assert code == cli.FAILED

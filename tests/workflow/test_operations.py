@@ -269,11 +269,13 @@ def test_tags_that_cannot_be_read_fail_closed(dep, inbox):
     assert note["subject"].startswith("IR NOT CONTAINED - PROTECTION UNVERIFIED: ")
 
 
-def test_missing_protection_configuration_fails_closed(dep, inbox):
+def test_unusable_protection_configuration_fails_closed(dep, inbox):
+    """A break-glass entry that is not an ARN pattern would never match: nothing is contained until it is fixed.
+    (A missing IR_PROTECTED_PRINCIPALS is refused the same way: tests/unit/test_outcome_protection.py.)"""
     name, _ = victim(dep)
     role = new_role(dep)
     before = iam_state(dep.client("iam"))
-    with configured(dep, drop=("IR_PROTECTED_PRINCIPALS",)):
+    with configured(dep, IR_PROTECTED_PRINCIPALS="BreakGlass*"):
         run = local.execute({"manual": {"accountId": MEMBER, "region": REGION, "reason": "r", "iamUsers": [name],
                                         "roles": [role], "incidentId": f"IR-{uuid.uuid4().hex[:8]}"}}, dep)
     assert run.status == "FAILED" and run.error == "ProtectionCheckFailed"
@@ -281,7 +283,8 @@ def test_missing_protection_configuration_fails_closed(dep, inbox):
     out = summary(run)
     assert [t["status"] for t in out["identities"]] == ["protection_unverified", "protection_unverified"]
     [note] = inbox.about(out["incidentId"])
-    assert note["message"]["protectionConfigError"] == "IR_PROTECTED_PRINCIPALS is not configured"
+    assert note["message"]["protectionConfigError"] == (
+        "IR_PROTECTED_PRINCIPALS entry 'BreakGlass*' is not an ARN pattern (arn:...)")
 
 
 # -- dry run and observe-only ----------------------------------------------------------------------------------
