@@ -191,8 +191,17 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
     env = {str(k): str(v) for k, v in (fn.environment_vars or {}).items()}
     env.update(AWS_LAMBDA_FUNCTION_NAME=fn.function_name, AWS_REGION=fn.region, AWS_DEFAULT_REGION=fn.region)
     event = json.loads(body) if body else {}
-    with _invoke_lock, mock.patch.dict(os.environ, env):
-        from responder.settings import settings
+    with _invoke_lock:
+        # Overwrite, never remove: other threads (the caller polling, moto) iterate os.environ meanwhile, and a key
+        # removed mid-iteration raises KeyError there. Every function has the same variable names, and aws()
+        # restores the whole environment on exit.
+        regions = {k: os.environ[k] for k in ("AWS_REGION", "AWS_DEFAULT_REGION") if k in os.environ}
+        os.environ.update(env)
+        from responder.settings import ENV, FUNCTION_ENV, settings
+
+        # what the handler's configuration sees: exactly this function's variables (a name it lacks is absent)
+        own = {k: v for k, v in os.environ.items() if k not in ENV or k in env}
+        token = FUNCTION_ENV.set(own)
 
         settings.cache_clear()  # configuration is read per function "container"
         outer, _handler.function = _running_function(), fn.function_name
@@ -211,6 +220,8 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):  #
             ).encode()
         finally:
             _handler.function = outer
+            os.environ.update(regions)  # the caller's default region again (a value change, not a removal)
+            FUNCTION_ENV.reset(token)
             settings.cache_clear()
 
 

@@ -7,6 +7,7 @@ checks the synthesized template against `state_machines.local`.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
@@ -110,7 +111,17 @@ def protection_config_error(env: Mapping[str, str]) -> str:
     return ""
 
 
+# In Lambda this stays unset and os.environ is the function's environment. The local runtime runs several
+# functions' handlers in one process: it sets the invoked function's own variables here for the call.
+FUNCTION_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("FUNCTION_ENV", default=None)
+
+
+def environment() -> Mapping[str, str]:
+    """The function's environment variables."""
+    return FUNCTION_ENV.get() or os.environ
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The function's configuration, read once (cold start)."""
-    return Settings.from_env(os.environ)
+    return Settings.from_env(environment())
