@@ -8,7 +8,7 @@ from responder.aws.iam import Iam
 from responder.aws.s3 import EvidenceObjects
 from responder.identity import contain_all
 from responder.journal import Journal
-from responder.scope import capture_all
+from responder.scope import capture_all, summarize
 from responder.settings import settings
 
 logger = Logger()
@@ -35,6 +35,6 @@ def handler(event: dict, context: object) -> dict:
     result = contain_all(incident, iam_for=iam_for, settings=config)
     result["scope"] = scope
     records.append_result(incident, result, task="identity", entries=records.identity_entries(result),
-                          fields={"scope": [{k: v for k, v in c.items() if k != "name"} for c in scope["captures"]]})
+                          fields={"scope": summarize(scope["captures"])})
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
     return result

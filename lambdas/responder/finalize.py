@@ -26,6 +26,7 @@ from responder import manifest as manifests
 from responder import notify, records
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, error_code, is_transient
 from responder.outcome import decide
+from responder.scope import summarize
 
 ACTED = frozenset({"respond"})
 
@@ -132,9 +133,7 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["requested"] = records.targets(incident)
     captures = (identity.get("scope") or {}).get("captures")
     if captures:
-        out["scope"] = [{k: c[k] for k in ("principal", "status", "uri", "sha256", "events", "truncated", "error",
-                                           "detail", "athenaQuery", "window") if c.get(k) is not None}
-                        for c in captures]
+        out["scope"] = summarize(captures)
     if state.get("error"):
         out["workflowError"] = state["error"]
     if out["dryRun"]:

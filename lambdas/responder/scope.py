@@ -159,6 +159,11 @@ def athena_query(identity: dict[str, Any], incident: dict[str, Any], span: dict[
             f"WHERE {who} AND eventTime BETWEEN {_q(span['start'])} AND {_q(span['end'])} ORDER BY eventTime")
 
 
+def summarize(captures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The captures as the incident record, the execution output and the notification show them."""
+    return [{k: v for k, v in c.items() if v is not None} for c in captures]
+
+
 # -- capture -----------------------------------------------------------------------------------------------
 def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], bucket: Callable[[], Any],
                 role_arn: Callable[[str], str | None], dry_run: bool | None = None,
