@@ -2,6 +2,7 @@
 the state machine until it returns ``done``; ``waitSeconds`` is how long Step Functions waits before the next call."""
 from aws_lambda_powertools import Logger
 
+from responder import records
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.ebs import EbsBlocks
 from responder.aws.snapshots import Snapshots, key_arn
@@ -32,6 +33,9 @@ def handler(event: dict, context: object) -> dict:
     )
     result = collect(event, adapters=adapters, settings=config, journal=journal,
                      remaining_ms=context.get_remaining_time_in_millis)
+    # the timeline entries carry forward from phase to phase: append only those not yet in the incident record
+    result["recordedEntries"] = int((event.get("evidence") or {}).get("recordedEntries") or 0)
+    records.append_result(incident, result, task="evidence")
     logger.info("evidence", extra={"incident": incident["incidentId"], "instance": event["instanceId"],
                                    "status": result["status"], "phase": result["phase"],
                                    "waitSeconds": result["waitSeconds"]})

@@ -1,6 +1,7 @@
 """Task IsolateInstance: capture metadata, protect, detach, isolate the network, swap credentials, deregister, tag."""
 from aws_lambda_powertools import Logger
 
+from responder import records
 from responder.aws.clients import forensics_client, member_client
 from responder.isolation import Adapters, isolate
 from responder.settings import settings
@@ -25,6 +26,7 @@ def handler(event: dict, context: object) -> dict:
         return Adapters(journal, member, config, forensics=forensics if config.forensics_role_arn else None)
 
     result = isolate(instance_id, incident, adapters_for=adapters_for, settings=config)
+    records.append_result(incident, result, task="isolation")  # the incident's timeline, as it happens
     logger.info("isolation", extra={"incident": incident["incidentId"], "instance": instance_id,
                                     "status": result["status"], "steps": result.get("steps")})
     return result

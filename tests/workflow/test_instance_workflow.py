@@ -87,7 +87,8 @@ def test_instance_finding_isolates_the_instance(dep):
     calls = isolation_calls(run)
     assert calls.count("ec2:DescribeInstances") == 1
     assert calls.count("ec2:ModifyNetworkInterfaceAttribute") == 2
-    assert len([c for c in calls if not c.startswith("sts:")]) == 28, calls
+    assert calls.count("dynamodb:UpdateItem") == 1  # the incident's live timeline (responder account)
+    assert len([c for c in calls if not c.startswith(("sts:", "dynamodb:"))]) == 28, calls
 
 
 def test_access_key_finding_with_instance_details_runs_both_branches(dep):
@@ -96,7 +97,8 @@ def test_access_key_finding_with_instance_details_runs_both_branches(dep):
     ev["detail"]["resource"]["accessKeyDetails"]["userName"] = world["roleName"]
     run = local.execute(ev, dep)
     assert {"ContainIdentities", "IsolateInstance"} <= set(run.states)
-    assert [i["status"] for i in summary(run)["identities"]] == ["contained"]
+    # the two branches race to put the same revoke policy on the profile's role: whichever comes second finds it
+    assert [i["status"] for i in summary(run)["identities"]] in (["contained"], ["already_contained"])
     assert item(run, world["instanceId"])["isolation"]["status"] == "isolated"
     assert_isolated(dep, world)
     # both branches put the same AWSRevokeOlderSessions (the incident's cut-off) on the profile's role

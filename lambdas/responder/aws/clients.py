@@ -57,7 +57,7 @@ def session_name(label: str) -> str:
 def assumed_credentials(role_arn: str, *, region: str, label: str, external_id: str = "") -> dict[str, str]:
     """Temporary credentials of `role_arn`, cached until shortly before they expire."""
     name = session_name(label)
-    key = (role_arn, name, region)
+    key = (role_arn, name)  # credentials work in every region: one AssumeRole per role and incident
     now = time.time()
     with _lock:
         cached = _sessions.get(key)
