@@ -110,6 +110,9 @@ def main() -> int:
         dep = local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
         say(f"Deployed: responder in security account {dep.security_account}, member stack in {MEMBER}, "
             f"forensics stack in {FORENSICS}, region {REGION}. State machine: {dep.state_machine_arn}")
+        from cli import Inbox, render_record
+
+        inbox = Inbox(local.session(None, REGION), dep.topic_arn)  # the on-call subscription to the topic
         world = identity_world(dep)
         say(f"World in {MEMBER}: IAM user {world['user']} with two active keys {world['keys']}; role "
             f"{world['role']} with a live session ({world['session_key']}).")
@@ -152,7 +155,7 @@ def main() -> int:
         show_instance(before, world_instance.state(dep, web))
         say("Evidence chain:", 2)
         show_evidence(dep, (run.output or {}).get("instances", [{}])[0].get("evidence") or {})
-        show_records(run)
+        incident_id = (run.output or {}).get("incidentId")
 
         title("4b. A low-severity finding (3.9): the EventBridge rule does not match it")
         ev = finding("user", world, severity=3.9, id="0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a")
@@ -173,6 +176,16 @@ def main() -> int:
         title("7. Bad input is refused before anything changes, naming the field")
         run = local.execute({"manual": {"accountId": "4444", "region": REGION, "reason": "x", "iamUsers": ["a"]}}, dep)
         say(f"{run.status} {run.error}: {json.loads(run.cause)['errorMessage']}", 2)
+
+        title("8. What the on-call sees: the incident record, the evidence manifest, the notifications")
+        from responder.aws.dynamodb import IncidentTable
+
+        item = IncidentTable(local.session(None, REGION).client("dynamodb"), dep.table_name).get(incident_id)
+        print(render_record(item))
+        say("notifications received (one per incident outcome):", 2)
+        for message in inbox.read():
+            say(f"[{message['attributes'].get('priority', '')}] {message['subject']}", 4)
+        say(f"(CLI: python -m cli status {incident_id} | python -m cli list)", 2)
     print()
     return 0
 
