@@ -186,7 +186,9 @@ def test_a_failed_step_is_recorded_and_a_republished_finding_retries_with_a_fres
     assert retry.output["attempt"]["trigger"] == "retry"
     item = record(dep, out["incidentId"])
     assert item["status"] == "contained" and "error" not in item
-    assert item["previousCutoffs"] == [out["cutoff"]] and item["cutoff"] == retry.output["cutoff"] >= out["cutoff"]
+    assert item["cutoff"] == retry.output["cutoff"] >= out["cutoff"]
+    # the earlier cut-off is kept when the retry's is later (both are whole seconds: a fast retry may share it)
+    assert item.get("previousCutoffs", []) == ([out["cutoff"]] if item["cutoff"] != out["cutoff"] else [])
     assert {s for _, s in iam_state(dep.client("iam"))["users"][name]["keys"]} == {"Inactive"}
     versions = [k for k in evidence_keys(dep, f"incidents/{out['incidentId']}/manifest.json")]
     assert len(versions) == 2  # one manifest version per attempt: the first is kept, not replaced
