@@ -382,6 +382,9 @@ class _Run:
                            "state": snap.get("State", "pending")},
             })
         self.state["snapshots"] = items
+        missing = self._missing_volumes(mapped, taken)
+        if missing:
+            self.state["missingVolumes"] = missing
         self.state["forensicsAccount"] = self.forensics_account
         self.state["forensicsKeyArn"] = self.settings.forensics_key_arn or None
         for item in items:  # ir:source names the volume: per snapshot, so right after the set call
@@ -396,6 +399,23 @@ class _Run:
                 except _Deferred:
                     pass
         return None
+
+    def _missing_volumes(self, mapped: list[dict], taken: list[dict]) -> list[dict[str, str]]:
+        """Volumes the isolation captured before any change (or attached a moment ago) that are not in the snapshot
+        set: detached or deleted in between. Their evidence is lost; it must be said, never passed over."""
+        snapped = {s.get("VolumeId") for s in taken}
+        expected = {v["volumeId"]: v.get("device", "") for v in mapped}
+        for v in ((self.isolation or {}).get("metadata") or {}).get("volumes") or []:
+            if v.get("volumeId"):
+                expected.setdefault(v["volumeId"], v.get("deviceName", ""))
+        missing = []
+        for volume_id, device in sorted(expected.items()):
+            if volume_id not in snapped:
+                message = (f"{volume_id} ({device or 'device unknown'}) was attached when the instance was captured "
+                           "but is not in the snapshot set: detached or deleted before the snapshot")
+                self.j.note("failed", volume_id, error="VolumeMissing", message=message)
+                missing.append({"volumeId": volume_id, "device": device, "error": "VolumeMissing", "message": message})
+        return missing
 
     # -- plan (dry run) ---------------------------------------------------------------------------------
     def _plan(self, mapped: list[dict], volumes: dict[str, dict]) -> None:
@@ -755,7 +775,7 @@ class _Run:
             self._advance(item)
 
         if all(i["stage"] in ("done", "failed") for i in items):
-            failed = [i for i in items if i["stage"] == "failed"]
+            failed = [i for i in items if i["stage"] == "failed"] + list(self.state.get("missingVolumes") or [])
             if failed:
                 return self._out(done=True, status="failed", error=_error_name(failed),
                                  message="; ".join(f"{i['volumeId']}: {i.get('message', i.get('error'))}" for i in failed))

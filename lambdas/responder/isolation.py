@@ -430,11 +430,35 @@ def _isolate_network(a: Any, journal: Journal, instance: dict, incident: dict, s
             if not groups:
                 raise StepFailed("QuarantineGroupUnavailable",
                                  f"no quarantine group in {vpc}: see the security_groups step")
-            moves = interface_moves([g["GroupId"] for g in nic.get("Groups", [])], groups[QUARANTINE], groups[UNTRACK])
+            original = [g["GroupId"] for g in nic.get("Groups", [])]
+            moves = interface_moves(original, groups[QUARANTINE], groups[UNTRACK])
             if not moves:
                 journal.note("unchanged", eni, detail=f"already in {groups[QUARANTINE]} only")
-            for group_ids in moves:
-                a.ec2.set_interface_groups(eni, group_ids)
+            for hop, group_ids in enumerate(moves):
+                try:
+                    a.ec2.set_interface_groups(eni, group_ids)
+                except Exception as exc:
+                    if group_ids == [groups[QUARANTINE]] and (hop > 0 or original == [groups[UNTRACK]]):
+                        _never_left_open(a, journal, eni, original, groups[UNTRACK], exc)
+                    raise
+
+
+def _never_left_open(a: Any, journal: Journal, eni: str, original: list[str], untrack: str, exc: Exception) -> None:
+    """The move to the quarantine group failed while the interface sits in the allow-all untrack group: that is
+    more open than before the response, so it goes back to the groups it had (not a containment being undone: the
+    containment did not happen). If even that fails, or it had no other group, the record says so loudly."""
+    back = [g for g in original if g != untrack]
+    if back:
+        try:
+            a.ec2.set_interface_groups(eni, back)
+            journal.note("restored", eni, detail=f"quarantine move failed ({getattr(exc, 'response', {}).get('Error', {}).get('Code', type(exc).__name__)}): "
+                                                 f"back in its original groups {back}, out of the allow-all group {untrack}")
+            return
+        except Exception as again:  # recorded right below, then the original error is raised by the caller
+            exc = again
+    journal.note("failed", eni, error="LeftInAllowAllGroup",
+                 message=f"DANGER: interface {eni} is in the allow-all group {untrack} (the move to quarantine failed and "
+                         f"it could not be returned to {back or 'its groups'}): move it to the quarantine group by hand")
 
 
 def _swap_credentials(a: Any, journal: Journal, instance: dict, incident: dict, settings: Settings) -> None:

@@ -278,9 +278,6 @@ def test_a_refused_isolation_step_is_recorded_and_every_other_step_stands(dep, a
     assert item["evidence"]["status"] == "collected"  # a failed isolation does not stop evidence
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: responder/isolation.py _isolate_network: when the move to the "
-                                       "quarantine group is refused after the move to the allow-all untrack group, "
-                                       "the interface stays in the untrack group and nothing in the output names it")
 def test_a_refused_move_to_quarantine_does_not_leave_the_interface_open_unreported(dep):
     """The first move (to the untrack group, which allows all traffic from and to anywhere) succeeds, the second
     (to the quarantine group) is refused. The instance is then more exposed than before the response: that must
@@ -447,9 +444,6 @@ def test_a_snapshot_deleted_while_pending_fails_with_snapshot_failed(dep):
     recorded(dep, run, incident_id, "partially_contained", world["instanceId"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: responder/evidence.py _Run.start builds its volumes from the "
-                                       "CreateSnapshots result only: a volume attached at isolation but gone by the "
-                                       "snapshot set is left out silently and the evidence reports `collected`")
 def test_a_volume_deleted_before_the_snapshot_set_is_reported(dep):
     """A data volume that the isolation's metadata lists is detached and deleted just before CreateSnapshots.
     The evidence of that volume is missing: the output must say so (a failed or at least reported volume), never
