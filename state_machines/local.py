@@ -341,6 +341,10 @@ def deploy(
         "IR_SNAPSHOT_RETENTION": str(int(snapshot_retention)),
         "IR_KEY_SCOPE": key_scope,
     }
+    # every name a handler invocation sets exists before any execution starts: an invocation then only changes
+    # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)
+    for name in (*env, "AWS_LAMBDA_FUNCTION_NAME"):
+        os.environ.setdefault(name, "")
     functions, sm_arn = local_stacks.functions_and_state_machine(
         session(None, region), region=region, environment=env, role_arn=responder["function_role_arn"],
         state_machine_role_arn=responder["state_machine_role_arn"],
