@@ -108,6 +108,19 @@ def test_malformed_input_fails_naming_the_field_and_changes_nothing(dep, bad, fi
     assert iam_state(dep.client("iam")) == before
 
 
+def test_the_same_finding_twice_changes_nothing_the_second_time(dep):
+    name, keys = new_user(dep)
+    ev = access_key_event(account=MEMBER, region=REGION, user_type="IAMUser", name=name, key=keys[0])
+    first = local.execute(ev, dep)
+    assert first.output["outcome"] == "contained"
+    after_first = iam_state(dep.client("iam"))
+    ev["detail"]["service"]["count"] = 2  # GuardDuty re-publishes the finding with a higher count
+    second = local.execute(ev, dep)
+    assert second.status == "SUCCEEDED", second.cause
+    assert second.output["outcome"] in ("duplicate", "contained")
+    assert iam_state(dep.client("iam")) == after_first
+
+
 def test_finding_for_an_account_without_the_member_stack_fails_and_says_why(dep):
     run = local.execute(access_key_event(account="777766665555", region=REGION, user_type="IAMUser", name="u"), dep)
     assert run.status == "FAILED"
