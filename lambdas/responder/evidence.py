@@ -352,6 +352,7 @@ class _Run:
             self.j.note("unchanged", member.instance_arn(self.instance_id),
                         detail=f"snapshot set already taken: {', '.join(sorted(s['SnapshotId'] for s in existing))}")
             taken = existing
+            self.state["replay"] = True  # later stages look for what an earlier run made before redoing it
         else:
             tags = {TAG_INCIDENT: self.incident_id, TAG_COLLECTED_BY: self.collected_by}
             try:
@@ -562,6 +563,18 @@ class _Run:
             item["stage"] = "copy"
             return True
         member, sid = self.a.member, item["sharedSnapshotId"]
+        if self.state.get("replay") and not item.get("shared"):  # its forensics copy may exist: no second share
+            description = copy_description("forensics-copy", self.incident_id, self.instance_id, sid, item["volumeId"])
+            copies = self._attempt(item, "share_with_forensics", member.snapshot_arn(sid), lambda: self.a.forensics.find(
+                [{"Name": "description", "Values": [description]},
+                 {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}]))
+            if copies is _FAILED:
+                return True
+            if copies:
+                self.j.note("unchanged", member.snapshot_arn(sid),
+                            detail=f"not shared again: its forensics copy {copies[0]['SnapshotId']} exists")
+                item["stage"] = "copy"
+                return True
         found = self._attempt(item, "share_with_forensics", member.snapshot_arn(sid), lambda: member.shared_with(sid))
         if found is _FAILED:
             return True

@@ -295,9 +295,6 @@ def test_the_same_manual_request_started_again_changes_nothing(dep):
     assert made == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: responder/evidence.py _Run._stage_share shares each snapshot with "
-                                       "the forensics account again (then unshares it) on a replay of the same "
-                                       "incident, although its forensics copy already exists")
 def test_a_replayed_evidence_chain_makes_no_change_call(dep):
     """The end state of a replay is identical (test above), but on the way the evidence chain of the same incident
     must not change anything either: no share re-opened to the forensics account for a snapshot whose forensics
