@@ -6,8 +6,12 @@ Independent of the isolation work on purpose: only EC2/KMS calls that build the 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
+
+import pytest
 
 MEMBER = "444455556666"
 FORENSICS = "999988887777"
@@ -20,6 +24,26 @@ class EvidenceInstance:
     instance_id: str
     volumes: dict[str, str] = field(default_factory=dict)  # kind -> volume id (root, aws-ebs, customer)
     customer_key: str | None = None
+
+
+@pytest.fixture(scope="module")
+def dep():
+    """Security, member and forensics accounts in one in-memory AWS, one deployment per test module. No default
+    AMIs: the worlds register their own image, and describing thousands of AMI snapshots would be slow."""
+    from state_machines import local
+
+    with mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}), local.aws(region=REGION):
+        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+
+
+@pytest.fixture(autouse=True)
+def fresh_hooks(dep):
+    """The EBS gap's test hooks (tampered listings, failing snapshots, pending polls) never leak between tests."""
+    from state_machines import gaps_ebs
+
+    gaps_ebs.reset()
+    yield
+    gaps_ebs.reset()
 
 
 def workload_key(dep: Any, account: str | None = None) -> str:

@@ -3,7 +3,6 @@ each phase, idempotent retries, failures, dry run, resumed hashing, retention. T
 and the security account the responder runs in."""
 from __future__ import annotations
 
-import os
 from unittest import mock
 
 import pytest
@@ -24,22 +23,11 @@ from responder import blocklist
 from responder.aws.snapshots import Snapshots
 from responder.errors import TransientAwsError
 from state_machines import gaps_ebs, local
+from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
 
 EVIDENCE_TAGS = {"ir:incident", "ir:source", "ir:collected-by", "ir:hash"}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}):  # the world uses no real AMI
-        with local.aws(region=REGION):
-            yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
-
-
-@pytest.fixture(autouse=True)
-def fresh_hooks(dep):
-    gaps_ebs.reset()
-    yield
-    gaps_ebs.reset()
 
 
 def snapshot(dep, account, snapshot_id):

@@ -24,13 +24,12 @@ turn into an error (XPASS) once it is fixed, so that the marker is removed.
 from __future__ import annotations
 
 import json
-import os
-from unittest import mock
 
 import pytest
 
 from responder.aws.ec2 import QUARANTINE, UNTRACK
 from state_machines import gaps_ebs, local
+from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
 from tests.faults import inject
 from tests.operations_world import record
 from tests.reliability_world import (
@@ -48,18 +47,6 @@ MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 REVOKE = "AWSRevokeOlderSessions"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}):  # the world registers its own image
-        with local.aws(region=REGION):
-            yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
-
-
-@pytest.fixture(autouse=True)
-def fresh_hooks(dep):
-    gaps_ebs.reset()
-    yield
-    gaps_ebs.reset()
 
 
 def isolation_world(dep) -> dict:

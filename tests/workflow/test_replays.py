@@ -33,14 +33,13 @@ A manual dry run changes nothing, and neither does running it again.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from state_machines import gaps_ebs, local
+from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
 from tests.reliability_world import aws_state, changes, instance_item, summary, web_instance
 from tests.workflow_world import access_key_event, event
 
@@ -50,18 +49,6 @@ TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"}, "Action": "sts:AssumeRole"}]}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}):  # the world registers its own image
-        with local.aws(region=REGION):
-            yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
-
-
-@pytest.fixture(autouse=True)
-def fresh_hooks(dep):
-    gaps_ebs.reset()
-    yield
-    gaps_ebs.reset()
 
 
 # -- the world ---------------------------------------------------------------------------------------------
