@@ -35,6 +35,7 @@ def function_environment(config: Config, *, partition: str, table_name: str, top
         "IR_ISOLATION_CIDRS": ",".join(config.isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(config.snapshot_retention),
         "IR_KEY_SCOPE": config.key_scope,
+        "IR_NETWORK_ACL_ISOLATION": "true" if config.network_acl_isolation else "false",
     }
     missing, unknown = sorted(set(ENV) - set(env)), sorted(set(env) - set(ENV))
     if missing or unknown:

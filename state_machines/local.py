@@ -290,6 +290,7 @@ def deploy(
     observe_only: bool = False,
     isolation_cidrs: tuple[str, ...] | list[str] = (),
     key_scope: str = "all",
+    network_acl_isolation: bool = True,
     snapshot_retention: int = 7,
     quarantine_policy_arn: str | None = None,
     external_id: str = "ir-responder",
@@ -340,6 +341,7 @@ def deploy(
         "IR_ISOLATION_CIDRS": ",".join(isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(int(snapshot_retention)),
         "IR_KEY_SCOPE": key_scope,
+        "IR_NETWORK_ACL_ISOLATION": "true" if network_acl_isolation else "false",
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes
     # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)

@@ -25,7 +25,8 @@ def handler(event: dict, context: object) -> dict:
     def adapters_for(journal):
         return Adapters(journal, member, config, forensics=forensics if config.forensics_role_arn else None)
 
-    result = isolate(instance_id, incident, adapters_for=adapters_for, settings=config)
+    result = isolate(instance_id, incident, adapters_for=adapters_for, settings=config,
+                     time_left=lambda: context.get_remaining_time_in_millis() / 1000 - 20)  # 20 s: record + return
     records.append_result(incident, result, task="isolation")  # the incident's timeline, as it happens
     logger.info("isolation", extra={"incident": incident["incidentId"], "instance": instance_id,
                                     "status": result["status"], "steps": result.get("steps")})

@@ -41,10 +41,13 @@ pattern: untouched), protection_unverified (the instance could not be read: noth
 from __future__ import annotations
 
 import ipaddress
+import time
 from functools import cached_property
 from typing import Any, Callable, Iterable
 
-from responder.aws.autoscaling import LEAVING, AutoScaling
+from responder.aws import autoscaling
+from responder.aws.autoscaling import AutoScaling
+from responder import network_acl
 from responder.aws.ec2 import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK, Ec2
 from responder.aws.elb import ClassicLoadBalancers, TargetGroups
 from responder.aws.evidence_bucket import WriteOnceBucket
@@ -57,10 +60,14 @@ from responder.settings import REVOKE_POLICY_NAME, Settings
 
 QUARANTINE_TAG = "ir:quarantine"
 INCIDENT_TAG = "ir:incident"
+LATER_INCIDENTS_TAG = "ir:incidents"  # incidents after the first, space-separated, within the tag value limit
+TAG_VALUE_LIMIT = 256
 GONE_STATES = ("shutting-down", "terminated")
 STEP_ORDER = ("capture_metadata", "termination_protection", "shutdown_behavior", "delete_on_termination",
-              "auto_scaling", "security_groups", "network_isolation", "revoke_older_sessions", "instance_profile",
-              "classic_load_balancers", "target_groups", "tag")
+              "auto_scaling", "security_groups", "network_isolation", "connection_tracking", "network_acl",
+              "revoke_older_sessions", "instance_profile", "classic_load_balancers", "target_groups", "tag",
+              "later_incident")
+RECORD_STEPS = ("capture_metadata", "later_incident")  # what they write records the incident, contains nothing
 ALL_V4, ALL_V6 = "0.0.0.0/0", "::/0"
 
 Rule = tuple  # (protocol, from_port, to_port, kind, value): one normalized security-group rule
@@ -298,7 +305,8 @@ def final_status(journal: Journal) -> str:
         return "failed"
     if journal.dry_run and journal.changes:
         return "planned"
-    return "isolated" if journal.changes else "already_isolated"
+    contained = [e for e in journal.changes if e.get("step") not in RECORD_STEPS]
+    return "isolated" if contained else "already_isolated"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -338,7 +346,10 @@ def _capture(a: Any, journal: Journal, instance: dict, incident: dict, arn: str)
 def _protect(a: Any, journal: Journal, instance: dict) -> None:
     instance_id = instance["InstanceId"]
     with journal.step("termination_protection", instance_id):
-        if a.ec2.attribute(instance_id, "disableApiTermination") is True:
+        if instance.get("InstanceLifecycle") == "spot":
+            journal.note("skipped", instance_id, detail="a Spot instance cannot be given termination protection (EC2 "
+                         "refuses it); the rest of the isolation stands, and Spot may still reclaim the instance")
+        elif a.ec2.attribute(instance_id, "disableApiTermination") is True:
             journal.note("unchanged", instance_id, detail="termination protection already on")
         else:
             a.ec2.enable_termination_protection(instance_id)
@@ -355,16 +366,60 @@ def _protect(a: Any, journal: Journal, instance: dict) -> None:
             journal.note("unchanged", instance_id, detail="no attached EBS volume is deleted on termination")
 
 
-def _detach_from_group(a: Any, journal: Journal, instance_id: str) -> None:
+def _try_detach(a: Any, journal: Journal, instance_id: str, membership: dict | None) -> dict | None:
+    """Detach now if the state allows it. Returns the membership still to wait for (None: nothing left to do);
+    StepFailed for a state Auto Scaling never detaches from (warm pool...)."""
+    if membership is None:
+        journal.note("unchanged", instance_id, detail="in no Auto Scaling group")
+        return None
+    group, state = membership["AutoScalingGroupName"], membership.get("LifecycleState")
+    what = autoscaling.kind(state)
+    if what == "leaving":
+        journal.note("unchanged", instance_id, detail=f"already leaving {group} ({state})")
+        return None
+    if what == "stuck":
+        raise StepFailed("NotDetachable", f"{instance_id} is {state} in {group}: Auto Scaling detaches only InService "
+                                          f"or Standby instances; it stays under the group's control (see README)")
+    if what == "detach" and a.autoscaling.detach(instance_id, group):
+        return None
+    journal.note("waiting", instance_id, detail=f"{state} in {group}: detached once InService or Standby")
+    return membership
+
+
+def _detach_from_group(a: Any, journal: Journal, instance_id: str) -> dict | None:
+    """First pass, before the network change: detach, or return the membership to wait for (the wait comes after
+    the rest of the isolation, so that nothing else waits for it)."""
     with journal.step("auto_scaling", instance_id):
-        membership = a.autoscaling.membership(instance_id)
-        if membership is None:
-            journal.note("unchanged", instance_id, detail="in no Auto Scaling group")
-        elif membership.get("LifecycleState") in LEAVING:
-            journal.note("unchanged", instance_id,
-                         detail=f"already leaving {membership['AutoScalingGroupName']} ({membership['LifecycleState']})")
-        else:
-            a.autoscaling.detach(instance_id, membership["AutoScalingGroupName"])
+        return _try_detach(a, journal, instance_id, a.autoscaling.membership(instance_id))
+    return None
+
+
+def wait_delays() -> Iterable[float]:
+    """Seconds between looks at a settling Auto Scaling instance: 1, 2, 4, then every 8."""
+    yield from (1.0, 2.0, 4.0)
+    while True:
+        yield 8.0
+
+
+def _finish_detach(a: Any, journal: Journal, instance_id: str, membership: dict,
+                   time_left: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    """Wait for a settling instance (Pending, Pending:Wait, EnteringStandby...) to become detachable, within the
+    task's time budget (`time_left()` seconds), then detach it; past the budget the step fails with the state."""
+    with journal.step("auto_scaling", instance_id):
+        for delay in wait_delays():
+            if time_left() < delay:
+                raise StepFailed("AutoScalingStillPending",
+                                 f"{instance_id} is still {membership.get('LifecycleState')} in "
+                                 f"{membership['AutoScalingGroupName']} at the end of the task's time budget: "
+                                 "not detached (a later finding or a manual re-run detaches it)")
+            sleep(delay)
+            latest = a.autoscaling.membership(instance_id)
+            if latest is not None and latest.get("LifecycleState") == membership.get("LifecycleState") \
+                    and autoscaling.kind(latest.get("LifecycleState")) == "wait":
+                continue  # no news: no second "waiting" entry
+            membership = _try_detach(a, journal, instance_id, latest)
+            if membership is None:
+                return
 
 
 def _prepare_groups(a: Any, journal: Journal, vpc: str, existing: dict, incident: dict,
@@ -381,15 +436,9 @@ def _prepare_groups(a: Any, journal: Journal, vpc: str, existing: dict, incident
         group_id = a.ec2.create_group(vpc, purpose, incident_id=incident["incidentId"])
         if group_id:
             ids[purpose], created[group_id] = group_id, purpose
-        elif journal.dry_run:
-            ids[purpose] = f"<new {GROUP_NAMES[purpose]} in {vpc}>"
+        else:  # dry run
+            ids[purpose] = f"<new {GROUP_NAMES[purpose]}-* in {vpc}>"
             current[purpose] = new_group(ids[purpose], vpc)
-        else:  # created by a concurrent run a moment ago: reuse it if it is ours
-            group = a.ec2.group_by_name(vpc, GROUP_NAMES[purpose])
-            if not group or tag_map(group.get("Tags")).get(PURPOSE_TAG) != purpose:
-                raise StepFailed("SecurityGroupNameTaken",
-                                 f"{vpc} has a group named {GROUP_NAMES[purpose]} without the tag {PURPOSE_TAG}={purpose}")
-            ids[purpose], current[purpose] = group["GroupId"], group
     if created:
         for group in a.ec2.groups(list(created)):
             current[created[group["GroupId"]]] = group
@@ -400,7 +449,8 @@ def _prepare_groups(a: Any, journal: Journal, vpc: str, existing: dict, incident
             desired = desired_rules(purpose, settings.isolation_cidrs)
         except ValueError as exc:
             raise StepFailed("InvalidIsolationCidr", f"IR_ISOLATION_CIDRS: {exc}") from exc
-        for action, direction, rules in rule_changes(group, desired, exact=(purpose == QUARANTINE)):
+        # exact, for both: a group carrying our tag may have been made (or edited) by anyone in the account
+        for action, direction, rules in rule_changes(group, desired, exact=True):
             getattr(a.ec2, action)(ids[purpose], direction, permissions_of(rules))
             changed = True
     if not changed and not created:
@@ -417,7 +467,8 @@ def _isolate_network(a: Any, journal: Journal, instance: dict, incident: dict, s
         if not nics:
             raise StepFailed("NoNetworkInterface", f"{instance_id} reports no network interface")
         existing = {}
-        for group in a.ec2.isolation_groups(vpcs):
+        # several groups with our tag (a concurrent first run, or someone else's): the lowest id, every time
+        for group in sorted(a.ec2.isolation_groups(vpcs), key=lambda g: g["GroupId"]):
             existing.setdefault((group["VpcId"], tag_map(group.get("Tags")).get(PURPOSE_TAG)), group)
     if existing is not None:
         for vpc in vpcs:
@@ -503,7 +554,10 @@ def _swap_credentials(a: Any, journal: Journal, instance: dict, incident: dict, 
                 a.ec2.replace_profile(association["AssociationId"], settings.deny_all_profile, target=instance_id)
 
 
-def _deregister(a: Any, journal: Journal, instance: dict) -> None:
+LB_RESERVE = 30.0  # seconds left for the steps after the target groups when the look-up stops
+
+
+def _deregister(a: Any, journal: Journal, instance: dict, time_left: Callable[[], float]) -> None:
     instance_id = instance["InstanceId"]
     with journal.step("classic_load_balancers", instance_id):
         names = a.classic.holding(instance_id)
@@ -516,38 +570,78 @@ def _deregister(a: Any, journal: Journal, instance: dict) -> None:
         candidates = a.target_groups.candidates(set(vpc_ids(instance)))
     if candidates is None:
         return
-    ips, found = addresses(instance), False
+    ips, found, unchecked = addresses(instance), False, []
     for tg in candidates:
         arn = tg["TargetGroupArn"]
+        if time_left() < LB_RESERVE:  # leave the rest of the task its time: record what was not looked at
+            unchecked.append(arn)
+            continue
         with journal.step("target_groups", arn):
             targets = registrations(a.target_groups.targets(arn), instance_id, ips, tg.get("TargetType", "instance"))
             if targets:
                 found = True
                 a.target_groups.deregister(arn, targets)
+    if unchecked:
+        with journal.step("target_groups", instance_id):
+            raise StepFailed("TargetGroupsUnchecked",
+                             f"time budget reached: {len(unchecked)} of {len(candidates)} target group(s) not checked "
+                             f"(first: {unchecked[0]}); a re-run checks them")
     if not found:
         with journal.step("target_groups", instance_id):
             journal.note("unchanged", instance_id, detail=f"registered in none of {len(candidates)} target group(s)")
 
 
+def later_incidents(current: dict[str, str], incident_id: str) -> str | None:
+    """The new value of the ``ir:incidents`` tag once `incident_id` is recorded after the first incident (which
+    keeps ``ir:incident``); None when nothing is to add (it is the first incident, or already listed). Ids are
+    appended, space-separated, oldest first, while the value stays within AWS's 256 characters; a value that
+    cannot take one more id is left as it is ("" is returned: recorded in the incident record only)."""
+    first = current.get(INCIDENT_TAG)
+    listed = current.get(LATER_INCIDENTS_TAG, "").split()
+    if first in (None, incident_id) or incident_id in listed:
+        return None
+    value = " ".join([*listed, incident_id])
+    return value if len(value) <= TAG_VALUE_LIMIT else ""
+
+
 def _tag(a: Any, journal: Journal, instance: dict, incident: dict) -> None:
-    instance_id = instance["InstanceId"]
+    """``ir:incident``: the first incident that isolated the instance, never replaced; later incidents are listed
+    in ``ir:incidents``. ``ir:quarantine``: isolated, or incomplete if a step failed."""
+    instance_id, incident_id = instance["InstanceId"], incident["incidentId"]
+    current = tag_map(instance.get("Tags"))
     with journal.step("tag", instance_id):
-        wanted = {INCIDENT_TAG: incident["incidentId"],
+        wanted = {INCIDENT_TAG: current.get(INCIDENT_TAG) or incident_id,
                   QUARANTINE_TAG: "incomplete" if journal.failures else "isolated"}
-        current = tag_map(instance.get("Tags"))
         missing = {k: v for k, v in wanted.items() if current.get(k) != v}
         if missing:
             a.ec2.tag(instance_id, missing)
         else:
             journal.note("unchanged", instance_id, detail="already tagged")
+    later = later_incidents(current, incident_id)
+    if later is None:
+        return
+    with journal.step("later_incident", instance_id):
+        if later:
+            a.ec2.tag(instance_id, {LATER_INCIDENTS_TAG: later})
+        else:
+            journal.note("skipped", instance_id, detail=f"{LATER_INCIDENTS_TAG} is full ({TAG_VALUE_LIMIT} characters): "
+                                                        f"{incident_id} is in the incident record only")
 
 
 # --------------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------------
+DEFAULT_BUDGET = 60.0  # seconds a settling Auto Scaling instance is waited for when the caller gives no budget
+
+
 def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal], Any],
-            settings: Settings) -> dict[str, Any]:
-    """Isolate one instance of `incident`; `adapters_for(journal)` gives the adapters (see `Adapters`)."""
+            settings: Settings, time_left: Callable[[], float] | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Isolate one instance of `incident`; `adapters_for(journal)` gives the adapters (see `Adapters`).
+    `time_left()`: seconds the task may still wait (Auto Scaling), default DEFAULT_BUDGET from now."""
+    if time_left is None:
+        until = time.monotonic() + DEFAULT_BUDGET
+        time_left = lambda: until - time.monotonic()  # noqa: E731
     journal = Journal(dry_run=bool(incident.get("dryRun")))
     a = adapters_for(journal)
     arn = instance_arn(incident, instance_id)
@@ -574,9 +668,14 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
     metadata = summarize(instance)
     metadata["evidence"] = _capture(a, journal, instance, incident, arn)
     _protect(a, journal, instance)
-    _detach_from_group(a, journal, instance_id)
+    settling = _detach_from_group(a, journal, instance_id)
     _isolate_network(a, journal, instance, incident, settings)
+    acl_entries = (network_acl.cut_tracked_flows(a, journal, interfaces(instance), addresses(instance),
+                                                 settings.isolation_cidrs)
+                   if settings.network_acl_isolation else [])
     _swap_credentials(a, journal, instance, incident, settings)
-    _deregister(a, journal, instance)
+    _deregister(a, journal, instance, time_left)
+    if settling is not None:
+        _finish_detach(a, journal, instance_id, settling, time_left, sleep)
     _tag(a, journal, instance, incident)
-    return _result(instance_id, arn, journal, final_status(journal), metadata=metadata)
+    return _result(instance_id, arn, journal, final_status(journal), metadata=metadata, networkAclEntries=acl_entries)

@@ -33,6 +33,7 @@ ENV: dict[str, str] = {
     "IR_ISOLATION_CIDRS": "comma-separated CIDRs (responder bastion / forensics) the quarantine group allows",
     "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
     "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
+    "IR_NETWORK_ACL_ISOLATION": "'false': no network ACL deny entries or connection-tracking timeouts at isolation",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -68,6 +69,7 @@ class Settings:
     isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
     snapshot_retention: int = 7
     key_scope: str = "all"
+    network_acl_isolation: bool = True
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -95,6 +97,7 @@ class Settings:
             isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
             snapshot_retention=int(retention),
             key_scope=key_scope,
+            network_acl_isolation=env.get("IR_NETWORK_ACL_ISOLATION", "true").lower() != "false",
             protection_config_error=protection_config_error(env),
         )
 

@@ -58,7 +58,8 @@ def test_web_tier_instance_is_isolated(world):
     assert result["steps"] == {
         "capture_metadata": "done", "termination_protection": "done", "shutdown_behavior": "unchanged",
         "delete_on_termination": "done", "auto_scaling": "done", "security_groups": "done",
-        "network_isolation": "done", "revoke_older_sessions": "done", "instance_profile": "done",
+        "network_isolation": "done", "connection_tracking": "done", "network_acl": "done",
+        "revoke_older_sessions": "done", "instance_profile": "done",
         "classic_load_balancers": "unchanged", "target_groups": "done", "tag": "done"}
     assert not [e for e in result["entries"] if e["status"] == "failed"]
 
@@ -93,14 +94,15 @@ def test_termination_protection_shutdown_stop_and_volumes_kept(dep, world):
 def test_interface_is_in_the_quarantine_group_only(dep, world):
     groups = w.responder_groups(dep, world["vpcId"])
     quarantine, untrack = groups[QUARANTINE], groups[UNTRACK]
-    assert quarantine["GroupName"] == GROUP_NAMES[QUARANTINE]
+    assert quarantine["GroupName"].startswith(GROUP_NAMES[QUARANTINE] + "-")  # a fresh name: never trusted by name
     assert list(w.interface_groups(dep, world["instanceId"]).values()) == [[quarantine["GroupId"]]]
     assert quarantine["IpPermissions"] == [] and quarantine["IpPermissionsEgress"] == []
     ingress = {(p["IpProtocol"], r.get("CidrIp") or r.get("CidrIpv6"))
                for p in untrack["IpPermissions"] for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", [])}
     assert ingress == {("-1", "0.0.0.0/0"), ("-1", "::/0")}
     # first the allow-all group (flows become untracked), then the quarantine group
-    moves = [e for e in world["result"]["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"]
+    moves = [e for e in world["result"]["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"
+             and e["step"] == "network_isolation"]
     assert len(moves) == 2 and all(e["status"] == "done" for e in moves)
 
 
@@ -164,7 +166,8 @@ def test_two_interfaces_in_two_vpcs_each_get_their_vpcs_quarantine_group(dep):
     assert after[eni_b] == [qb["GroupId"]]
     assert [g for eni, g in after.items() if eni != eni_b] == [[qa["GroupId"]]]
     assert result["metadata"]["vpcIds"] == sorted([a["vpcId"], b["vpcId"]])
-    assert len([e for e in result["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"]) == 4
+    assert len([e for e in result["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"
+                and e["step"] == "network_isolation"]) == 4
 
 
 def test_instance_without_profile_and_outside_any_group_or_load_balancer(dep, net):
@@ -251,7 +254,8 @@ def test_interface_left_in_the_untrack_group_goes_straight_to_quarantine(dep, ne
     eni = next(iter(w.interface_groups(dep, instance_id)))
     dep.client("ec2").modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[groups[UNTRACK]["GroupId"]])
     result = run(dep, instance_id, w.incident(dep))
-    moves = [e for e in result["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"]
+    moves = [e for e in result["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"
+             and e["step"] == "network_isolation"]
     assert len(moves) == 1
     assert w.interface_groups(dep, instance_id)[eni] == [groups[QUARANTINE]["GroupId"]]
 
@@ -319,9 +323,10 @@ def test_dry_run_plans_every_change_and_makes_none(dep):
                 "iam:PutRolePolicy", "ec2:ReplaceIamInstanceProfileAssociation",
                 "elasticloadbalancing:DeregisterTargets", "ec2:CreateTags"):
         assert api in planned, api
-    moves = [e for e in result["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"]
-    assert [m["params"]["Groups"] for m in moves] == [[f"<new ir-untrack-flows in {net_vpc}>"],
-                                                      [f"<new ir-quarantine in {net_vpc}>"]]
+    moves = [e for e in result["entries"] if e.get("api") == "ec2:ModifyNetworkInterfaceAttribute"
+             and e["step"] == "network_isolation"]
+    assert [m["params"]["Groups"] for m in moves] == [[f"<new ir-untrack-flows-* in {net_vpc}>"],
+                                                      [f"<new ir-quarantine-* in {net_vpc}>"]]
     assert "Body" not in result["entries"][0]["params"]  # the plan does not carry the metadata document
     assert not [e for e in result["entries"] if e["status"] == "done"]
 
@@ -358,19 +363,23 @@ def test_a_failing_step_undoes_nothing_and_a_rerun_finishes(dep, net):
     assert w.instance_state(dep, instance_id)["tags"]["ir:quarantine"] == "isolated"
 
 
-def test_concurrently_created_group_is_reused(dep, monkeypatch):
+def test_a_concurrent_first_run_makes_its_own_groups_and_later_runs_settle_on_one(dep, monkeypatch):
     net = w.vpc(dep, 45)
     first = w.instance(dep, net)
     run(dep, first, w.incident(dep))
-    groups = w.responder_groups(dep, net["vpcId"])
     # another execution created the groups between this run's lookup and its create call
     from responder.aws.ec2 import Ec2
-    monkeypatch.setattr(Ec2, "isolation_groups", lambda self, vpcs: [])
-    second = w.instance(dep, net)
-    result = run(dep, second, w.incident(dep))
+    with monkeypatch.context() as m:
+        m.setattr(Ec2, "isolation_groups", lambda self, vpcs: [])
+        second = w.instance(dep, net)
+        result = run(dep, second, w.incident(dep))
     assert result["status"] == "isolated", result.get("message")
     creates = [e for e in result["entries"] if e.get("api") == "ec2:CreateSecurityGroup"]
-    assert [e["status"] for e in creates] == ["unchanged", "unchanged"]
-    assert creates[0]["detail"] == "InvalidGroup.Duplicate"
-    assert w.interface_groups(dep, second) == {
-        eni: [groups[QUARANTINE]["GroupId"]] for eni in w.interface_groups(dep, second)}
+    assert [e["status"] for e in creates] == ["done", "done"]  # fresh names: no InvalidGroup.Duplicate
+    tagged = dep.client("ec2").describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [net["vpcId"]]}, {"Name": "tag:ir:purpose", "Values": [QUARANTINE]}])
+    ids = sorted(g["GroupId"] for g in tagged["SecurityGroups"])
+    assert len(ids) == 2
+    third = w.instance(dep, net)  # every later run picks the same one of the two (the lowest id), exact rules
+    run(dep, third, w.incident(dep))
+    assert list(w.interface_groups(dep, third).values()) == [[ids[0]]]

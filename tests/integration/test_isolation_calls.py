@@ -1,8 +1,11 @@
 """How many AWS calls one isolation makes, call by call (the benchmark quotes these figures).
 
 Web tier instance (one interface, profile, Auto Scaling group, Classic load balancer, one target group, three
-volumes): 28 calls when it is the first isolation in its VPC (the two responder groups are created and set up),
-22 when the VPC's groups exist (20 for an instance in no group and no load balancer), 9 reads for a second run that changes nothing. Plus sts:AssumeRole into the member
+volumes, two subnets under the VPC's default network ACL): 33 calls when it is the first isolation in its VPC (the
+two responder groups are created and set up), 27 when the VPC's groups exist (25 for an instance in no group and no
+load balancer), 11 reads for a second run that changes nothing. The network ACL isolation (`networkAclIsolation`)
+adds 5 of those: DescribeNetworkAcls, DescribeSubnets, the connection-tracking timeouts, and one deny entry per
+address and direction (one IPv4 address: 2) - 2 reads on a second run. Plus sts:AssumeRole into the member
 and the forensics account once per Lambda container (cached credentials), not counted here.
 
     .venv/bin/python -m pytest -q -s tests/integration/test_isolation_calls.py
@@ -27,13 +30,15 @@ READS = Counter({
     "ec2:DescribeSecurityGroups": 1,  # the responder's groups of every VPC of the instance, with their rules
     "elb:DescribeLoadBalancers": 1,  # Classic load balancers list their instances
     "elbv2:DescribeTargetGroups": 1,
-    "elbv2:DescribeTargetHealth": 1,  # only target groups of type instance/ip in the instance's VPCs
+    "elbv2:DescribeTargetHealth": 1,  # instance-type groups of the instance's VPCs, ip-type groups anywhere
+    "ec2:DescribeNetworkAcls": 1, "ec2:DescribeSubnets": 1,  # the VPC's ACLs with entries; subnets' CIDRs
 })
 ISOLATION = READS + Counter({
     "s3:PutObject": 1,  # metadata.json, write-once
     "ec2:ModifyInstanceAttribute": 2,  # termination protection; DeleteOnTermination of the three volumes at once
     "autoscaling:DetachInstances": 1,
-    "ec2:ModifyNetworkInterfaceAttribute": 2,  # untrack group, then quarantine group
+    "ec2:ModifyNetworkInterfaceAttribute": 3,  # untrack group, then quarantine group; tracking timeouts
+    "ec2:CreateNetworkAclEntry": 2,  # deny the instance's address, inbound and outbound
     "iam:GetInstanceProfile": 1, "iam:GetRole": 1, "iam:GetRolePolicy": 1, "iam:PutRolePolicy": 1,
     "ec2:DescribeIamInstanceProfileAssociations": 1, "ec2:ReplaceIamInstanceProfileAssociation": 1,
     "elbv2:DeregisterTargets": 1,
@@ -67,7 +72,7 @@ def test_calls_of_the_first_isolation_in_a_vpc_then_with_the_groups_in_place_the
     first = build(dep)
     result, calls = measure(dep, first["instanceId"], w.incident(dep))
     assert result["status"] == "isolated"
-    assert calls == ISOLATION + FIRST_IN_VPC and sum(calls.values()) == 28
+    assert calls == ISOLATION + FIRST_IN_VPC and sum(calls.values()) == 33
 
     incident = w.incident(dep)
     build(dep, name="elsewhere")  # another VPC's target group: never described for this instance
@@ -77,11 +82,11 @@ def test_calls_of_the_first_isolation_in_a_vpc_then_with_the_groups_in_place_the
     result, calls = measure(dep, neighbour, incident)
     assert result["status"] == "isolated"
     expected = ISOLATION - Counter({"autoscaling:DetachInstances": 1, "elbv2:DeregisterTargets": 1})
-    assert calls == expected and sum(calls.values()) == 20
+    assert calls == expected and sum(calls.values()) == 25
 
     result, calls = measure(dep, neighbour, incident)
     assert result["status"] == "already_isolated"
-    assert calls == SECOND_RUN and sum(calls.values()) == 9
+    assert calls == SECOND_RUN and sum(calls.values()) == 11
 
 
 def test_gone_and_protected_instances_cost_one_call(dep):

@@ -158,6 +158,9 @@ class FakeAws:
     def authorize(self, gid, direction, perms): self._change("ec2:Authorize", gid)
     def revoke(self, gid, direction, perms): self._change("ec2:Revoke", gid)
     def set_interface_groups(self, eni, groups): self._change("ec2:ModifyNetworkInterfaceAttribute", eni)
+    def set_connection_tracking(self, eni, spec): self._change("ec2:ConnectionTracking", eni)
+    def network_acls(self, vpcs): return []
+    def subnet_cidrs(self, vpcs): return {}
 
     def profile_associations(self, i):
         return [{"AssociationId": "a-1", "IamInstanceProfile": {"Arn": "arn:aws:iam::1:instance-profile/app"}}]

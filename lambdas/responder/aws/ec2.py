@@ -1,14 +1,22 @@
 """EC2 adapter for instance isolation. Reads return plain data; every change goes through the Journal.
 
 The quarantine and flow-untracking security groups are created once per VPC and found again by the tag
-``ir:purpose`` (create-or-reuse), so a second run creates nothing.
+``ir:purpose`` (create-or-reuse), so a second run creates nothing. A group is never found by its name: each is
+created under a name with a random suffix (``ir-quarantine-1f3a9c2e``), so a group someone else named
+``ir-quarantine`` can neither block the isolation (``InvalidGroup.Duplicate``) nor be mistaken for ours.
+
+Eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API"): a group just created may
+answer ``InvalidGroup.NotFound`` for a moment - AWS's own example. Calls that use a group this adapter created in
+the same invocation retry that code with back-off (``SETTLE_DELAYS``, about 15 s in all) before it counts.
 """
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from responder.aws.retry import RetryingClient
 from responder.errors import error_code
 from responder.journal import Journal
 
@@ -17,6 +25,8 @@ READ_ACTIONS = (
     "ec2:DescribeInstanceAttribute",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeIamInstanceProfileAssociations",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeSubnets",
 )
 CHANGE_ACTIONS = (
     "ec2:ModifyInstanceAttribute",
@@ -28,6 +38,7 @@ CHANGE_ACTIONS = (
     "ec2:RevokeSecurityGroupIngress",
     "ec2:RevokeSecurityGroupEgress",
     "ec2:ReplaceIamInstanceProfileAssociation",
+    "ec2:CreateNetworkAclEntry",  # deny entries for the instance's own addresses (responder.network_acl)
     # ReplaceIamInstanceProfileAssociation passes the deny-all profile's role to EC2: the stack scopes this
     # grant to that one role (condition iam:PassedToService = ec2.amazonaws.com).
     "iam:PassRole",
@@ -37,21 +48,37 @@ MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
 PURPOSE_TAG = "ir:purpose"
 QUARANTINE = "quarantine"
 UNTRACK = "untrack-flows"
-GROUP_NAMES = {QUARANTINE: "ir-quarantine", UNTRACK: "ir-untrack-flows"}
+GROUP_NAMES = {QUARANTINE: "ir-quarantine", UNTRACK: "ir-untrack-flows"}  # name prefixes: a suffix is added
 GROUP_DESCRIPTIONS = {
     QUARANTINE: "Incident response quarantine: no traffic except the responder's isolation CIDRs",
     UNTRACK: "Incident response: allow-all for a moment so tracked flows become untracked, then quarantine",
 }
 GONE = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
+NOT_YET = ("InvalidGroup.NotFound",)  # a group this invocation created, not visible everywhere yet
+SETTLE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between attempts: ~15.75 s at most
 ATTRIBUTE_KEYS = {
     "disableApiTermination": "DisableApiTermination",
     "instanceInitiatedShutdownBehavior": "InstanceInitiatedShutdownBehavior",
 }
 
 
+def group_name(purpose: str) -> str:
+    """A fresh name for a responder group: the purpose's prefix and a random suffix (never chosen by input)."""
+    return f"{GROUP_NAMES[purpose]}-{secrets.token_hex(4)}"
+
+
+def mentions(params: dict, ids: set[str]) -> bool:
+    """Whether a call's parameters name one of `ids` (GroupId, Groups, GroupIds)."""
+    named = {params.get("GroupId"), *(params.get("Groups") or ()), *(params.get("GroupIds") or ())}
+    return bool(named & ids)
+
+
 class Ec2:
-    def __init__(self, client: Any, journal: Journal):
-        self._c = client
+    def __init__(self, client: Any, journal: Journal, *, sleep=None):
+        self._raw = client
+        self.created: set[str] = set()  # groups this invocation created: "not found" means "not yet"
+        self._c = RetryingClient(client, NOT_YET, SETTLE_DELAYS, sleep=sleep,
+                                 when=lambda operation, params: mentions(params, self.created))
         self._j = journal
 
     # -- reads -----------------------------------------------------------------------------------------
@@ -85,13 +112,24 @@ class Ec2:
         return groups
 
     def groups(self, group_ids: list[str]) -> list[dict]:
+        """These groups with their rules (groups just created are retried until visible)."""
         return self._c.describe_security_groups(GroupIds=sorted(set(group_ids))).get("SecurityGroups", [])
 
-    def group_by_name(self, vpc_id: str, name: str) -> dict | None:
-        found = self._c.describe_security_groups(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}]
-        ).get("SecurityGroups", [])
-        return found[0] if found else None
+    def network_acls(self, vpc_ids: list[str]) -> list[dict]:
+        """Every network ACL of these VPCs with its entries and subnet associations."""
+        acls: list[dict] = []
+        for page in self._c.get_paginator("describe_network_acls").paginate(
+                Filters=[{"Name": "vpc-id", "Values": sorted(set(vpc_ids))}]):
+            acls.extend(page.get("NetworkAcls", []))
+        return acls
+
+    def subnet_cidrs(self, vpc_ids: list[str]) -> dict[str, str]:
+        """{subnet id: IPv4 CIDR} of these VPCs."""
+        found: dict[str, str] = {}
+        for page in self._c.get_paginator("describe_subnets").paginate(
+                Filters=[{"Name": "vpc-id", "Values": sorted(set(vpc_ids))}]):
+            found.update({s["SubnetId"]: s.get("CidrBlock", "") for s in page.get("Subnets", [])})
+        return found
 
     def profile_associations(self, instance_id: str) -> list[dict]:
         """Current (associating / associated) instance-profile associations of the instance."""
@@ -117,17 +155,26 @@ class Ec2:
                                           for d in device_names])
 
     def create_group(self, vpc_id: str, purpose: str, *, incident_id: str) -> str | None:
-        """Create the responder's `purpose` group in the VPC (tagged at creation). Returns its id; None when
-        planned (dry run) or when another run created it at the same moment (then look it up by name)."""
-        name = GROUP_NAMES[purpose]
-        response = self._j.call(
-            self._c, "create_security_group", target=vpc_id, accept=("InvalidGroup.Duplicate",),
-            GroupName=name, Description=GROUP_DESCRIPTIONS[purpose], VpcId=vpc_id,
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-                {"Key": PURPOSE_TAG, "Value": purpose}, {"Key": "Name", "Value": name},
-                {"Key": "ir:created-for", "Value": incident_id}]}],
-        )
-        return response["GroupId"] if response else None
+        """Create the responder's `purpose` group in the VPC under a fresh name, tagged at creation. Returns its
+        id; None when planned (dry run). A name that is taken anyway (``InvalidGroup.Duplicate``: someone chose
+        the same random suffix) is answered by one more attempt with another name."""
+        for _ in range(2):
+            name = group_name(purpose)
+            response = self._j.call(
+                self._c, "create_security_group", target=vpc_id, accept=("InvalidGroup.Duplicate",),
+                GroupName=name, Description=GROUP_DESCRIPTIONS[purpose], VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                    {"Key": PURPOSE_TAG, "Value": purpose}, {"Key": "Name", "Value": name},
+                    {"Key": "ir:created-for", "Value": incident_id}]}],
+            )
+            if self._j.dry_run:
+                return None
+            if response:
+                self.created.add(response["GroupId"])
+                return response["GroupId"]
+        raise ClientError({"Error": {"Code": "InvalidGroup.Duplicate",
+                                     "Message": f"two fresh group names were both taken in {vpc_id}"}},
+                          "CreateSecurityGroup")
 
     def authorize(self, group_id: str, direction: str, permissions: list[dict]) -> None:
         operation = "authorize_security_group_ingress" if direction == "ingress" else "authorize_security_group_egress"
@@ -141,6 +188,16 @@ class Ec2:
         """The call EC2 documents for one interface: the new set replaces the interface's groups."""
         self._j.call(self._c, "modify_network_interface_attribute", target=interface_id,
                      NetworkInterfaceId=interface_id, Groups=group_ids)
+
+    def set_connection_tracking(self, interface_id: str, spec: dict) -> None:
+        """Idle timeouts of the interface's tracked flows (ConnectionTrackingSpecification)."""
+        self._j.call(self._c, "modify_network_interface_attribute", target=interface_id,
+                     NetworkInterfaceId=interface_id, ConnectionTrackingSpecification=spec)
+
+    def add_acl_entry(self, entry: dict) -> None:
+        """One CreateNetworkAclEntry (`entry`: its parameters, from responder.network_acl.plan_entries)."""
+        self._j.call(self._c, "create_network_acl_entry", target=f"{entry['NetworkAclId']}#{entry['RuleNumber']}"
+                     f"{'-out' if entry['Egress'] else '-in'}", **entry)
 
     def replace_profile(self, association_id: str, profile_name: str, *, target: str) -> None:
         self._j.call(self._c, "replace_iam_instance_profile_association", target=target,

@@ -1,8 +1,14 @@
 """Elastic Load Balancing adapters: Classic Load Balancers (``elb``) and target groups (``elbv2``).
 
 No API answers "where is this instance registered", so: one DescribeLoadBalancers listing (Classic load balancers
-carry their instances), one DescribeTargetGroups listing, then DescribeTargetHealth only for the target groups that
-can hold the instance (target type instance or ip, in one of the instance's VPCs).
+carry their instances), one DescribeTargetGroups listing (pages of 400), then DescribeTargetHealth for every target
+group that can hold the instance:
+
+* type ``instance`` in one of the instance's VPCs (an instance target must be in the target group's VPC);
+* type ``ip`` in *any* VPC: an IP target can be registered from a peered VPC or over a Transit Gateway (then its
+  AvailabilityZone is ``all``; ELB user guide, "Target type"), so the target group's VPC says nothing.
+
+Target groups of the instance's VPCs come first, so a time budget that runs out leaves the least likely ones.
 """
 from __future__ import annotations
 
@@ -45,13 +51,14 @@ class TargetGroups:
         self._j = journal
 
     def candidates(self, vpc_ids: set[str]) -> list[dict]:
-        """Target groups that can hold the instance: type instance or ip, in one of its VPCs."""
+        """Target groups that can hold the instance (see the module docstring), those of its VPCs first."""
         found: list[dict] = []
-        for page in self._c.get_paginator("describe_target_groups").paginate():
+        for page in self._c.get_paginator("describe_target_groups").paginate(PaginationConfig={"PageSize": 400}):
             for tg in page.get("TargetGroups", []):
-                if tg.get("TargetType", "instance") in ("instance", "ip") and tg.get("VpcId") in vpc_ids:
+                kind = tg.get("TargetType", "instance")
+                if kind == "ip" or (kind == "instance" and tg.get("VpcId") in vpc_ids):
                     found.append(tg)
-        return found
+        return sorted(found, key=lambda tg: tg.get("VpcId") not in vpc_ids)
 
     def targets(self, target_group_arn: str) -> list[dict]:
         """Every registration of the target group with its state (TargetHealthDescriptions)."""
