@@ -370,7 +370,8 @@ def test_an_instance_terminated_mid_way_fails_loudly_and_keeps_what_was_done(dep
     item = instance_item(run, world["instanceId"])
     steps = item["isolation"]["steps"]
     assert {s for s, status in steps.items() if status == "failed"} == {
-        "termination_protection", "delete_on_termination", "network_isolation", "instance_profile", "tag"}
+        "termination_protection", "delete_on_termination", "network_isolation", "connection_tracking",
+        "instance_profile", "tag"}
     assert {s for s, status in steps.items() if status == "done"} >= {
         "auto_scaling", "revoke_older_sessions", "classic_load_balancers", "target_groups"}
     assert {(f["api"], f["error"]) for f in summary(run)["failures"]} == {

@@ -71,7 +71,7 @@ def test_instance_finding_isolates_the_instance(dep):
     run = local.deliver(ev, dep)
     assert run is not None
     after = demo_state(dep, world)  # what `make demo` shows
-    assert list(after["interfaces"].values()) == [["ir-quarantine"]]
+    assert [[n.rsplit("-", 1)[0] for n in names] for names in after["interfaces"].values()] == [["ir-quarantine"]]
     assert after["instanceProfile"] == DENY_ALL and after["groupDesiredCapacity"] == before["groupDesiredCapacity"]
     assert not (after["inAutoScalingGroup"] or after["inClassicLoadBalancer"] or after["inTargetGroup"])
     assert "IsolateInstance" in run.states and "ContainIdentities" not in run.states
@@ -86,9 +86,9 @@ def test_instance_finding_isolates_the_instance(dep):
     # the AWS calls of this isolation (first in the VPC: the two groups are created)
     calls = isolation_calls(run)
     assert calls.count("ec2:DescribeInstances") == 1
-    assert calls.count("ec2:ModifyNetworkInterfaceAttribute") == 2
+    assert calls.count("ec2:ModifyNetworkInterfaceAttribute") == 3  # two moves, then the tracking timeouts
     assert calls.count("dynamodb:UpdateItem") == 1  # the incident's live timeline (responder account)
-    assert len([c for c in calls if not c.startswith(("sts:", "dynamodb:"))]) == 28, calls
+    assert len([c for c in calls if not c.startswith(("sts:", "dynamodb:"))]) == 33, calls
 
 
 def test_access_key_finding_with_instance_details_runs_both_branches(dep):

@@ -22,8 +22,9 @@ finding with instanceDetails, manual request for a user, a role and an instance,
 
    * the ``AWSRevokeOlderSessions`` cut-off of a contained user or role moves *forward* to the new incident's
      cut-off (UTC now): sessions issued since the first containment are revoked too; it never moves back;
-   * the instance's ``ir:incident`` tag names the newest incident that acted on it (``ir:quarantine`` stays
-     ``isolated``; the earlier incident stays on its evidence snapshots and metadata object);
+   * the instance's ``ir:incident`` tag keeps naming the first incident; the new one is appended to
+     ``ir:incidents`` (``ir:quarantine`` stays ``isolated``; the isolation reports ``already_isolated``; the
+     earlier incident stays on its evidence snapshots and metadata object);
    * a new evidence collection: a new snapshot set (and re-encrypted copies) in the member account and new copies
      in the forensics account, all tagged with the new incident; the new incident's write-once metadata object,
      its manifest and CloudTrail capture.
@@ -135,8 +136,8 @@ def unexpected_for_new_incident(before: dict, after: dict, *, incident: str, cut
             if path[5] == "Statement":
                 return cutoff_of(new) == cutoff and cutoff_of(old) is not None and cutoff_of(old) < cutoff
             return old == new
-        if instance and path == ("ec2", "instances", instance, "tags", "ir:incident"):
-            return new == incident and old is not None
+        if instance and path == ("ec2", "instances", instance, "tags", "ir:incidents"):
+            return new is not None and new.split()[-1] == incident and (old is None or new.startswith(f"{old} "))
         if path[:2] == ("ec2", "snapshots") and path[2] in new_snapshots["member"]:
             return True
         if path[:2] == ("forensics", "snapshots") and path[2] in new_snapshots["forensics"]:
@@ -218,13 +219,16 @@ def test_instance_finding_replayed(dep):
     after = aws_state(dep)
     assert unexpected_for_new_incident(contained, after, incident=incident_of(other),
                                        cutoff=summary(second)["cutoff"], instance=iid) == {}
-    assert after["ec2"]["instances"][iid]["tags"]["ir:incident"] == incident_of(other)
+    assert after["ec2"]["instances"][iid]["tags"]["ir:incident"] == incident_of(ev)  # the first stays named
+    assert after["ec2"]["instances"][iid]["tags"]["ir:incidents"] == incident_of(other)
     assert after["ec2"]["instances"][iid]["tags"]["ir:quarantine"] == "isolated"
     assert new_collection(contained, after, 2) == (2, 2)
     item = instance_item(second, iid)
     assert item["evidence"]["status"] == "collected"
     assert item["isolation"]["steps"]["network_isolation"] == "unchanged"
-    assert {s for s, status in item["isolation"]["steps"].items() if status == "done"} == {"capture_metadata", "tag"}
+    assert item["isolation"]["status"] == "already_isolated"
+    assert {s for s, status in item["isolation"]["steps"].items() if status == "done"} == {
+        "capture_metadata", "later_incident"}
 
 
 def test_access_key_finding_with_instance_details_replayed(dep):
