@@ -68,7 +68,8 @@ def test_second_run_changes_nothing(iam):
     before = revoke_doc(iam, user="ci-deployer")
     again = run(iam, identity)
     assert again["status"] == "already_contained"
-    assert [e["status"] for e in again["entries"]] == ["unchanged"] * 4
+    # quarantine policy, console access (no login profile), two keys, revoke: all read, nothing written
+    assert [e["status"] for e in again["entries"]] == ["unchanged"] * 5
     assert revoke_doc(iam, user="ci-deployer") == before
     assert len(iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"]) == 1
 
@@ -106,11 +107,12 @@ def test_dry_run_plans_every_call_and_changes_nothing(iam):
     keys = user_with_keys(iam)
     result = run(iam, {"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, dry_run=True)
     assert result["status"] == "planned"
-    assert [(e["api"], e["target"]) for e in result["entries"]] == [
+    assert [(e["api"], e["target"]) for e in result["entries"] if e["status"] == "planned"] == [
         ("iam:AttachUserPolicy", "arn:aws:iam::123456789012:user/ci-deployer"),
         ("iam:UpdateAccessKey", keys[0]), ("iam:UpdateAccessKey", keys[1]),
         ("iam:PutUserPolicy", "arn:aws:iam::123456789012:user/ci-deployer")]
-    assert result["entries"][1]["params"] == {"UserName": "ci-deployer", "AccessKeyId": keys[0], "Status": "Inactive"}
+    planned = [e for e in result["entries"] if e["status"] == "planned"]
+    assert planned[1]["params"] == {"UserName": "ci-deployer", "AccessKeyId": keys[0], "Status": "Inactive"}
     assert iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"] == []
     assert {k["Status"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]} == {"Active"}
     assert iam.list_user_policies(UserName="ci-deployer")["PolicyNames"] == []
@@ -118,8 +120,9 @@ def test_dry_run_plans_every_call_and_changes_nothing(iam):
 
 @pytest.mark.parametrize("name, tags, status", [
     ("break-glass-ops", (), "protected"),
-    ("ops", (("ir:protected", "true"),), "protected"),
-    ("ops", (("ir:protected", "TRUE"),), "protected"),
+    # a tag alone is a claim: without CloudTrail to show who set it and when, it is unverified (never contained)
+    ("ops", (("ir:protected", "true"),), "protection_unverified"),
+    ("ops", (("ir:protected", "TRUE"),), "protection_unverified"),
 ])
 def test_protected_users_are_never_touched(iam, name, tags, status):
     user_with_keys(iam, name=name, tags=tags)
@@ -193,11 +196,19 @@ def test_access_denied_fails_that_step_and_the_others_still_run(iam):
             self._j.call(self._c, "attach_user_policy", target=target, UserName=user,
                          PolicyArn="arn:aws:iam::aws:policy/DoesNotExist")
 
+        def put_user_policy(self, user, name, document, *, target):
+            if name != "ir-quarantine-deny-all":
+                return super().put_user_policy(user, name, document, target=target)
+            self._j.call(self._c, "put_user_policy", target=target, UserName="no-such-user", PolicyName=name,
+                         PolicyDocument=json.dumps(document))
+
     result = contain({"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, INCIDENT,
                      iam_for=lambda j: Denied(iam, j), settings=SETTINGS, dry_run=False)
     assert result["status"] == "failed"
+    refused = [e for e in result["entries"] if e["status"] == "refused"]
+    assert refused[0]["step"] == "attach_quarantine_policy" and refused[0]["error"] == "NoSuchEntity"
     failed = [e for e in result["entries"] if e["status"] == "failed"]
-    assert failed[0]["step"] == "attach_quarantine_policy" and failed[0]["error"] == "NoSuchEntity"
+    assert failed[0]["step"] == "deny_all_inline" and failed[0]["error"] == "NoSuchEntity"
     # later steps still ran: keys inactive, sessions revoked
     assert {k["Status"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]} == {"Inactive"}
     assert revoke_doc(iam, user="ci-deployer")
