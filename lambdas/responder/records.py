@@ -165,9 +165,13 @@ def later_activity(last_seen: Any, cutoff: Any) -> bool:
     return bool(seen and stored and seen > stored)
 
 
+def _identity_key(identity: dict[str, Any]) -> str:
+    """A target is its type and name (IAM names are case-insensitive); a nameless one is its access key."""
+    return f"{identity.get('type')}:{identity.get('name') or identity.get('accessKeyId') or ''}".lower()
+
+
 def _target_keys(found: dict[str, Any] | None) -> set[str]:
-    keys = {f"{i.get('type')}:{i.get('name') or ''}:{i.get('accessKeyId') or ''}".lower()
-            for i in (found or {}).get("identities") or [] if isinstance(i, dict)}
+    keys = {_identity_key(i) for i in (found or {}).get("identities") or [] if isinstance(i, dict)}
     return keys | {f"instance:{i}" for i in (found or {}).get("instances") or []}
 
 
@@ -177,7 +181,7 @@ def new_targets(stored: dict[str, Any] | None, incident: dict[str, Any]) -> list
         return []
     known, mine = _target_keys(stored), targets(incident)
     out = [f"{i['type']} {i.get('name') or i.get('accessKeyId') or '?'}" for i in mine["identities"]
-           if f"{i.get('type')}:{i.get('name') or ''}:{i.get('accessKeyId') or ''}".lower() not in known]
+           if _identity_key(i) not in known]
     return out + [i for i in mine["instances"] if f"instance:{i}" not in known]
 
 
@@ -197,8 +201,7 @@ def merged_targets(stored: dict[str, Any] | None, incident: dict[str, Any]) -> d
     out = {"identities": list((stored or {}).get("identities") or []),
            "instances": list((stored or {}).get("instances") or [])}
     mine, known = targets(incident), _target_keys(stored)
-    out["identities"] += [i for i in mine["identities"] if f"{i.get('type')}:{i.get('name') or ''}:"
-                          f"{i.get('accessKeyId') or ''}".lower() not in known]
+    out["identities"] += [i for i in mine["identities"] if _identity_key(i) not in known]
     out["instances"] += [i for i in mine["instances"] if f"instance:{i}" not in known]
     return out
 

@@ -110,6 +110,9 @@ def test_a_new_target_is_answered_with_a_fresh_cutoff_manual_or_finding():
     stored = {"identities": [{"type": "IAMUser", "name": "alice", "accessKeyId": "AKIA1"}], "instances": []}
     same = incident(identities=[{"type": "IAMUser", "name": "ALICE", "accessKeyId": "AKIA1"}])
     assert decide(existing("contained", targets=stored), same, ME, execution_status=never).action == "duplicate"
+    same_user_other_key = incident(identities=[{"type": "IAMUser", "name": "alice", "accessKeyId": "AKIA2"}])
+    assert decide(existing("contained", targets=stored), same_user_other_key, ME,
+                  execution_status=never).action == "duplicate"  # the whole user is quarantined already
     other = incident(identities=[{"type": "IAMUser", "name": "bob", "accessKeyId": "AKIA1"}])
     d = decide(existing("contained", targets=stored), other, ME, execution_status=never)
     assert (d.action, d.trigger, d.cutoff) == ("respond", "new_target", NEW_CUTOFF)
