@@ -90,9 +90,9 @@ def _record(response: Any, handler: Any) -> None:
     status = response[0] if isinstance(response, tuple) and response and isinstance(response[0], int) else 200
     accounts = [handler.current_account]
     resources = []
-    if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
-        resources.append({"ResourceType": "AWS::IAM::Role", "ResourceName": params["RoleArn"]})
-        role_account = str(params["RoleArn"]).split(":")[4:5]
+    if service == "sts" and action == "AssumeRole" and params.get("roleArn"):
+        resources.append({"ResourceType": "AWS::IAM::Role", "ResourceName": params["roleArn"]})
+        role_account = str(params["roleArn"]).split(":")[4:5]
         if role_account and role_account[0] not in accounts:
             accounts.append(role_account[0])
     now = datetime.now(timezone.utc)

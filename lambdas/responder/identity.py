@@ -316,7 +316,9 @@ def denies_all(document: dict | None) -> bool:
                and every(s.get("Resource")) and not s.get("Condition") for s in statements)
 
 
-FALLBACK_CODES = ("LimitExceeded", "AccessDenied", "PolicyNotAttachable", "NoSuchEntity")
+# IAM refuses the attachment but the user is there: another means denies it. (NoSuchEntity is not one of them: the
+# user vanished mid-way, or the policy does not exist - a failure to report, not to paper over.)
+FALLBACK_CODES = ("LimitExceeded", "AccessDenied", "PolicyNotAttachable")
 
 
 def _deny_user(iam: Iam, journal: Journal, name: str, arn: str, settings: Settings) -> dict[str, Any]:

@@ -196,22 +196,37 @@ def test_access_denied_fails_that_step_and_the_others_still_run(iam):
             self._j.call(self._c, "attach_user_policy", target=target, UserName=user,
                          PolicyArn="arn:aws:iam::aws:policy/DoesNotExist")
 
-        def put_user_policy(self, user, name, document, *, target):
-            if name != "ir-quarantine-deny-all":
-                return super().put_user_policy(user, name, document, target=target)
-            self._j.call(self._c, "put_user_policy", target=target, UserName="no-such-user", PolicyName=name,
-                         PolicyDocument=json.dumps(document))
-
     result = contain({"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, INCIDENT,
                      iam_for=lambda j: Denied(iam, j), settings=SETTINGS, dry_run=False)
     assert result["status"] == "failed"
-    refused = [e for e in result["entries"] if e["status"] == "refused"]
-    assert refused[0]["step"] == "attach_quarantine_policy" and refused[0]["error"] == "NoSuchEntity"
     failed = [e for e in result["entries"] if e["status"] == "failed"]
-    assert failed[0]["step"] == "deny_all_inline" and failed[0]["error"] == "NoSuchEntity"
+    assert failed[0]["step"] == "attach_quarantine_policy" and failed[0]["error"] == "NoSuchEntity"
     # later steps still ran: keys inactive, sessions revoked
     assert {k["Status"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]} == {"Inactive"}
     assert revoke_doc(iam, user="ci-deployer")
+
+
+@pytest.mark.parametrize("code", ["LimitExceeded", "AccessDenied"])
+def test_a_refused_quarantine_policy_is_replaced_by_an_inline_deny_all(iam, code):
+    keys = user_with_keys(iam)
+
+    class Refused(Iam):
+        def attach_user_policy(self, user, policy_arn, *, target):
+            from unittest import mock
+
+            error = ClientError({"Error": {"Code": code, "Message": "refused"}}, "AttachUserPolicy")
+            with mock.patch.object(self._c, "attach_user_policy", side_effect=error):
+                self._j.call(self._c, "attach_user_policy", target=target, UserName=user, PolicyArn=policy_arn)
+
+    result = contain({"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, INCIDENT,
+                     iam_for=lambda j: Refused(iam, j), settings=SETTINGS, dry_run=False)
+    assert result["status"] == "contained" and code in result["denyAll"]
+    assert [e["status"] for e in result["entries"] if e["step"] == "attach_quarantine_policy"] == ["refused"]
+    doc = iam.get_user_policy(UserName="ci-deployer", PolicyName="ir-quarantine-deny-all")["PolicyDocument"]
+    assert doc["Statement"] == [{"Sid": "IrQuarantineDenyAll", "Effect": "Deny", "Action": "*", "Resource": "*"}]
+    again = contain({"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, INCIDENT,
+                    iam_for=lambda j: Refused(iam, j), settings=SETTINGS, dry_run=False)
+    assert again["status"] == "already_contained"
 
 
 def test_throttling_is_raised_for_step_functions_to_retry(iam):

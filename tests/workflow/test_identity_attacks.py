@@ -93,6 +93,14 @@ def inline(dep, name, account=MEMBER, kind="user"):
     return iam.list_role_policies(RoleName=name)["PolicyNames"]
 
 
+def replay(dep, run, *, users=(), roles=()):
+    """A person re-runs the contained incident's targets (manual request, same incident): the cut-off stays, so a
+    second run of every step reads and changes nothing."""
+    return local.execute({"manual": {"accountId": MEMBER, "region": REGION, "reason": "second run",
+                                     "iamUsers": list(users), "roles": list(roles),
+                                     "incidentId": summary(run)["incidentId"]}}, dep)
+
+
 def only(inbox, run):
     notes = inbox.about(summary(run)["incidentId"])
     assert len(notes) == 1, notes
@@ -104,7 +112,8 @@ def test_a_renamed_user_is_found_through_its_key_and_contained(dep, inbox):
     name, (key,) = user(dep)
     as_key(key).list_users()
     dep.client("iam").update_user(UserName=name, NewUserName=name + "-renamed")
-    run = local.deliver(user_finding(name, key["AccessKeyId"]), dep)
+    ev = user_finding(name, key["AccessKeyId"])
+    run = local.deliver(ev, dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "contained"
     target = run.output["identities"][0]
@@ -113,8 +122,9 @@ def test_a_renamed_user_is_found_through_its_key_and_contained(dep, inbox):
     assert attached(dep, name + "-renamed") == [QUARANTINE]
     assert only(inbox, run)["subject"].startswith("IR CONTAINED:")
     before = iam_state(dep.client("iam"))
-    again = local.execute(republished(user_finding(name, key["AccessKeyId"])), dep)
-    assert again.status == "SUCCEEDED" and iam_state(dep.client("iam")) == before
+    again = local.execute(republished(ev), dep)
+    assert again.status == "SUCCEEDED" and again.output["outcome"] == "duplicate"
+    assert iam_state(dep.client("iam")) == before
 
 
 def test_a_user_name_that_is_not_the_key_owner_leads_to_the_owner(dep):
@@ -158,7 +168,7 @@ def test_a_deleted_user_is_not_found_loudly_and_retried_not_a_duplicate(dep, inb
     assert record(dep, run.output["incidentId"])["status"] == "not_found"
     assert iam_state(iam) == before
     again = local.execute(republished(ev), dep)  # re-checked: a not_found is never a duplicate
-    assert again.output["outcome"] == "not_found" and again.output["record"]["trigger"] == "retry"
+    assert again.output["outcome"] == "not_found" and again.output["attempt"]["trigger"] == "retry"
     assert iam_state(iam) == before
 
 
@@ -172,7 +182,7 @@ def test_a_republished_finding_naming_a_target_that_exists_is_answered(dep):
     later["detail"]["resource"]["accessKeyDetails"].update(userName=name, accessKeyId=key["AccessKeyId"])
     run = local.execute(later, dep)
     assert run.status == "SUCCEEDED", run.cause
-    assert run.output["outcome"] == "contained" and run.output["record"]["trigger"] == "new_target"
+    assert run.output["outcome"] == "contained" and run.output["attempt"]["trigger"] == "new_target"
     assert keys_of(dep, name) == {key["AccessKeyId"]: "Inactive"}
 
 
@@ -181,14 +191,14 @@ def test_a_role_is_contained_only_when_its_role_id_issued_the_credentials(dep):
     same = uid("shared")
     here = role(dep, same, account=MEMBER)
     there = role(dep, same, account=OTHER, trust_account=OTHER)
-    session = as_key(key, "sts").assume_role(RoleArn=there["Arn"], RoleSessionName="x")["Credentials"]
+    session = as_key(key, "sts").assume_role(RoleArn=there["Arn"], RoleSessionName="xs")["Credentials"]
     stolen = boto3.client("sts", region_name=REGION, aws_access_key_id=session["AccessKeyId"],
                           aws_secret_access_key=session["SecretAccessKey"], aws_session_token=session["SessionToken"])
     try:  # lateral movement into the finding's account: CloudTrail there records who tried
-        stolen.assume_role(RoleArn=here["Arn"], RoleSessionName="y")
+        stolen.assume_role(RoleArn=here["Arn"], RoleSessionName="ys")
     except Exception:  # noqa: BLE001 - refused or not: the attempt is what CloudTrail records
         pass
-    run = local.execute(role_finding(same, session["AccessKeyId"], f"{there['RoleId']}:x"), dep)
+    run = local.execute(role_finding(same, session["AccessKeyId"], f"{there['RoleId']}:xs"), dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "manual_action_required"
     target = run.output["identities"][0]
@@ -214,8 +224,8 @@ def test_the_issuing_role_is_contained_when_its_role_id_matches(dep):
     assert run.output["outcome"] == "contained"
     assert inline(dep, found["RoleName"], kind="role") == ["AWSRevokeOlderSessions"]
     before = iam_state(dep.client("iam"))
-    local.execute(role_finding(found["RoleName"], "ASIAEXAMPLEKEY000078", f"{found['RoleId']}:i-0"), dep)
-    assert iam_state(dep.client("iam")) == before
+    again = replay(dep, run, roles=[found["RoleName"]])
+    assert again.output["identities"][0]["status"] == "already_contained" and iam_state(dep.client("iam")) == before
 
 
 # -- 3. protection an attacker cannot claim --------------------------------------------------------------------
@@ -358,7 +368,7 @@ def test_an_escalation_moves_the_cutoff_forward(dep):
     first = local.execute(ev, dep)
     time.sleep(1.1)
     second = local.execute(republished(ev, severity=8.5), dep)
-    assert second.output["record"]["trigger"] == "escalation"
+    assert second.output["attempt"]["trigger"] == "escalation"
     assert second.output["cutoff"] > first.output["cutoff"] == record(dep, first.output["incidentId"])[
         "previousCutoffs"][0]
     assert revoke_cutoff(dep, name) == second.output["cutoff"]
@@ -372,7 +382,7 @@ def test_activity_after_the_cutoff_moves_it_forward(dep):
     later = republished(ev)
     later["detail"]["service"]["eventLastSeen"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     second = local.execute(later, dep)
-    assert second.output["record"]["trigger"] == "activity"
+    assert second.output["attempt"]["trigger"] == "activity"
     assert second.output["cutoff"] > first.output["cutoff"]
     assert revoke_cutoff(dep, name) == second.output["cutoff"]
 
@@ -391,8 +401,9 @@ def test_console_access_is_removed_and_its_creation_date_recorded(dep):
     assert profile["existed"] is True and profile["createDate"][:19] == created.strftime("%Y-%m-%dT%H:%M:%S")
     timeline = record(dep, run.output["incidentId"])["timeline"]
     assert any(e.get("api") == "iam:DeleteLoginProfile" and e["status"] == "done" for e in timeline)
-    again = local.execute(user_finding(name, key["AccessKeyId"]), dep)
+    again = replay(dep, run, users=[name])
     assert again.output["identities"][0]["status"] == "already_contained"
+    assert again.output["identities"][0]["loginProfile"] == {"existed": False}
 
 
 def test_console_access_stays_when_the_deployment_says_so(dep):
@@ -423,5 +434,5 @@ def test_a_user_at_the_managed_policy_quota_is_denied_by_an_inline_policy(dep):
     assert doc["Statement"][0]["Effect"] == "Deny" and doc["Statement"][0]["Action"] == "*"
     assert keys_of(dep, name) == {key["AccessKeyId"]: "Inactive"}
     before = iam_state(iam)
-    again = local.execute(user_finding(name, key["AccessKeyId"]), dep)
+    again = replay(dep, run, users=[name])
     assert again.output["identities"][0]["status"] == "already_contained" and iam_state(iam) == before

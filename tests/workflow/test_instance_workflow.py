@@ -95,6 +95,8 @@ def test_access_key_finding_with_instance_details_runs_both_branches(dep):
     world = build(dep)
     ev = instance_event("guardduty-instance-credentials.json", world["instanceId"])
     ev["detail"]["resource"]["accessKeyDetails"]["userName"] = world["roleName"]
+    role_id = dep.client("iam").get_role(RoleName=world["roleName"])["Role"]["RoleId"]
+    ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = f"{role_id}:{world['instanceId']}"
     run = local.execute(ev, dep)
     assert {"ContainIdentities", "IsolateInstance"} <= set(run.states)
     # the two branches race to put the same revoke policy on the profile's role: whichever comes second finds it
