@@ -34,6 +34,14 @@ def access_key_event(*, account: str, region: str, user_type: str, name: str | N
     return ev
 
 
+def republished(ev: dict, **detail_changes) -> dict:
+    """The same finding as GuardDuty re-publishes it: same id, count one higher, `detail_changes` applied."""
+    again = copy.deepcopy(ev)
+    again["detail"]["service"]["count"] += 1
+    again["detail"].update(detail_changes)
+    return again
+
+
 def iam_state(iam) -> dict:
     """Everything identity containment could change, for before/after comparisons."""
     state: dict = {"users": {}, "roles": {}}

@@ -12,7 +12,7 @@ import pytest
 
 from state_machines import local
 from tests.operations_world import Inbox, configured, record, summary
-from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state
+from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
 
 MEMBER, OTHER, FORENSICS, REGION = "444455556666", "777788889999", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
@@ -67,13 +67,6 @@ def role_finding(name, key_id, principal):
     ev = access_key_event(account=MEMBER, region=REGION, user_type="AssumedRole", name=name, key=key_id)
     ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = principal
     return ev
-
-
-def republished(ev, **changes):
-    again = json.loads(json.dumps(ev))
-    again["detail"]["service"]["count"] += 1
-    again["detail"].update(changes)
-    return again
 
 
 def keys_of(dep, name, account=MEMBER):

@@ -144,6 +144,7 @@ def test_terminated_instance_is_a_clean_not_found(dep):
     run = local.execute({"manual": {"accountId": MEMBER, "region": REGION, "reason": "already gone?",
                                     "instances": [instance_id], "incidentId": f"IR-{uuid.uuid4().hex[:8]}"}}, dep)
     assert item(run, instance_id)["isolation"]["status"] == "not_found"
+    assert run.status == "SUCCEEDED" and summary(run)["outcome"] == "not_found"  # never "contained" (issue 10)
     assert w.responder_groups(dep, net["vpcId"]) == {}
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from state_machines import local
 from tests.operations_world import Inbox, configured, evidence_keys, evidence_object, iam_refuses, record, summary
-from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state
+from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
@@ -47,13 +47,6 @@ def new_role(dep, tags=None):
         {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
     dep.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Tags=tags or [])
     return name
-
-
-def republished(ev, **changes):
-    again = json.loads(json.dumps(ev))
-    again["detail"]["service"]["count"] += 1
-    again["detail"].update(changes)
-    return again
 
 
 def added(run):
