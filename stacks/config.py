@@ -25,6 +25,7 @@ Context keys (see README "Deploy"):
 | `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
 | `networkAclIsolation` | deny entries for an isolated instance's addresses in its VPC's network ACLs, minimum connection-tracking timeouts | `true` |
+| `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
 | `logLevel` | functions' log level | `INFO` |
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
 | `evidenceRetentionDays` | Object Lock default retention of the evidence bucket | `365` |
@@ -134,6 +135,7 @@ class Config:
     snapshot_retention: int = 7
     key_scope: str = "all"
     network_acl_isolation: bool = True
+    remove_console_access: bool = True
     log_level: str = "INFO"
     log_retention_days: int = 365
     evidence_retention_days: int = 365
@@ -209,5 +211,7 @@ class Config:
             snapshot_retention=snapshots, key_scope=key_scope, log_level=log_level,
             network_acl_isolation=_bool(True if get("networkAclIsolation") is None else get("networkAclIsolation"),
                                         "networkAclIsolation"),
+            remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
+                                        "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
         )
