@@ -340,6 +340,9 @@ def deploy(
         "IR_ISOLATION_CIDRS": ",".join(isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(int(snapshot_retention)),
         "IR_KEY_SCOPE": key_scope,
+        "IR_EVIDENCE_LOCK_MODE": local_stacks.EVIDENCE_LOCK_MODE.lower(),
+        "IR_EVIDENCE_LOCK_DAYS": str(local_stacks.EVIDENCE_RETENTION_DAYS),
+        "IR_CUSTODY_KEY_ARN": forensics_out["custody_key_arn"],
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes
     # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)

@@ -33,6 +33,9 @@ ENV: dict[str, str] = {
     "IR_ISOLATION_CIDRS": "comma-separated CIDRs (responder bastion / forensics) the quarantine group allows",
     "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
     "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
+    "IR_EVIDENCE_LOCK_MODE": "EBS Snapshot Lock mode of every forensics copy: compliance or governance ('' = none)",
+    "IR_EVIDENCE_LOCK_DAYS": "EBS Snapshot Lock duration of every forensics copy, in days",
+    "IR_CUSTODY_KEY_ARN": "the forensics account's asymmetric KMS key that signs every evidence manifest",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -68,6 +71,9 @@ class Settings:
     isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
     snapshot_retention: int = 7
     key_scope: str = "all"
+    evidence_lock_mode: str = ""  # '' = forensics copies are not locked (a deployment always sets it)
+    evidence_lock_days: int = 365
+    custody_key_arn: str = ""
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -95,6 +101,9 @@ class Settings:
             isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
             snapshot_retention=int(retention),
             key_scope=key_scope,
+            evidence_lock_mode=(env.get("IR_EVIDENCE_LOCK_MODE") or "").lower(),
+            evidence_lock_days=int(env.get("IR_EVIDENCE_LOCK_DAYS") or 365),
+            custody_key_arn=env.get("IR_CUSTODY_KEY_ARN", ""),
             protection_config_error=protection_config_error(env),
         )
 
