@@ -518,7 +518,7 @@ class _Run:
         if not mode or copy.get("lock"):
             return True
         forensics, sid = self.a.forensics, copy["snapshotId"]
-        held = forensics.locked([sid]).get(sid)
+        held = None if is_planned(sid) else forensics.locked([sid]).get(sid)
         if held:
             self.j.note("unchanged", copy["arn"], detail=f"already locked ({held.get('LockState')})")
             copy["lock"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in held.items()
