@@ -41,6 +41,9 @@ IAM_USER_ACTIONS = frozenset({
     "iam:ListUserPolicies", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:GetLoginProfile",
     "iam:ListMFADevices", "iam:ListGroupsForUser", "iam:ListSSHPublicKeys", "iam:ListSigningCertificates",
     "iam:ListServiceSpecificCredentials", "iam:TagUser", "iam:GetAccessKeyLastUsed",
+    # not granted unless an adapter declares them; listed so their resource type (user) is known
+    "iam:DeleteLoginProfile", "iam:UpdateLoginProfile", "iam:DeactivateMFADevice", "iam:UpdateSSHPublicKey",
+    "iam:UpdateSigningCertificate", "iam:UpdateServiceSpecificCredential", "iam:ListUserTags",
 })
 IAM_ROLE_ACTIONS = frozenset({
     "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:ListRoleTags", "iam:ListRolePolicies",
