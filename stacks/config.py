@@ -25,6 +25,7 @@ Context keys (see README "Deploy"):
 | `isolationCidrs` | CIDRs (bastion / forensics) the quarantine group allows | none |
 | `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
+| `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
 | `logLevel` | functions' log level | `INFO` |
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
 | `evidenceRetentionDays` | Object Lock default retention of the evidence bucket, and the EBS Snapshot Lock duration of every forensics copy | `365` |
@@ -141,6 +142,7 @@ class Config:
     isolation_cidrs: tuple[str, ...] = ()
     snapshot_retention: int = 7
     key_scope: str = "all"
+    remove_console_access: bool = True
     log_level: str = "INFO"
     log_retention_days: int = 365
     evidence_retention_days: int = 365
@@ -232,6 +234,8 @@ class Config:
             observe_only=_bool(get("observeOnly") or False, "observeOnly"),
             isolation_cidrs=_list(get("isolationCidrs"), "isolationCidrs"),
             snapshot_retention=snapshots, key_scope=key_scope, log_level=log_level,
+            remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
+                                        "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
             evidence_custodian_role=custodian, security_account_is_member=security_is_member,
         )
