@@ -650,6 +650,9 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:PutUserPolicy"):
         "Needed: the quarantined user gets the same AWSRevokeOlderSessions inline policy (its console and "
         "temporary sessions end). Same explicit denies and IAM watch rule as iam:PutRolePolicy.",
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:DeleteLoginProfile"):
+        "Needed: quarantine removes the compromised user's console password (context removeConsoleAccess, its "
+        "creation date recorded first); it grants nothing, and the explicit denies keep it off protected users.",
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); the explicit denies keep it off protected users.",
