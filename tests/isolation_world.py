@@ -175,3 +175,14 @@ def instance_state(dep, instance_id: str) -> dict:
                     for lb in elb.describe_load_balancers()["LoadBalancerDescriptions"]},
         "targetGroups": registered,
     }
+
+
+def in_auto_scaling_group(dep, net: dict, name: str) -> str:
+    """An instance attached to a new Auto Scaling group `name` (desired 0 -> 1, InService)."""
+    instance_id = instance(dep, net)
+    asg = dep.client("autoscaling")
+    asg.create_launch_configuration(LaunchConfigurationName=name, ImageId=image(dep), InstanceType="t3.micro")
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=3,
+                                  DesiredCapacity=0, VPCZoneIdentifier=net["subnetId"])
+    asg.attach_instances(InstanceIds=[instance_id], AutoScalingGroupName=name)
+    return instance_id

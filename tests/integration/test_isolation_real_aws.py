@@ -129,16 +129,6 @@ def test_spot_instance_skips_termination_protection_with_the_reason_and_is_isola
 
 
 # -- 4: Auto Scaling lifecycle states ---------------------------------------------------------------------------
-def in_group(dep, net, name: str) -> str:
-    instance_id = w.instance(dep, net)
-    asg = dep.client("autoscaling")
-    asg.create_launch_configuration(LaunchConfigurationName=name, ImageId=w.image(dep), InstanceType="t3.micro")
-    asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=3,
-                                  DesiredCapacity=0, VPCZoneIdentifier=net["subnetId"])
-    asg.attach_instances(InstanceIds=[instance_id], AutoScalingGroupName=name)
-    return instance_id
-
-
 def group_members(dep, name: str) -> list[str]:
     group = dep.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
     return [i["InstanceId"] for i in group[0]["Instances"]]
@@ -154,7 +144,7 @@ def asg_net(dep):
     ("EnteringStandby", "Standby"), ("ReplacingRootVolume", "InService")], ids=lambda s: "-".join(s))
 def test_detachable_now_or_after_a_wait(dep, asg_net, states):
     name = f"asg-{len(states)}-{states[0].replace(':', '')}"
-    instance_id = in_group(dep, asg_net, name)
+    instance_id = w.in_auto_scaling_group(dep, asg_net, name)
     gaps_autoscaling.set_lifecycle(instance_id, *states)
     sleeps: list[float] = []
     result = run(dep, instance_id, sleeps=sleeps)
@@ -171,7 +161,7 @@ def test_detachable_now_or_after_a_wait(dep, asg_net, states):
 @pytest.mark.parametrize("state", ["Warmed:Stopped", "Warmed:Running", "Warmed:Hibernated", "Terminating:Retained"])
 def test_a_state_auto_scaling_never_detaches_from_is_recorded_and_the_rest_stands(dep, asg_net, state):
     name = f"asg-stuck-{state.replace(':', '-')}"
-    instance_id = in_group(dep, asg_net, name)
+    instance_id = w.in_auto_scaling_group(dep, asg_net, name)
     gaps_autoscaling.set_lifecycle(instance_id, state)
     result = run(dep, instance_id)
     assert result["status"] == "failed" and result["error"] == "NotDetachable"
@@ -185,14 +175,14 @@ def test_a_state_auto_scaling_never_detaches_from_is_recorded_and_the_rest_stand
 
 
 def test_already_leaving_is_unchanged(dep, asg_net):
-    instance_id = in_group(dep, asg_net, "asg-leaving")
+    instance_id = w.in_auto_scaling_group(dep, asg_net, "asg-leaving")
     gaps_autoscaling.set_lifecycle(instance_id, "Terminating:Wait")
     result = run(dep, instance_id)
     assert result["steps"]["auto_scaling"] == "unchanged" and result["status"] == "isolated"
 
 
 def test_still_pending_at_the_end_of_the_budget_fails_with_the_state(dep, asg_net):
-    instance_id = in_group(dep, asg_net, "asg-hook")
+    instance_id = w.in_auto_scaling_group(dep, asg_net, "asg-hook")
     gaps_autoscaling.set_lifecycle(instance_id, "Pending:Wait")  # a launch hook that outlasts the task
     clock = {"left": 40.0}
     sleeps: list[float] = []
@@ -214,7 +204,7 @@ def test_still_pending_at_the_end_of_the_budget_fails_with_the_state(dep, asg_ne
 def test_resource_contention_is_retried_inside_the_call(dep, asg_net, settle_sleeps):
     from tests.reliability_world import intercept
 
-    instance_id = in_group(dep, asg_net, "asg-busy")
+    instance_id = w.in_auto_scaling_group(dep, asg_net, "asg-busy")
     with _as_handler(), intercept("autoscaling:DetachInstances", code="ResourceContention", times=2):
         result = run(dep, instance_id)
     assert result["steps"]["auto_scaling"] == "done", result.get("message")
@@ -227,7 +217,7 @@ def test_resource_contention_that_lasts_is_transient_for_the_state_machine(dep, 
     from responder.errors import TransientAwsError
     from tests.reliability_world import intercept
 
-    instance_id = in_group(dep, asg_net, "asg-busier")
+    instance_id = w.in_auto_scaling_group(dep, asg_net, "asg-busier")
     with _as_handler(), intercept("autoscaling:DetachInstances", code="ResourceContention", times=10):
         with pytest.raises(TransientAwsError):
             run(dep, instance_id)

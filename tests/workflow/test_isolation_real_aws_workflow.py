@@ -80,19 +80,9 @@ def test_spot_instance_is_isolated_without_termination_protection(dep):
     assert list(state["interfaces"].values()) == [[quarantine_of(dep, net["vpcId"])]]
 
 
-def in_group(dep, net, name: str) -> str:
-    instance_id = w.instance(dep, net)
-    asg = dep.client("autoscaling")
-    asg.create_launch_configuration(LaunchConfigurationName=name, ImageId=w.image(dep), InstanceType="t3.micro")
-    asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0, MaxSize=3,
-                                  DesiredCapacity=0, VPCZoneIdentifier=net["subnetId"])
-    asg.attach_instances(InstanceIds=[instance_id], AutoScalingGroupName=name)
-    return instance_id
-
-
 def test_pending_auto_scaling_instance_is_detached_once_in_service(dep):
     net = w.vpc(dep, next(_octets))
-    instance_id = in_group(dep, net, f"wf-pending-{net['vpcId'][-6:]}")
+    instance_id = w.in_auto_scaling_group(dep, net, f"wf-pending-{net['vpcId'][-6:]}")
     gaps_autoscaling.set_lifecycle(instance_id, "Pending:Wait", "InService")
     run, _ = manual(dep, instance_id)
     result = isolation(run, instance_id)
@@ -104,7 +94,7 @@ def test_pending_auto_scaling_instance_is_detached_once_in_service(dep):
 def test_warm_pool_instance_is_recorded_not_detached_and_the_rest_stands(dep):
     net = w.vpc(dep, next(_octets))
     name = f"wf-warm-{net['vpcId'][-6:]}"
-    instance_id = in_group(dep, net, name)
+    instance_id = w.in_auto_scaling_group(dep, net, name)
     gaps_autoscaling.set_lifecycle(instance_id, "Warmed:Stopped")
     run, incident_id = manual(dep, instance_id)
     assert run.status == "FAILED" and run.error == "ContainmentIncomplete"
