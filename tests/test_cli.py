@@ -180,8 +180,8 @@ def test_execution_names_fit_step_functions_rules():
 
 
 def test_local_verify_needs_a_running_in_memory_aws_and_start_verify_needs_local(capsys, tmp_path):
-    code, out, err = main(capsys, "--local", "verify", "IR-1")
-    assert code == cli.USAGE and "reads the in-memory AWS of this process" in err
+    done = run_cli("--local", "verify", "IR-1")  # a fresh process: no in-memory AWS runs there
+    assert done.returncode == cli.USAGE and "reads the in-memory AWS of this process" in done.stderr
     code, out, err = main(capsys, "start", "--user", "u", "--account", MEMBER, "--region", REGION, "--reason", "r",
                           "--verify")
     assert code == cli.USAGE and "start --verify works with --local" in err
