@@ -291,6 +291,7 @@ def deploy(
     isolation_cidrs: tuple[str, ...] | list[str] = (),
     key_scope: str = "all",
     snapshot_retention: int = 7,
+    evidence_min_interval_minutes: int = 60,
     quarantine_policy_arn: str | None = None,
     external_id: str = "ir-responder",
     log_level: str = "WARNING",
@@ -339,6 +340,7 @@ def deploy(
         "IR_OBSERVE_ONLY": "true" if observe_only else "false",
         "IR_ISOLATION_CIDRS": ",".join(isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(int(snapshot_retention)),
+        "IR_EVIDENCE_MIN_INTERVAL_MINUTES": str(int(evidence_min_interval_minutes)),
         "IR_KEY_SCOPE": key_scope,
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes

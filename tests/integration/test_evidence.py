@@ -101,7 +101,7 @@ def test_the_chain_step_by_step_never_shares_beyond_the_forensics_account(dep):
     shares = [e for e in final["entries"] if e.get("api") == "ec2:ModifySnapshotAttribute"]
     assert len(shares) == 2 * 3  # one share and one removal per volume
     assert final["sharingKeyArn"] == member_keys and final["forensicsKeyArn"] == dep.forensics_key_arn
-    assert final["retention"]["member"] == {"kept": ["IR-CHAIN"], "deleted": []}
+    assert final["retention"]["member"] == {"kept": ["IR-CHAIN"], "first": ["IR-CHAIN"], "deleted": []}
 
     # a state machine retry of the last call, or a late extra call, changes nothing
     again = run_task(dep, incident, inst.instance_id, states[-2])
@@ -241,7 +241,8 @@ def test_the_first_call_of_an_unknown_instance_is_skipped(dep):
 
 
 # -- retention ----------------------------------------------------------------------------------------------
-def test_retention_deletes_whole_aged_collections_of_this_instance_only(dep):
+def test_retention_deletes_whole_aged_follow_ups_of_this_instance_only(dep):
+    """IR-R1 isolated the instance (its collection is first: never aged out); IR-R2 and IR-R3 found it isolated."""
     inst = build_instance(dep, kinds=("customer",))
     other = build_instance(dep, kinds=())
     keep = {"IR_SNAPSHOT_RETENTION": "2"}
@@ -252,16 +253,20 @@ def test_retention_deletes_whole_aged_collections_of_this_instance_only(dep):
         Description=f"IR-R0 instance {inst.instance_id} evidence source",
         TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
             {"Key": "ir:incident", "Value": "IR-R0"}, {"Key": "ir:collected-by", "Value": "arn:aws:states:x"}]}])
-    finals = [drive(dep, incident_for(inst.instance_id, f"IR-R{n}"), inst.instance_id, env=keep)[-1]
-              for n in (1, 2, 3)]
-    assert finals[1]["retention"]["member"] == {"kept": ["IR-R2", "IR-R1"], "deleted": []}
-    gone = finals[0]["snapshots"]
+    follow_up = {"status": "already_isolated",
+                 "metadata": {"tags": {"ir:quarantine": "isolated", "ir:incident": "IR-R1"}}}
+    finals = [drive(dep, incident_for(inst.instance_id, f"IR-R{n}"), inst.instance_id, env=keep,
+                    isolation=None if n == 1 else follow_up)[-1] for n in (1, 2, 3)]
+    assert finals[1]["retention"]["member"] == {"kept": ["IR-R2", "IR-R1"], "first": ["IR-R1"], "deleted": []}
+    assert all(s["Description"].endswith(", follow-up") for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)
+               if tags(s)["ir:incident"] != "IR-R1")
+    gone = finals[1]["snapshots"]
     assert sorted(finals[2]["retention"]["member"]["deleted"]) == sorted(
         [i["source"]["snapshotId"] for i in gone] + [i["sharingCopy"]["snapshotId"] for i in gone if i["encrypted"]])
     assert sorted(finals[2]["retention"]["forensics"]["deleted"]) == sorted(i["forensicsCopy"]["snapshotId"] for i in gone)
     member = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, MEMBER, inst.instance_id)}
     forensics = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
-    assert member == {"IR-R0", "IR-R2", "IR-R3"} and forensics == {"IR-R2", "IR-R3"}
+    assert member == {"IR-R0", "IR-R1", "IR-R3"} and forensics == {"IR-R1", "IR-R3"}
     assert any(s["SnapshotId"] == foreign["SnapshotId"] for s in evidence_snapshots(dep, MEMBER, inst.instance_id))
     assert len(evidence_snapshots(dep, MEMBER, other.instance_id)) == 1  # another instance's evidence untouched
 

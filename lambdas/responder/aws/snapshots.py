@@ -36,6 +36,7 @@ MEMBER_ACTIONS = (
     "ec2:CopySnapshot",
     "ec2:ModifySnapshotAttribute",
     "ec2:DeleteSnapshot",
+    "ec2:DescribeLockedSnapshots",  # retention never tries to delete a locked snapshot
     "kms:DescribeKey",  # resolves the sharing key alias to its ARN (a direct call, not via EC2)
 ) + KMS_VIA_EC2
 FORENSICS_ACTIONS = (
@@ -43,6 +44,7 @@ FORENSICS_ACTIONS = (
     "ec2:CopySnapshot",
     "ec2:CreateTags",
     "ec2:DeleteSnapshot",
+    "ec2:DescribeLockedSnapshots",
 ) + KMS_VIA_EC2
 
 _DESCRIBE_CHUNK = 200
@@ -111,6 +113,21 @@ class Snapshots:
             chunk = ids[start:start + _DESCRIBE_CHUNK]
             for snapshot in self.find([{"Name": "snapshot-id", "Values": chunk}]):
                 found[snapshot["SnapshotId"]] = snapshot
+        return found
+
+    def lock_states(self, snapshot_ids: Iterable[str]) -> dict[str, str]:
+        """{snapshot id: LockState} of those of the given own snapshots that have a lock (DescribeLockedSnapshots:
+        governance, compliance-cooloff, compliance or expired); a snapshot never locked is absent."""
+        ids = sorted(set(snapshot_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), _DESCRIBE_CHUNK):
+            params: dict[str, Any] = {"SnapshotIds": ids[start:start + _DESCRIBE_CHUNK]}
+            while True:
+                page = self._c.describe_locked_snapshots(**params)
+                found.update({s["SnapshotId"]: s.get("LockState", "") for s in page.get("Snapshots", [])})
+                if not page.get("NextToken"):
+                    break
+                params["NextToken"] = page["NextToken"]
         return found
 
     def shared_with(self, snapshot_id: str) -> tuple[set[str], set[str]]:
