@@ -289,10 +289,15 @@ class _Run:
                 raise _Deferred(error_code(exc)) from exc
 
     def _not_yet(self, snapshot_id: str) -> bool:
-        """Can `snapshot_id` (this incident's) be merely not visible yet? Yes if this call made it, or if its owner
-        still lists it (the call came from another account, after a share); no once it is gone for good."""
-        return (snapshot_id in self.fresh or snapshot_id in self.member_states
-                or snapshot_id in self.forensics_states)
+        """Can `snapshot_id` (this incident's) be merely not visible yet to the call that did not find it? Yes if
+        this call made it, or if its owner lists it now (asked once, only after a NotFound: e.g. the forensics
+        account copying right after the share); no once it is gone for good."""
+        if snapshot_id in self.fresh:
+            return True
+        forensics = {p["snapshotId"] for i in self.state.get("snapshots", []) for side, p in self._parts(i)
+                     if side == "forensics"}
+        owner = self.a.forensics if snapshot_id in forensics else self.a.member
+        return snapshot_id in owner.describe([snapshot_id])
 
     def _relabel(self, target: str, code: str, status: str) -> None:
         """The journal recorded the refused call as failed: it was not a failure."""
@@ -492,8 +497,9 @@ class _Run:
 
     def _stage_snapshot(self, item: dict) -> bool:
         source = item["source"]
-        if not item.get("sourceTagged"):  # ir:source names the volume: per snapshot, so right after the set call
-            member, sid = self.a.member, source["snapshotId"]
+        member, sid = self.a.member, source["snapshotId"]
+        visible = sid in self.fresh or sid in self.member_states or is_planned(sid)
+        if not item.get("sourceTagged") and visible:  # ir:source names the volume: right after the set call
             volume_arn = member.volume_arn(item["volumeId"])
             if tag_map((self.member_states.get(sid) or {}).get("Tags")).get(TAG_SOURCE) != volume_arn:
                 if self._attempt(item, "tag_source", source["arn"], lambda: member.tag(sid, {TAG_SOURCE: volume_arn}),
@@ -504,7 +510,7 @@ class _Run:
         if state == "error":
             self._fail(item, "SnapshotFailed", f"snapshot {source['snapshotId']}: {source.get('stateMessage', 'state error')}")
             return True
-        if state != "completed":
+        if state != "completed" or not item.get("sourceTagged"):
             return False
         item["kmsKeyId"] = source.get("kmsKeyId") or item.get("kmsKeyId")
         item["stage"] = "reencrypt"

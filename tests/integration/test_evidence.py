@@ -271,6 +271,37 @@ def test_retention_deletes_whole_aged_follow_ups_of_this_instance_only(dep):
     assert len(evidence_snapshots(dep, MEMBER, other.instance_id)) == 1  # another instance's evidence untouched
 
 
+def test_retention_never_deletes_a_locked_snapshot_and_a_refused_delete_never_fails_the_incident(dep):
+    inst = build_instance(dep, kinds=())
+    keep = {"IR_SNAPSHOT_RETENTION": "1"}  # only the current collection and the first one stay
+    follow_up = {"status": "already_isolated",
+                 "metadata": {"tags": {"ir:quarantine": "isolated", "ir:incident": "IR-L1"}}}
+    finals = {n: drive(dep, incident_for(inst.instance_id, f"IR-L{n}"), inst.instance_id, env=keep,
+                       isolation=None if n == 1 else follow_up)[-1] for n in (1, 2)}
+    [copy] = [i["forensicsCopy"]["snapshotId"] for i in finals[2]["snapshots"]]
+    forensics_ec2 = dep.client("ec2", FORENSICS)
+    forensics_ec2.lock_snapshot(SnapshotId=copy, LockMode="governance", LockDuration=1)
+
+    third = drive(dep, incident_for(inst.instance_id, "IR-L3"), inst.instance_id, env=keep, isolation=follow_up)[-1]
+    assert third["status"] == "collected"
+    assert third["retention"]["forensics"]["locked"] == [copy] and third["retention"]["forensics"]["deleted"] == []
+    assert len(third["retention"]["member"]["deleted"]) == 1  # the member side of IR-L2 is not locked
+    assert any(e["status"] == "skipped" and "locked (governance)" in e.get("detail", "") for e in third["entries"])
+    assert not [e for e in third["entries"] if e.get("api") == "ec2:DeleteSnapshot" and copy in e["target"]]
+    assert snapshot(dep, FORENSICS, copy)["SnapshotId"] == copy
+
+    # a lock the responder could not see (set between its read and its delete): AWS refuses, it is recorded
+    with mock.patch.object(Snapshots, "lock_states", lambda self, ids: {}):
+        fourth = drive(dep, incident_for(inst.instance_id, "IR-L4"), inst.instance_id, env=keep,
+                       isolation=follow_up)[-1]
+    assert fourth["status"] == "collected" and copy in fourth["retention"]["forensics"]["failed"]
+    refused = [e for e in fourth["entries"] if e.get("api") == "ec2:DeleteSnapshot" and e["status"] == "failed"]
+    assert [e["error"] for e in refused] == [gaps_ebs.LOCKED_DELETE_CODE]
+    assert snapshot(dep, FORENSICS, copy)["SnapshotId"] == copy
+    left = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
+    assert left == {"IR-L1", "IR-L2", "IR-L4"}  # first, locked, current
+
+
 # -- single-account layout ------------------------------------------------------------------------------------
 def test_single_account_layout_copies_without_sharing(dep):
     solo = "777766665555"
