@@ -25,6 +25,7 @@ Context keys (see README "Deploy"):
 | `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
 | `evidenceMinIntervalMinutes` | a finding on an instance another incident isolated collects evidence again only after this (`0`: always) | `60` |
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
+| `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
 | `logLevel` | functions' log level | `INFO` |
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
 | `evidenceRetentionDays` | Object Lock default retention of the evidence bucket | `365` |
@@ -134,6 +135,7 @@ class Config:
     snapshot_retention: int = 7
     evidence_min_interval_minutes: int = 60
     key_scope: str = "all"
+    remove_console_access: bool = True
     log_level: str = "INFO"
     log_retention_days: int = 365
     evidence_retention_days: int = 365
@@ -210,6 +212,9 @@ class Config:
             protected_tag=str(get("protectedTag") or "ir:protected").strip(),
             observe_only=_bool(get("observeOnly") or False, "observeOnly"),
             isolation_cidrs=_list(get("isolationCidrs"), "isolationCidrs"),
-            snapshot_retention=snapshots, evidence_min_interval_minutes=interval, key_scope=key_scope, log_level=log_level,
+            snapshot_retention=snapshots, evidence_min_interval_minutes=interval, key_scope=key_scope,
+            log_level=log_level,
+            remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
+                                        "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
         )

@@ -34,6 +34,10 @@ ENV: dict[str, str] = {
     "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
     "IR_EVIDENCE_MIN_INTERVAL_MINUTES": "findings on an already isolated instance collect again only after this",
     "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
+    "IR_REGIONS": "comma-separated regions this deployment covers: a request or finding for another is refused",
+    "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
+    "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
+                                "(DeleteLoginProfile, its creation date recorded)",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -41,9 +45,11 @@ MEMBER_ROLE_NAME = "ir-responder-member"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
 SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
+DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
 DEFAULT_QUARANTINE_POLICY = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 PROTECTED_TAG = "ir:protected"
 REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+DENY_ALL_POLICY_NAME = "ir-quarantine-deny-all"  # inline, when the quarantine managed policy cannot be attached
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -70,6 +76,9 @@ class Settings:
     snapshot_retention: int = 7
     evidence_min_interval_minutes: int = 60
     key_scope: str = "all"
+    regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
+    responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
+    remove_console_access: bool = True
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -79,6 +88,9 @@ class Settings:
         key_scope = env.get("IR_KEY_SCOPE", "all") or "all"
         if key_scope not in ("all", "named"):
             raise ValueError(f"IR_KEY_SCOPE must be 'all' or 'named', not {key_scope!r}")
+        console = (env.get("IR_REMOVE_CONSOLE_ACCESS") or "true").lower()
+        if console not in ("true", "false"):
+            raise ValueError(f"IR_REMOVE_CONSOLE_ACCESS must be 'true' or 'false', not {console!r}")
         return cls(
             member_role_name=env.get("IR_MEMBER_ROLE_NAME") or MEMBER_ROLE_NAME,
             external_id=env.get("IR_EXTERNAL_ID", ""),
@@ -98,6 +110,9 @@ class Settings:
             snapshot_retention=int(retention),
             evidence_min_interval_minutes=int(env.get("IR_EVIDENCE_MIN_INTERVAL_MINUTES", "60") or "60"),
             key_scope=key_scope,
+            regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
+            responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
+            remove_console_access=console == "true",
             protection_config_error=protection_config_error(env),
         )
 
