@@ -22,13 +22,6 @@ What AWS does and moto (5.2) does not, restored here so the evidence chain runs 
   a copy lists what its source lists; pages honour MaxResults (100..10000), NextToken and StartingBlockIndex;
   BlockSize is 524288; a snapshot that is not ``completed`` is refused (ValidationException).
 
-* **EBS Snapshot Lock** (LockSnapshot, DescribeLockedSnapshots, UnlockSnapshot) is missing from moto. Here a lock
-  is kept per snapshot with the documented states (``governance``; ``compliance-cooloff`` until its cooling-off
-  period ends, then ``compliance``; ``expired`` after the lock's duration or expiration date), and DeleteSnapshot
-  of a snapshot whose lock has not expired is refused. AWS documents the refusal ("a locked snapshot can't be
-  deleted") but not its error code: the code here (`LOCKED_DELETE_CODE`) is a stand-in, and the responder never
-  depends on it (it reads the lock states before deleting, and records any refused delete).
-
 Test hooks (reset on every `local.aws()`): `set_pending_polls(n)`, `tamper_listing(account, volume_id)` (the
 listing of that volume's snapshots *owned by that account* loses its last block: a forced digest mismatch),
 `fail_snapshots(account, volume_id)` (new snapshots or copies of that volume in that account end in ``error``),
@@ -42,7 +35,7 @@ import json
 import random
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Iterator
 from unittest import mock
 
@@ -50,7 +43,6 @@ BLOCK_SIZE = 524288
 BLOCKS_PER_GIB = (1 << 30) // BLOCK_SIZE
 MAX_LISTED = 50_000
 KMS_USE = {"kms:*", "kms:Decrypt", "kms:CreateGrant", "kms:ReEncryptFrom", "kms:ReEncrypt*"}
-LOCKED_DELETE_CODE = "SnapshotLocked"  # a stand-in: AWS does not document the code (see the module docstring)
 
 
 @dataclass
@@ -59,7 +51,6 @@ class World:
     tampered: set[tuple[str, str]] = field(default_factory=set)
     failing: dict[tuple[str, str], str] = field(default_factory=dict)
     listings: dict[tuple[str, int], list[int]] = field(default_factory=dict)
-    locks: dict[str, dict[str, Any]] = field(default_factory=dict)  # snapshot id -> lock
 
 
 WORLD = World()
@@ -83,22 +74,6 @@ def tamper_listing(account: str, volume_id: str) -> None:
 def fail_snapshots(account: str, volume_id: str, message: str = "Internal error during snapshot creation") -> None:
     """New snapshots or copies of `volume_id` made in `account` end in state `error`."""
     WORLD.failing[(account, volume_id)] = message
-
-
-def lock_state(lock: dict[str, Any], now: datetime | None = None) -> str:
-    """The documented LockState of a lock at `now`."""
-    now = now or datetime.now(timezone.utc)
-    if lock["expiresOn"] <= now:
-        return "expired"
-    if lock["mode"] == "compliance":
-        cool_off = lock.get("coolOffExpiresOn")
-        return "compliance-cooloff" if cool_off and now < cool_off else "compliance"
-    return "governance"
-
-
-def locked(snapshot_id: str) -> bool:
-    lock = WORLD.locks.get(snapshot_id)
-    return lock is not None and lock_state(lock) != "expired"
 
 
 @contextmanager
@@ -260,7 +235,7 @@ def install(stack: ExitStack) -> None:
     from moto.core.utils import utcnow
     from moto.ebs.models import EBSSnapshot, ebs_backends
     from moto.ebs.responses import EBSResponse
-    from moto.ec2.exceptions import EC2ClientError, InvalidParameter, InvalidSnapshotIdError
+    from moto.ec2.exceptions import InvalidParameter, InvalidSnapshotIdError
     from moto.ec2.models import ec2_backends
     from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
     from moto.ec2.responses.elastic_block_store import ElasticBlockStore
@@ -364,74 +339,6 @@ def install(stack: ExitStack) -> None:
         return ActionResult({"SnapshotId": copy.id, "Tags": copy.tag_set})
 
     stack.enter_context(mock.patch.object(ElasticBlockStore, "copy_snapshot", copy_snapshot))
-
-    # -- EBS Snapshot Lock: LockSnapshot, DescribeLockedSnapshots, UnlockSnapshot; locked snapshots not deleted ----
-    def _lock_view(snapshot_id: str, lock: dict[str, Any]) -> dict[str, Any]:
-        view = {"OwnerId": lock["owner"], "SnapshotId": snapshot_id, "LockState": lock_state(lock),
-                "LockCreatedOn": lock["createdOn"], "LockDurationStartTime": lock["createdOn"],
-                "LockExpiresOn": lock["expiresOn"]}
-        if lock.get("duration"):
-            view["LockDuration"] = lock["duration"]
-        if lock.get("coolOffPeriod"):
-            view.update(CoolOffPeriod=lock["coolOffPeriod"], CoolOffPeriodExpiresOn=lock["coolOffExpiresOn"])
-        return view
-
-    def lock_snapshot(self):
-        account, region = self.current_account, self.region
-        snapshot_id = self._get_param("SnapshotId")
-        snapshot = ec2_backends[account][region].snapshots.get(snapshot_id)
-        if snapshot is None or snapshot.owner_id != account:
-            raise InvalidSnapshotIdError()
-        mode = self._get_param("LockMode")
-        if mode not in ("governance", "compliance"):
-            raise InvalidParameter("LockMode must be governance or compliance")
-        now = datetime.now(timezone.utc)
-        duration = self._get_int_param("LockDuration")
-        expiration = self._get_param("ExpirationDate")
-        if bool(duration) == bool(expiration):
-            raise InvalidParameter("Specify either LockDuration or ExpirationDate")
-        expires = now + timedelta(days=duration) if duration else datetime.fromisoformat(
-            str(expiration).replace("Z", "+00:00"))
-        current = WORLD.locks.get(snapshot_id)
-        if current is not None and lock_state(current, now) == "compliance" and expires < current["expiresOn"]:
-            raise InvalidParameter("A compliance lock past its cooling-off period can only be extended")
-        cool_off = self._get_int_param("CoolOffPeriod") if mode == "compliance" else None
-        WORLD.locks[snapshot_id] = {
-            "owner": account, "mode": mode, "createdOn": now, "expiresOn": expires, "duration": duration,
-            "coolOffPeriod": cool_off, "coolOffExpiresOn": now + timedelta(hours=cool_off) if cool_off else None}
-        view = _lock_view(snapshot_id, WORLD.locks[snapshot_id])
-        view.pop("OwnerId")
-        return ActionResult(view)
-
-    def describe_locked_snapshots(self):
-        account = self.current_account
-        ids = self._get_param("SnapshotIds", []) or []
-        found = [_lock_view(sid, lock) for sid, lock in sorted(WORLD.locks.items())
-                 if lock["owner"] == account and (not ids or sid in ids)]
-        return ActionResult({"Snapshots": found})
-
-    def unlock_snapshot(self):
-        snapshot_id = self._get_param("SnapshotId")
-        lock = WORLD.locks.get(snapshot_id)
-        if lock is None or lock["owner"] != self.current_account:
-            raise InvalidParameter(f"The snapshot '{snapshot_id}' is not locked")
-        if lock_state(lock) == "compliance":
-            raise InvalidParameter("A compliance lock past its cooling-off period cannot be removed")
-        del WORLD.locks[snapshot_id]
-        return ActionResult({"SnapshotId": snapshot_id})
-
-    for name, method in (("lock_snapshot", lock_snapshot), ("describe_locked_snapshots", describe_locked_snapshots),
-                         ("unlock_snapshot", unlock_snapshot)):
-        stack.enter_context(mock.patch.object(ElasticBlockStore, name, method, create=True))
-
-    original_delete = EBSBackend.delete_snapshot
-
-    def delete_snapshot(self, snapshot_id):
-        if locked(snapshot_id):
-            raise EC2ClientError(LOCKED_DELETE_CODE, f"The snapshot '{snapshot_id}' is locked and cannot be deleted.")
-        return original_delete(self, snapshot_id)
-
-    stack.enter_context(mock.patch.object(EBSBackend, "delete_snapshot", delete_snapshot))
 
     # -- EBS direct API: ListSnapshotBlocks for EC2 snapshots, paginated, real block size ------------------
     original_ebs_init = EBSSnapshot.__init__

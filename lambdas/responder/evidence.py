@@ -635,7 +635,33 @@ class _Run:
             return True
         if state != "completed":
             return False
+        if not self._lock_copy(item):
+            return True
         item["stage"] = "unshare"
+        return True
+
+    def _lock_copy(self, item: dict) -> bool:
+        """Custody: EBS Snapshot Lock on the forensics copy for the evidence retention (IR_EVIDENCE_LOCK_MODE /
+        _DAYS; README "Custody"). A copy already locked (an earlier attempt) is left as it is. False: failed."""
+        copy, mode = item["forensicsCopy"], self.settings.evidence_lock_mode
+        if not mode or copy.get("lock"):
+            return True
+        forensics, sid = self.a.forensics, copy["snapshotId"]
+        held = None if is_planned(sid) else forensics.locked([sid]).get(sid)
+        if held:
+            self.j.note("unchanged", copy["arn"], detail=f"already locked ({held.get('LockState')})")
+            copy["lock"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in held.items()
+                            if k in ("LockState", "LockDuration", "LockExpiresOn")}
+            return True
+        try:
+            lock = self._attempt(item, "lock_snapshot", copy["arn"],
+                                 lambda: forensics.lock(sid, mode=mode, days=self.settings.evidence_lock_days),
+                                 subject=sid)
+        except _Deferred:
+            return False
+        if lock is _FAILED:
+            return False
+        copy["lock"] = lock or {"planned": mode}
         return True
 
     def _stage_unshare(self, item: dict) -> bool:
@@ -813,7 +839,7 @@ class _Run:
     def _lock_states(self, adapter: Any, snapshot_ids: list[str]) -> dict[str, str] | None:
         """{snapshot id: lock state} of the locked ones among `snapshot_ids`; None (recorded) if unreadable."""
         try:
-            return adapter.lock_states(snapshot_ids)
+            return {sid: lock.get("LockState", "") for sid, lock in adapter.locked(snapshot_ids).items()}
         except Exception as exc:
             if not hasattr(exc, "response"):
                 raise

@@ -22,7 +22,7 @@ from tests.evidence_world import (
 from responder import blocklist
 from responder.aws.snapshots import Snapshots
 from responder.errors import TransientAwsError
-from state_machines import gaps_ebs, local
+from state_machines import gaps_ebs, gaps_snapshot_lock, local
 from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
 
 EVIDENCE_TAGS = {"ir:incident", "ir:source", "ir:collected-by", "ir:hash"}
@@ -256,11 +256,15 @@ def test_retention_deletes_whole_aged_follow_ups_of_this_instance_only(dep):
     follow_up = {"status": "already_isolated",
                  "metadata": {"tags": {"ir:quarantine": "isolated", "ir:incident": "IR-R1"}}}
     finals = [drive(dep, incident_for(inst.instance_id, f"IR-R{n}"), inst.instance_id, env=keep,
-                    isolation=None if n == 1 else follow_up)[-1] for n in (1, 2, 3)]
+                    isolation=None if n == 1 else follow_up)[-1] for n in (1, 2)]
     assert finals[1]["retention"]["member"] == {"kept": ["IR-R2", "IR-R1"], "first": ["IR-R1"], "deleted": []}
     assert all(s["Description"].endswith(", follow-up") for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)
                if tags(s)["ir:incident"] != "IR-R1")
     gone = finals[1]["snapshots"]
+    for item in gone:  # the forensics copies are locked (README "Custody"): the aged collection's locks run out
+        gaps_snapshot_lock.expire(item["forensicsCopy"]["snapshotId"])
+    finals.append(drive(dep, incident_for(inst.instance_id, "IR-R3"), inst.instance_id, env=keep,
+                        isolation=follow_up)[-1])
     assert sorted(finals[2]["retention"]["member"]["deleted"]) == sorted(
         [i["source"]["snapshotId"] for i in gone] + [i["sharingCopy"]["snapshotId"] for i in gone if i["encrypted"]])
     assert sorted(finals[2]["retention"]["forensics"]["deleted"]) == sorted(i["forensicsCopy"]["snapshotId"] for i in gone)
@@ -277,29 +281,26 @@ def test_retention_never_deletes_a_locked_snapshot_and_a_refused_delete_never_fa
     follow_up = {"status": "already_isolated",
                  "metadata": {"tags": {"ir:quarantine": "isolated", "ir:incident": "IR-L1"}}}
     finals = {n: drive(dep, incident_for(inst.instance_id, f"IR-L{n}"), inst.instance_id, env=keep,
-                       isolation=None if n == 1 else follow_up)[-1] for n in (1, 2)}
-    [copy] = [i["forensicsCopy"]["snapshotId"] for i in finals[2]["snapshots"]]
-    forensics_ec2 = dep.client("ec2", FORENSICS)
-    forensics_ec2.lock_snapshot(SnapshotId=copy, LockMode="governance", LockDuration=1)
-
-    third = drive(dep, incident_for(inst.instance_id, "IR-L3"), inst.instance_id, env=keep, isolation=follow_up)[-1]
+                       isolation=None if n == 1 else follow_up)[-1] for n in (1, 2, 3)}
+    [copy] = [i["forensicsCopy"]["snapshotId"] for i in finals[2]["snapshots"]]  # aged out by IR-L3, but locked
+    third = finals[3]
     assert third["status"] == "collected"
     assert third["retention"]["forensics"]["locked"] == [copy] and third["retention"]["forensics"]["deleted"] == []
     assert len(third["retention"]["member"]["deleted"]) == 1  # the member side of IR-L2 is not locked
-    assert any(e["status"] == "skipped" and "locked (governance)" in e.get("detail", "") for e in third["entries"])
+    assert any(e["status"] == "skipped" and "locked (compliance)" in e.get("detail", "") for e in third["entries"])
     assert not [e for e in third["entries"] if e.get("api") == "ec2:DeleteSnapshot" and copy in e["target"]]
     assert snapshot(dep, FORENSICS, copy)["SnapshotId"] == copy
 
     # a lock the responder could not see (set between its read and its delete): AWS refuses, it is recorded
-    with mock.patch.object(Snapshots, "lock_states", lambda self, ids: {}):
+    with mock.patch.object(Snapshots, "locked", lambda self, ids: {}):
         fourth = drive(dep, incident_for(inst.instance_id, "IR-L4"), inst.instance_id, env=keep,
                        isolation=follow_up)[-1]
     assert fourth["status"] == "collected" and copy in fourth["retention"]["forensics"]["failed"]
     refused = [e for e in fourth["entries"] if e.get("api") == "ec2:DeleteSnapshot" and e["status"] == "failed"]
-    assert [e["error"] for e in refused] == [gaps_ebs.LOCKED_DELETE_CODE]
+    assert refused and {e["error"] for e in refused} == {gaps_snapshot_lock.LOCKED_ERROR}
     assert snapshot(dep, FORENSICS, copy)["SnapshotId"] == copy
     left = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
-    assert left == {"IR-L1", "IR-L2", "IR-L4"}  # first, locked, current
+    assert left == {"IR-L1", "IR-L2", "IR-L3", "IR-L4"}  # every forensics copy is still under its lock
 
 
 # -- single-account layout ------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import os
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 
 from responder import blocklist
-from state_machines import gaps_ebs, local
+from state_machines import gaps_ebs, gaps_snapshot_lock, local
 from tests.evidence_world import (
     FORENSICS,
     MEMBER,
@@ -87,23 +88,43 @@ def test_three_volumes_end_in_three_verified_forensics_copies(dep):
     assert {b - a for a, b in zip(entered, entered[1:])} == {9}
 
 
-def test_an_eighth_incident_leaves_seven_collections_per_side_and_never_the_first_one_aged_out(dep):
+def test_an_eighth_incident_keeps_the_first_collection_seven_member_collections_and_every_locked_copy(dep):
     """Manual requests (they collect whatever the interval): the first isolates the instance, the next seven find
-    it isolated (follow-ups). Seven collections stay per side: the first and the six newest follow-ups."""
+    it isolated (follow-ups). The member side keeps 7 collections: the first and the six newest follow-ups. A
+    forensics copy is locked (EBS Snapshot Lock, README "Custody") and outlives the count until its lock expires;
+    the first collection's copy outlives its lock too."""
     inst = build_instance(dep, kinds=())  # one volume: one snapshot per collection and side
     for n in range(1, 9):
         run = local.execute(manual_request(inst.instance_id, f"IR-WF-RET-{n}"), dep)
         assert evidence_of(run, inst.instance_id)["status"] == "collected"
     member = evidence_snapshots(dep, MEMBER, inst.instance_id)
     forensics = evidence_snapshots(dep, FORENSICS, inst.instance_id)
-    assert len(member) == len(forensics) == 7
-    kept = {f"IR-WF-RET-{n}" for n in (1, 3, 4, 5, 6, 7, 8)}
-    assert {tags(s)["ir:incident"] for s in member} == {tags(s)["ir:incident"] for s in forensics} == kept
+    assert len(member) == 7 and len(forensics) == 8
+    assert {tags(s)["ir:incident"] for s in member} == {f"IR-WF-RET-{n}" for n in (1, 3, 4, 5, 6, 7, 8)}
     for snapshot in member + forensics:  # the mark is in the immutable description
         assert snapshot["Description"].endswith(", follow-up") is (tags(snapshot)["ir:incident"] != "IR-WF-RET-1")
+    ec2 = dep.client("ec2", account=FORENSICS)
+    locks = ec2.describe_locked_snapshots(SnapshotIds=[s["SnapshotId"] for s in forensics])["Snapshots"]
+    assert {lock["LockState"] for lock in locks} == {"compliance"} and len(locks) == 8
     last = evidence_of(run, inst.instance_id)["retention"]
-    assert len(last["member"]["deleted"]) == len(last["forensics"]["deleted"]) == 1
     assert last["member"]["first"] == last["forensics"]["first"] == ["IR-WF-RET-1"]
+    copy_of = {tags(s)["ir:incident"]: s["SnapshotId"] for s in forensics}
+    assert len(last["member"]["deleted"]) == 1
+    assert last["forensics"]["deleted"] == [] and last["forensics"]["locked"] == [copy_of["IR-WF-RET-2"]]
+    with pytest.raises(ClientError) as refused:  # nobody deletes a locked copy, an administrator neither
+        ec2.delete_snapshot(SnapshotId=copy_of["IR-WF-RET-1"])
+    assert refused.value.response["Error"]["Code"] == gaps_snapshot_lock.LOCKED_ERROR
+
+    # once the locks of IR-2's and IR-1's copies have run out, the next retention deletes IR-2's (an aged follow-up)
+    # and keeps IR-1's (the first collection); IR-3's, aged too, is still locked
+    gaps_snapshot_lock.expire(copy_of["IR-WF-RET-2"])
+    gaps_snapshot_lock.expire(copy_of["IR-WF-RET-1"])
+    run = local.execute(manual_request(inst.instance_id, "IR-WF-RET-9"), dep)
+    retention = evidence_of(run, inst.instance_id)["retention"]
+    assert retention["forensics"]["deleted"] == [copy_of["IR-WF-RET-2"]]
+    assert retention["forensics"]["locked"] == [copy_of["IR-WF-RET-3"]]
+    remaining = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
+    assert remaining == {f"IR-WF-RET-{n}" for n in (1, *range(3, 10))}
 
 
 def test_a_finding_flood_on_an_isolated_instance_adds_no_collection_and_keeps_the_first(dep):
