@@ -61,7 +61,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from responder.blocklist import BlockListError, hash_listing
-from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.errors import AccountAccessError, recorded
 from responder.journal import Journal, iso, utcnow
 from responder.settings import Settings
 
@@ -297,11 +297,7 @@ class _Run:
         try:
             return fn()
         except Exception as exc:
-            if not hasattr(exc, "response"):
-                raise
-            code = error_code(exc)
-            if is_transient(exc):
-                raise TransientAwsError(f"{step} on {target}: {code}") from exc
+            code = recorded(exc, f"{step} on {target}")
             if code in DEFERRED_CODES:
                 if self.j.entries and self.j.entries[-1].get("status") == "failed" and self.j.entries[-1].get("error") == code:
                     self.j.entries[-1]["status"] = "deferred"
@@ -715,11 +711,7 @@ class _Run:
                 self.state["hashing"] = None
                 continue
             except Exception as exc:
-                if not hasattr(exc, "response"):
-                    raise
-                code = error_code(exc)
-                if is_transient(exc):
-                    raise TransientAwsError(f"ListSnapshotBlocks {sid}: {code}") from exc
+                code = recorded(exc, f"ListSnapshotBlocks {sid}", "ebs")
                 if code in DEFERRED_CODES:
                     self.j.note("deferred", part["arn"], step="hash_block_list", error=code)
                     return

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from responder.aws.iam import Iam
-from responder.errors import TransientAwsError, error_code, is_transient
+from responder.errors import recorded
 from responder.journal import Journal
 from responder.policies import covers, revoke_cutoff, revoke_older_sessions
 from responder.protection import UNVERIFIABLE, protected_reason
@@ -75,8 +75,7 @@ def contain_user(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     try:
         tags = {t["Key"]: t["Value"] for t in user["Tags"]} if "Tags" in user else iam.user_tags(name)
     except Exception as exc:  # fail closed: an unreadable tag set means "treat as protected"
-        if not hasattr(exc, "response"):
-            raise
+        recorded(exc, f"ListUserTags {name}", "iam")  # a throttle is retried, a bug is raised
         tags = None
     reason = protected_reason(arn, tags, settings)
     if reason:
@@ -179,13 +178,10 @@ def contain_all(incident: dict, *, iam_for: Callable[[Journal], Iam], settings: 
             results.append(contain(identity, incident, iam_for=iam_for, settings=settings,
                                    dry_run=bool(incident.get("dryRun"))))
         except Exception as exc:
-            if not hasattr(exc, "response"):
-                raise
-            if is_transient(exc):
-                raise TransientAwsError(f"identity {identity.get('name')}: {error_code(exc)}") from exc
+            code = recorded(exc, f"identity {identity.get('name')}", "iam")
             journal = Journal()
             target = identity.get("name") or identity["type"]
-            journal.note("failed", target, error=error_code(exc), message=str(exc)[:400])
+            journal.note("failed", target, error=code, message=str(exc)[:400])
             results.append(_result(identity, target, journal, "failed"))
     return {"identities": results, "status": summarize([r["status"] for r in results])}
 

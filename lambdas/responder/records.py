@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from responder.errors import ResponderError, TransientAwsError, error_code, is_transient
+from responder.errors import IncidentRecordError, TransientAwsError, best_effort, error_code, recorded
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,6 @@ RUNNING = frozenset({"RUNNING", "UNKNOWN"})
 MAX_ENTRY_BYTES = 4_000
 MAX_APPEND_BYTES = 120_000
 _CLAIM_ROUNDS = 3
-
-
-class IncidentRecordError(ResponderError):
-    """The incident record could not be claimed (table missing, access denied): nothing was changed."""
 
 
 def _now() -> datetime:
@@ -275,12 +271,9 @@ def _aws_call(what: str, fn: Callable[[], Any]) -> Any:
     IncidentRecordError (Triage fails before anything changed; Finalize records and notifies)."""
     try:
         return fn()
-    except ClientError as exc:
-        if is_transient(exc):
-            raise TransientAwsError(f"{what}: {error_code(exc)}") from exc
-        raise IncidentRecordError(f"{what}: {error_code(exc)}: {str(exc)[:300]}") from exc
-    except BotoCoreError as exc:
-        raise TransientAwsError(f"{what}: {type(exc).__name__}") from exc
+    except Exception as exc:
+        code = recorded(exc, what, "dynamodb")
+        raise IncidentRecordError(f"{what}: {code}: {str(exc)[:300]}") from exc
 
 
 def execution_status(executions: Any) -> Callable[[str], str]:
@@ -289,10 +282,9 @@ def execution_status(executions: Any) -> Callable[[str], str]:
     def status(arn: str) -> str:
         try:
             return executions.status(arn)
-        except ClientError as exc:
-            if is_transient(exc):
-                raise TransientAwsError(f"states:DescribeExecution: {error_code(exc)}") from exc
-            logger.warning("cannot check execution %s: %s", arn, error_code(exc))
+        except Exception as exc:
+            code = recorded(exc, "states:DescribeExecution", "stepfunctions")
+            logger.warning("cannot check execution %s: %s", arn, code)
             return "UNKNOWN"
     return status
 
@@ -383,7 +375,9 @@ def append_result(incident: dict[str, Any], result: dict[str, Any], *, task: str
         if not append(table or default_table(), incident, entries[done:], task=task, fields=fields):
             logger.warning("incident record %s does not exist: not updated (%s)", incident.get("incidentId"), task)
             return False
-    except (ClientError, BotoCoreError, ResponderError) as exc:
+    except Exception as exc:
+        if not best_effort(exc):
+            raise
         logger.warning("incident record not updated (%s): %s", task, error_code(exc))
         return False
     result["recordedEntries"] = len(entries)

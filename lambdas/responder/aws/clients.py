@@ -12,9 +12,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
-
-from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.errors import AccountAccessError, recorded
 
 CONFIG = Config(retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 _SESSION_SECONDS = 900
@@ -68,11 +66,10 @@ def assumed_credentials(role_arn: str, *, region: str, label: str, external_id: 
         params["ExternalId"] = external_id
     try:
         creds = client("sts", region).assume_role(**params)["Credentials"]
-    except ClientError as exc:
-        if is_transient(exc):
-            raise TransientAwsError(f"sts:AssumeRole {role_arn}: {error_code(exc)}") from exc
+    except Exception as exc:
+        code = recorded(exc, f"sts:AssumeRole {role_arn}", "sts")  # transient: retried; a bug: raised
         raise AccountAccessError(
-            f"cannot assume {role_arn} ({error_code(exc)}): is the stack that creates it deployed in that "
+            f"cannot assume {role_arn} ({code}): is the stack that creates it deployed in that "
             f"account, and does its trust policy name this responder?"
         ) from exc
     found = {
