@@ -72,13 +72,14 @@ class Journal:
             return None
         try:
             response = getattr(client, operation)(**params)
-        except Exception as exc:  # recorded, then re-raised (transient: as TransientAwsError) for the step to judge
+        except Exception as exc:  # recorded, then re-raised for the step (or the caller) to judge
             if accept and error_code(exc) in accept:
                 self._add(status="unchanged", api=api, target=target, detail=error_code(exc))
                 return None
             self._add(status="failed", api=api, target=target, error=error_code(exc), message=str(exc)[:400])
-            if is_transient(exc, client.meta.service_model.service_name):  # judged with its service's codes
-                raise TransientAwsError(f"{api} on {target}: {error_code(exc)}") from exc
+            # inside a step, judged here with the service's own codes; outside, the caller applies the policy
+            if self._step and is_transient(exc, client.meta.service_model.service_name):
+                raise TransientAwsError(f"{self._step} ({api}) on {target}: {error_code(exc)}") from exc
             raise
         request_id = (response or {}).get("ResponseMetadata", {}).get("RequestId")
         self._add(status="done", api=api, target=target, requestId=request_id)
