@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
+from responder.arns import ec2_arn, tag_list
 from responder.errors import error_code
 from responder.journal import Journal
 
@@ -47,14 +48,6 @@ FORENSICS_ACTIONS = (
 _DESCRIBE_CHUNK = 200
 
 
-def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def tag_dict(resource: dict) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
-
-
 def key_arn(kms: Any, key_id: str) -> str:
     """The ARN of a KMS key given by alias, id or ARN (kms:DescribeKey)."""
     return kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
@@ -69,14 +62,17 @@ class Snapshots:
         self.partition = partition
 
     # -- names ------------------------------------------------------------------------------------------
+    def _arn(self, kind: str, resource_id: str) -> str:
+        return ec2_arn(kind, resource_id, account=self.account, region=self.region, partition=self.partition)
+
     def snapshot_arn(self, snapshot_id: str) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:snapshot/{snapshot_id}"
+        return self._arn("snapshot", snapshot_id)
 
     def volume_arn(self, volume_id: str) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:volume/{volume_id}"
+        return self._arn("volume", volume_id)
 
     def instance_arn(self, instance_id: str) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:instance/{instance_id}"
+        return self._arn("instance", instance_id)
 
     # -- reads ------------------------------------------------------------------------------------------
     def instance(self, instance_id: str) -> dict | None:
