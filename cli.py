@@ -300,25 +300,41 @@ class Local:
         self.state.write_text(json.dumps(items, indent=1))
 
     def seed(self, incident: dict) -> list[str]:
-        """Create the named users (with one access key) and roles in the in-memory member account."""
+        """Create the named users (with one access key) and roles in the in-memory member account. The in-memory
+        AWS cannot create a finding's own key or principal ids, and the responder resolves targets by those ids:
+        `localized` points the finding at the ids just made."""
         iam, notes = self.dep.client("iam", incident["accountId"]), []
+        self.substitutions: dict[str, str] = {}
         for identity in incident.get("identities", []):
             name = identity.get("name")
             try:
                 if identity["type"] == "IAMUser":
-                    iam.create_user(UserName=name)
-                    iam.create_access_key(UserName=name)
+                    user = iam.create_user(UserName=name)["User"]
+                    key = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
                     notes.append(f"created IAM user {name} with an active access key")
+                    if identity.get("accessKeyId", "").startswith("AKIA"):
+                        self.substitutions[identity["accessKeyId"]] = key
+                    if identity.get("principalId"):
+                        self.substitutions[identity["principalId"]] = user["UserId"]
                 elif identity["type"] == "AssumedRole":
                     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                                      "Principal": {"Service": "ec2.amazonaws.com"}}]}
-                    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+                    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
                     notes.append(f"created IAM role {name}")
+                    if identity.get("principalId"):
+                        self.substitutions[identity["principalId"].split(":", 1)[0]] = role["RoleId"]
             except iam.exceptions.EntityAlreadyExistsException:
                 pass
         for instance in incident.get("instances", []):
             notes.append(f"instance {instance} does not exist in the in-memory account (ids cannot be chosen)")
         return notes
+
+    def localized(self, request: Any) -> Any:
+        """The request with the finding's key and principal ids replaced by the ones `seed` made."""
+        text = json.dumps(request)
+        for old, new in getattr(self, "substitutions", {}).items():
+            text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])
+        return json.loads(text)
 
     def subscribe(self) -> None:
         self._queue = Inbox(self._local.session(None, self.region), self.dep.topic_arn)
@@ -473,7 +489,7 @@ def cmd_start(args: argparse.Namespace, out) -> int:
                 print(f"local: {note}", file=out)
             backend.subscribe()
         name = execution_name(incident["incidentId"])
-        arn = backend.start(built["input"], name)
+        arn = backend.start(backend.localized(built["input"]) if args.local else built["input"], name)
         print(f"started {arn}", file=out)
         if args.no_wait:
             print(f"follow it with: python -m cli{' --local' if args.local else ''} status {incident['incidentId']}",

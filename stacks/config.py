@@ -24,6 +24,7 @@ Context keys (see README "Deploy"):
 | `isolationCidrs` | CIDRs (bastion / forensics) the quarantine group allows | none |
 | `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
+| `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
 | `logLevel` | functions' log level | `INFO` |
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
 | `evidenceRetentionDays` | Object Lock default retention of the evidence bucket | `365` |
@@ -132,6 +133,7 @@ class Config:
     isolation_cidrs: tuple[str, ...] = ()
     snapshot_retention: int = 7
     key_scope: str = "all"
+    remove_console_access: bool = True
     log_level: str = "INFO"
     log_retention_days: int = 365
     evidence_retention_days: int = 365
@@ -205,5 +207,7 @@ class Config:
             observe_only=_bool(get("observeOnly") or False, "observeOnly"),
             isolation_cidrs=_list(get("isolationCidrs"), "isolationCidrs"),
             snapshot_retention=snapshots, key_scope=key_scope, log_level=log_level,
+            remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
+                                        "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
         )

@@ -6,7 +6,7 @@ protection check treats those roles as the responder's own.
 """
 from __future__ import annotations
 
-from stacks.catalog import FunctionSpec
+from stacks.catalog import FUNCTIONS, FunctionSpec
 
 ROLE_PREFIX = "ir-responder-"
 
@@ -39,6 +39,13 @@ def member_stack(account: str) -> str:
 def function_role_name(spec: FunctionSpec) -> str:
     """One role per function, so CloudTrail names the task behind every assumed-role session."""
     return f"{spec.function_name}-role"
+
+
+def responder_role_arns(partition: str, security_account: str) -> tuple[str, ...]:
+    """Exact ARNs of the responder's own roles in the security account (one per function, the state machine's):
+    the protection check recognises these, never a name prefix an attacker could copy in another account."""
+    return tuple(role_arn(partition, security_account, n)
+                 for n in [function_role_name(spec) for spec in FUNCTIONS] + [STATE_MACHINE_ROLE_NAME])
 
 
 def function_log_group(spec: FunctionSpec) -> str:

@@ -40,7 +40,7 @@ IAM_USER_ACTIONS = frozenset({
     "iam:GetUser", "iam:ListUserTags", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
     "iam:ListUserPolicies", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:GetLoginProfile",
     "iam:ListMFADevices", "iam:ListGroupsForUser", "iam:ListSSHPublicKeys", "iam:ListSigningCertificates",
-    "iam:ListServiceSpecificCredentials", "iam:TagUser", "iam:GetAccessKeyLastUsed",
+    "iam:ListServiceSpecificCredentials", "iam:TagUser", "iam:GetAccessKeyLastUsed", "iam:DeleteLoginProfile",
 })
 IAM_ROLE_ACTIONS = frozenset({
     "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:ListRoleTags", "iam:ListRolePolicies",

@@ -32,7 +32,8 @@ def handler(event: dict, context: object) -> dict:
         bucket=lambda: EvidenceObjects(forensics_client("s3", region=None, label=incident["incidentId"],
                                                        settings=config), config.evidence_bucket),
         role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
-    result = contain_all(incident, iam_for=iam_for, settings=config)
+    result = contain_all(incident, iam_for=iam_for, settings=config,
+                         cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
     result["scope"] = scope
     records.append_result(incident, result, task="identity", entries=records.identity_entries(result),
                           fields={"scope": summarize(scope["captures"])})

@@ -36,6 +36,7 @@ def test_the_names_the_stacks_use_are_the_ones_the_code_expects():
     assert names.FORENSICS_ROLE_NAME == settings.FORENSICS_ROLE_NAME
     assert names.SHARING_KEY_ALIAS == settings.SHARING_KEY_ALIAS
     assert names.DENY_ALL_PROFILE == settings.DENY_ALL_PROFILE
+    assert names.DENY_ALL_ROLE_NAME == settings.DENY_ALL_ROLE_NAME
     for name in (names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME,
                  names.DENY_ALL_ROLE_NAME):
         assert name.startswith(names.ROLE_PREFIX)

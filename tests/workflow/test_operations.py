@@ -11,7 +11,7 @@ import pytest
 
 from state_machines import local
 from tests.operations_world import Inbox, configured, evidence_keys, evidence_object, iam_refuses, record, summary
-from tests.workflow_world import access_key_event, iam_state
+from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
@@ -49,13 +49,6 @@ def new_role(dep, tags=None):
     return name
 
 
-def republished(ev, **changes):
-    again = json.loads(json.dumps(ev))
-    again["detail"]["service"]["count"] += 1
-    again["detail"].update(changes)
-    return again
-
-
 def added(run):
     """The calls this machinery adds (record, notification, scope, manifest). states:DescribeExecution is left out:
     the local runtime's count also catches the test's own polling of the execution while a handler runs."""
@@ -82,6 +75,7 @@ def test_a_contained_incident_is_recorded_with_its_manifest_and_notified(dep, in
     assert item["findingType"] == ev["detail"]["type"] and item["severity"] == 5.3 and item["count"] == 1
     steps = [(e["task"], e.get("api") or e["status"]) for e in item["timeline"]]
     assert steps == [("scope", "s3:PutObject"), ("identity", "iam:AttachUserPolicy"),
+                     ("identity", "unchanged"),  # no console password to remove
                      ("identity", "iam:UpdateAccessKey"), ("identity", "iam:PutUserPolicy"), ("finalize", "contained")]
     assert all(e["requestId"] for e in item["timeline"] if e.get("api"))
     assert {e["execution"] for e in item["timeline"]} == {run.name}
@@ -96,7 +90,7 @@ def test_a_contained_incident_is_recorded_with_its_manifest_and_notified(dep, in
     assert manifest["incidentId"] == incident_id and manifest["outcome"] == "contained"
     assert manifest["finding"] == ev  # the raw event, exactly as received
     assert [e.get("api") for e in manifest["timeline"]] == [
-        "s3:PutObject", "iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy"]
+        "s3:PutObject", "iam:AttachUserPolicy", None, "iam:UpdateAccessKey", "iam:PutUserPolicy"]
     [trail] = manifest["evidence"]["cloudtrail"]
     assert trail["key"] == f"incidents/{incident_id}/cloudtrail/user-{name}.json"
     assert trail["sha256"] == "sha256:" + hashlib.sha256(evidence_object(dep, trail["key"])).hexdigest()
@@ -155,8 +149,13 @@ def test_a_severity_escalation_responds_again_on_the_same_incident(dep, inbox):
     run = local.execute(republished(ev, severity=8.0), dep)
     assert run.status == "SUCCEEDED" and run.output["outcome"] == "contained"
     assert run.output["attempt"]["trigger"] == "escalation"
-    assert run.output["cutoff"] == first.output["cutoff"]  # pinned: a contained incident's cut-off never moves
-    assert iam_state(dep.client("iam")) == before  # already contained: the re-run reads and changes nothing
+    # an escalation's cut-off is UTC now (never back): sessions minted since the first response die too
+    assert run.output["cutoff"] >= first.output["cutoff"]
+    after = iam_state(dep.client("iam"))
+    revoke = after["users"][name]["inline"].pop("AWSRevokeOlderSessions")
+    assert revoke["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"] == run.output["cutoff"]
+    before["users"][name]["inline"].pop("AWSRevokeOlderSessions")
+    assert after == before  # otherwise already contained: the re-run reads and changes nothing else
     item = record(dep, run.output["incidentId"])
     assert [a["trigger"] for a in item["attempts"]] == ["first", "escalation"] and item["severity"] == 8.0
     assert "sev 8 " in inbox.about(run.output["incidentId"])[-1]["subject"]
@@ -237,6 +236,7 @@ def test_when_the_incident_cannot_be_claimed_nothing_changes_and_a_person_is_tol
 # -- protected principals --------------------------------------------------------------------------------------
 def test_a_protected_principal_is_untouched_and_notified_loudly(dep, inbox):
     name, ev = victim(dep, tags=[{"Key": "ir:protected", "Value": "true"}])
+    backdate_cloudtrail("CreateUser", name, days=30)  # an administrator tagged it last month, not the attacker now
     before = world(dep)
     run = local.execute(ev, dep)
     assert run.status == "SUCCEEDED" and run.output["outcome"] == "protected"
@@ -244,7 +244,7 @@ def test_a_protected_principal_is_untouched_and_notified_loudly(dep, inbox):
     [note] = inbox.about(run.output["incidentId"])
     assert note["subject"].startswith(f"IR PROTECTED - NOT CONTAINED: user/{name}")
     assert note["attributes"]["priority"] == "high"
-    assert note["message"]["targets"][0]["reason"].endswith("is tagged ir:protected=true")
+    assert "is tagged ir:protected=true (set by arn:aws:iam::" in note["message"]["targets"][0]["reason"]
     assert record(dep, run.output["incidentId"])["status"] == "protected"
 
 
