@@ -165,9 +165,9 @@ def test_assume_role_refused_is_account_access_throttled_is_transient(aws):
     sts = clients.client("sts", REGION)
     answer(sts, "AssumeRole", "AccessDenied", 403)
     with pytest.raises(AccountAccessError, match="AccessDenied"):
-        clients.assumed_credentials("arn:aws:iam::111111111111:role/ir-member", region=REGION, label="IR-1")
+        clients.role_credentials("arn:aws:iam::111111111111:role/ir-member", region=REGION, label="IR-1")
     clients.reset()
     sts = clients.client("sts", REGION)
     answer(sts, "AssumeRole", "Throttling", 400)
     with pytest.raises(TransientAwsError, match="Throttling"):
-        clients.assumed_credentials("arn:aws:iam::111111111111:role/ir-member", region=REGION, label="IR-1")
+        clients.role_credentials("arn:aws:iam::111111111111:role/ir-member", region=REGION, label="IR-1")
