@@ -113,7 +113,7 @@ def test_a_renamed_user_is_found_through_its_key_and_contained(dep, inbox):
     assert target["target"].endswith(f":user/{name}-renamed") and target["findingName"] == name
     assert keys_of(dep, name + "-renamed") == {key["AccessKeyId"]: "Inactive"}
     assert attached(dep, name + "-renamed") == [QUARANTINE]
-    assert only(inbox, run)["subject"].startswith("IR CONTAINED:")
+    assert only(inbox, run)["subject"].startswith(f"IR CONTAINED: user/{name}-renamed in {MEMBER}")
     before = iam_state(dep.client("iam"))
     again = local.execute(republished(ev), dep)
     assert again.status == "SUCCEEDED" and again.output["outcome"] == "duplicate"
