@@ -1,8 +1,8 @@
 """Names of everything the stacks create, shared by the CDK stacks and the local runtime (`local_stacks`).
 
-Dependency-free (no CDK import). Every role the responder runs as is named `ir-responder-*`: the member and forensics
-roles trust exactly `arn:<partition>:iam::<security account>:role/ir-responder-*` (aws:PrincipalArn), and the
-protection check treats those roles as the responder's own.
+Dependency-free (no CDK import). Every role the responder runs as is named `ir-responder-*`: the protection check
+treats those roles as the responder's own, and the member and forensics roles deny every change to them. The member
+and forensics roles trust only the exact ARNs of the function roles that need them (`stacks.tasks`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
 DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
 FORENSICS_KEY_ALIAS = "alias/ir-forensics-evidence"
+# The forensics account's asymmetric key that signs every evidence manifest (chain of custody).
+CUSTODY_KEY_ALIAS = "alias/ir-custody-signing"
+# The one role that may delete object versions or bypass governance retention in the evidence bucket. The stacks do
+# not create it: a break-glass role the forensics account's owners create (with MFA) when a court order says so.
+DEFAULT_CUSTODIAN_ROLE_NAME = "ir-evidence-custodian"
 STATE_MACHINE_ROLE_NAME = "ir-responder-state-machine"
 TOPIC_NAME = "ir-responder-incidents"
 TOPIC_KEY_ALIAS = "alias/ir-responder-notifications"
@@ -71,3 +76,14 @@ def key_alias_arn(partition: str, region: str, account: str, alias: str) -> str:
 def responder_roles_pattern(partition: str, security_account: str) -> str:
     """aws:PrincipalArn pattern of the responder's own roles in the security account."""
     return f"arn:{partition}:iam::{security_account}:role/{ROLE_PREFIX}*"
+
+
+# The IAM watch of every member account (stacks.policies.iam_watch_patterns): in us-east-1, where IAM's CloudTrail
+# events reach EventBridge.
+IAM_WATCH_RULE_PREFIX = "ir-responder-iam-watch-"
+IAM_WATCH_TOPIC = "ir-responder-iam-watch"
+IAM_WATCH_KEY_ALIAS = "alias/ir-responder-iam-watch"
+
+
+def member_watch_stack(account: str) -> str:
+    return f"IrMemberWatch-{account}"

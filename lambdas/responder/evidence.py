@@ -506,7 +506,32 @@ class _Run:
             return True
         if state != "completed":
             return False
+        if not self._lock_copy(item):
+            return True
         item["stage"] = "unshare"
+        return True
+
+    def _lock_copy(self, item: dict) -> bool:
+        """Custody: EBS Snapshot Lock on the forensics copy for the evidence retention (IR_EVIDENCE_LOCK_MODE /
+        _DAYS; README "Custody"). A copy already locked (an earlier attempt) is left as it is. False: failed."""
+        copy, mode = item["forensicsCopy"], self.settings.evidence_lock_mode
+        if not mode or copy.get("lock"):
+            return True
+        forensics, sid = self.a.forensics, copy["snapshotId"]
+        held = None if is_planned(sid) else forensics.locked([sid]).get(sid)
+        if held:
+            self.j.note("unchanged", copy["arn"], detail=f"already locked ({held.get('LockState')})")
+            copy["lock"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in held.items()
+                            if k in ("LockState", "LockDuration", "LockExpiresOn")}
+            return True
+        try:
+            lock = self._attempt(item, "lock_snapshot", copy["arn"],
+                                 lambda: forensics.lock(sid, mode=mode, days=self.settings.evidence_lock_days))
+        except _Deferred:
+            return False
+        if lock is _FAILED:
+            return False
+        copy["lock"] = lock or {"planned": mode}
         return True
 
     def _stage_unshare(self, item: dict) -> bool:
@@ -654,6 +679,9 @@ class _Run:
                                   instance_id=self.instance_id, kinds=kinds, prefix=prefix,
                                   source_account=source_account, planned_collection=planned)
             deleted, failed = [], []
+            # a locked snapshot (the forensics copies: README "Custody") is kept until its lock expires
+            held = adapter.locked([snap["SnapshotId"] for snap in plan["delete"]]) if plan["delete"] else {}
+            plan["delete"] = [snap for snap in plan["delete"] if snap["SnapshotId"] not in held]
             for snap in plan["delete"]:
                 sid = snap["SnapshotId"]
                 try:
@@ -665,6 +693,8 @@ class _Run:
             out[name] = {"kept": plan["kept"], ("planned" if self.j.dry_run else "deleted"): deleted}
             if failed:
                 out[name]["failed"] = failed
+            if held:
+                out[name]["locked"] = sorted(held)
         return out
 
     # -- one call ---------------------------------------------------------------------------------------

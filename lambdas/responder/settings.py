@@ -33,6 +33,9 @@ ENV: dict[str, str] = {
     "IR_ISOLATION_CIDRS": "comma-separated CIDRs (responder bastion / forensics) the quarantine group allows",
     "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
     "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
+    "IR_EVIDENCE_LOCK_MODE": "EBS Snapshot Lock mode of every forensics copy: compliance or governance ('' = none)",
+    "IR_EVIDENCE_LOCK_DAYS": "EBS Snapshot Lock duration of every forensics copy, in days",
+    "IR_CUSTODY_KEY_ARN": "the forensics account's asymmetric KMS key that signs every evidence manifest",
     "IR_REGIONS": "comma-separated regions this deployment covers: a request or finding for another is refused",
     "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
     "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
@@ -74,6 +77,9 @@ class Settings:
     isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
     snapshot_retention: int = 7
     key_scope: str = "all"
+    evidence_lock_mode: str = ""  # '' = forensics copies are not locked (a deployment always sets it)
+    evidence_lock_days: int = 365
+    custody_key_arn: str = ""
     regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
     responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
     remove_console_access: bool = True
@@ -107,6 +113,9 @@ class Settings:
             isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
             snapshot_retention=int(retention),
             key_scope=key_scope,
+            evidence_lock_mode=(env.get("IR_EVIDENCE_LOCK_MODE") or "").lower(),
+            evidence_lock_days=int(env.get("IR_EVIDENCE_LOCK_DAYS") or 365),
+            custody_key_arn=env.get("IR_CUSTODY_KEY_ARN", ""),
             regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
             responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
             remove_console_access=console == "true",

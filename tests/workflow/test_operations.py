@@ -50,9 +50,11 @@ def new_role(dep, tags=None):
 
 
 def added(run):
-    """The calls this machinery adds (record, notification, scope, manifest). states:DescribeExecution is left out:
-    the local runtime's count also catches the test's own polling of the execution while a handler runs."""
-    return {k: v for k, v in run.api_calls.items() if k.split(":")[0] in ("dynamodb", "sns", "cloudtrail", "s3")}
+    """The calls this machinery adds (record, notification, scope, manifest and its signature).
+    states:DescribeExecution is left out: the local runtime's count also catches the test's own polling of the
+    execution while a handler runs."""
+    return {k: v for k, v in run.api_calls.items()
+            if k.split(":")[0] in ("dynamodb", "sns", "cloudtrail", "s3", "kms")}
 
 
 def world(dep):
@@ -334,5 +336,6 @@ def test_what_this_machinery_adds_per_incident(dep):
     name, ev = victim(dep)
     run = local.execute(ev, dep)
     assert run.transitions == 10  # Triage Route Contain HasIdentities ContainIdentities HasInstances NoInstances Finalize Outcome Done
+    # s3:PutObject: the CloudTrail scope capture, the manifest and its signature (kms:Sign, responder.custody)
     assert added(run) == {"dynamodb:PutItem": 1, "dynamodb:UpdateItem": 2, "cloudtrail:LookupEvents": 2,
-                     "s3:PutObject": 2, "sns:Publish": 1}
+                     "s3:PutObject": 3, "kms:Sign": 1, "sns:Publish": 1}

@@ -37,13 +37,17 @@ MEMBER_ACTIONS = (
     "ec2:ModifySnapshotAttribute",
     "ec2:DeleteSnapshot",
     "kms:DescribeKey",  # resolves the sharing key alias to its ARN (a direct call, not via EC2)
+    "ec2:DescribeLockedSnapshots",  # retention deletes only what no lock holds (`locked`)
 ) + KMS_VIA_EC2
 FORENSICS_ACTIONS = (
     "ec2:DescribeSnapshots",
     "ec2:CopySnapshot",
     "ec2:CreateTags",
     "ec2:DeleteSnapshot",
+    "ec2:LockSnapshot",  # every forensics copy is locked for the evidence retention period (`lock`)
+    "ec2:DescribeLockedSnapshots",
 ) + KMS_VIA_EC2
+LOCK_MODES = ("compliance", "governance")
 
 _DESCRIBE_CHUNK = 200
 
@@ -155,6 +159,31 @@ class Snapshots:
     def tag(self, snapshot_id: str, tags: dict[str, str]) -> None:
         self._j.call(self._c, "create_tags", target=self.snapshot_arn(snapshot_id), Resources=[snapshot_id],
                      Tags=tag_list(tags))
+
+    def lock(self, snapshot_id: str, *, mode: str, days: int) -> dict | None:
+        """EBS Snapshot Lock: `mode` compliance (nobody can delete it or shorten the lock, root included) or
+        governance, for `days`. Locking again with the same settings changes nothing. None when planned."""
+        mode = mode.lower()
+        if mode not in LOCK_MODES:
+            raise ValueError(f"snapshot lock mode must be one of {LOCK_MODES}, not {mode!r}")
+        response = self._j.call(self._c, "lock_snapshot", target=self.snapshot_arn(snapshot_id),
+                                SnapshotId=snapshot_id, LockMode=mode, LockDuration=int(days))
+        if response is None:
+            return None
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in response.items()
+                if k in ("LockState", "LockDuration", "LockCreatedOn", "LockExpiresOn", "LockDurationStartTime")}
+
+    def locked(self, snapshot_ids: Iterable[str]) -> dict[str, dict]:
+        """snapshot id -> its lock ({LockState, LockExpiresOn, ...}) for the ids a lock still holds (state
+        compliance, compliance-cooloff or governance; an `expired` lock holds nothing)."""
+        ids = list(dict.fromkeys(snapshot_ids))
+        found: dict[str, dict] = {}
+        for start in range(0, len(ids), _DESCRIBE_CHUNK):
+            response = self._c.describe_locked_snapshots(SnapshotIds=ids[start:start + _DESCRIBE_CHUNK])
+            for lock in response.get("Snapshots", []):
+                if lock.get("LockState") != "expired":
+                    found[lock["SnapshotId"]] = lock
+        return found
 
     def delete(self, snapshot_id: str) -> None:
         self._j.call(self._c, "delete_snapshot", target=self.snapshot_arn(snapshot_id), SnapshotId=snapshot_id)
