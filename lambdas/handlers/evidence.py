@@ -1,6 +1,6 @@
 """Task CollectEvidence: advance the evidence chain of one instance (see responder.evidence). Called in a loop by
 the state machine until it returns ``done``; ``waitSeconds`` is how long Step Functions waits before the next call."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder import records
 from responder.aws.clients import forensics_client, member_client

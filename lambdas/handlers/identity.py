@@ -1,5 +1,5 @@
 """Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder import records
 from responder.aws.clients import forensics_client, member_client

@@ -1,5 +1,5 @@
 """Task IsolateInstance: capture metadata, protect, detach, isolate the network, swap credentials, deregister, tag."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder import records
 from responder.aws.clients import forensics_client, member_client
