@@ -93,12 +93,42 @@ def finalize_output(run: Any) -> dict:
     raise AssertionError(f"Finalize never ran: {run.status} {run.error} {run.cause}")
 
 
+def run_record(run: Any) -> dict:
+    """The incident record the execution wrote (the table and the id are in its summary)."""
+    from responder.aws.dynamodb import deserialize
+    from state_machines import local
+
+    where = finalize_output(run).get("record") or {}
+    ddb = local.session(None, run.arn.split(":")[3]).client("dynamodb")
+    item = ddb.get_item(TableName=where["table"], Key={"incidentId": {"S": where["incidentId"]}},
+                        ConsistentRead=True).get("Item")
+    return deserialize(item) or {}
+
+
+def instance_detail(run: Any, instance_id: str | None = None) -> dict:
+    """One instance as the incident shows it: its isolation and evidence summaries from the execution's output,
+    over the full results the tasks stored in the incident record (``results``), with this execution's journal
+    entries for the instance from the record's timeline (``entries``)."""
+    items = finalize_output(run)["instances"]
+    item = next((i for i in items if instance_id is None or i.get("instanceId") == instance_id), None)
+    if item is None:
+        raise AssertionError(f"no instance {instance_id} in the summary")
+    instance_id = item["instanceId"]
+    record = run_record(run)
+    me = run.arn.rsplit(":", 1)[-1]
+    out = {"instanceId": instance_id}
+    for part in ("isolation", "evidence"):
+        detail = dict((record.get("results") or {}).get(f"{part}:{instance_id}") or {})
+        detail.update(item.get(part) or {})
+        detail["entries"] = [e for e in record.get("timeline") or [] if e.get("execution") == me
+                             and e.get("task") == part and e.get("subject") == instance_id]
+        out[part] = detail
+    return out
+
+
 def evidence_of(run: Any, instance_id: str | None = None) -> dict:
-    """The evidence result of one instance in the execution's summary."""
-    for item in finalize_output(run)["instances"]:
-        if instance_id is None or item.get("instanceId") == instance_id:
-            return item.get("evidence") or {}
-    raise AssertionError(f"no instance {instance_id} in the summary")
+    """The evidence result of one instance (`instance_detail`)."""
+    return instance_detail(run, instance_id)["evidence"]
 
 
 def tags(snapshot: dict) -> dict[str, str]:
