@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 synth: $(STAMP) $(NODE_STAMP)
-	npx cdk synth --no-notices --quiet
+	npx cdk synth --no-notices --quiet $(if $(EXTERNAL_ID),-c externalId=$(EXTERNAL_ID))
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache

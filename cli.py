@@ -4,11 +4,17 @@
     python -m cli start --finding finding.json
     python -m cli status gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41
     python -m cli list --status failed
+    python -m cli verify gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --profile forensics-auditor
 
 Against AWS it uses your credentials (environment, `--profile`, SSO) in the security account: `start` starts the
 deployed state machine `ir-responder-containment` (Step Functions `StartExecution`, then `DescribeExecution` until it
 ends), `status` and `list` read the incident table (`GetItem`, `Scan`). With `--local` everything runs in an
 in-memory AWS (state_machines.local): no account, no network.
+
+`verify` checks the chain of custody of one incident (responder.custody) with your credentials in the forensics
+account: the manifest's signature (kms:Verify with the custody key), and every snapshot the manifest names against
+AWS (ec2:DescribeSnapshots, ec2:DescribeLockedSnapshots): present, its `ir:hash` and `ir:incident` tags as
+recorded, still locked at least as long as recorded. It says plainly what does not match.
 """
 from __future__ import annotations
 
@@ -45,6 +51,8 @@ exit codes:
   3  no such incident
   4  AWS error: no credentials, access denied, state machine or table not found
   5  still running when --timeout passed (follow it with: status INCIDENT)
+verify: 0 the signature and every checked snapshot match the manifest; 1 something does not match (each
+  mismatch is printed); 3 no manifest for the incident; 4 AWS error
 
 examples:
   contain an IAM user and a role now:
@@ -300,25 +308,41 @@ class Local:
         self.state.write_text(json.dumps(items, indent=1))
 
     def seed(self, incident: dict) -> list[str]:
-        """Create the named users (with one access key) and roles in the in-memory member account."""
+        """Create the named users (with one access key) and roles in the in-memory member account. The in-memory
+        AWS cannot create a finding's own key or principal ids, and the responder resolves targets by those ids:
+        `localized` points the finding at the ids just made."""
         iam, notes = self.dep.client("iam", incident["accountId"]), []
+        self.substitutions: dict[str, str] = {}
         for identity in incident.get("identities", []):
             name = identity.get("name")
             try:
                 if identity["type"] == "IAMUser":
-                    iam.create_user(UserName=name)
-                    iam.create_access_key(UserName=name)
+                    user = iam.create_user(UserName=name)["User"]
+                    key = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
                     notes.append(f"created IAM user {name} with an active access key")
+                    if identity.get("accessKeyId", "").startswith("AKIA"):
+                        self.substitutions[identity["accessKeyId"]] = key
+                    if identity.get("principalId"):
+                        self.substitutions[identity["principalId"]] = user["UserId"]
                 elif identity["type"] == "AssumedRole":
                     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                                      "Principal": {"Service": "ec2.amazonaws.com"}}]}
-                    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+                    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
                     notes.append(f"created IAM role {name}")
+                    if identity.get("principalId"):
+                        self.substitutions[identity["principalId"].split(":", 1)[0]] = role["RoleId"]
             except iam.exceptions.EntityAlreadyExistsException:
                 pass
         for instance in incident.get("instances", []):
             notes.append(f"instance {instance} does not exist in the in-memory account (ids cannot be chosen)")
         return notes
+
+    def localized(self, request: Any) -> Any:
+        """The request with the finding's key and principal ids replaced by the ones `seed` made."""
+        text = json.dumps(request)
+        for old, new in getattr(self, "substitutions", {}).items():
+            text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])
+        return json.loads(text)
 
     def subscribe(self) -> None:
         self._queue = Inbox(self._local.session(None, self.region), self.dep.topic_arn)
@@ -352,6 +376,152 @@ class Local:
 
     def close(self) -> None:
         self._stack.close()
+
+
+# -- custody ---------------------------------------------------------------------------------------------------
+class Custody:
+    """Reads what `verify` checks: the manifest and its signature in the evidence bucket, the custody key, the
+    snapshots. `sessions(account)` is a boto3 session in that account, or None when it cannot be read."""
+
+    def __init__(self, sessions: Callable[[str | None], Any], *, region: str, bucket: str, account: str,
+                 call: Callable[..., Any]):
+        self._sessions, self.region, self.bucket, self.account, self._call = sessions, region, bucket, account, call
+
+    def _client(self, service: str, account: str | None = None) -> Any:
+        session = self._sessions(account)
+        return None if session is None else session.client(service, region_name=self.region)
+
+    def read(self, key: str, version: str | None = None) -> tuple[bytes, str | None] | None:
+        s3 = self._client("s3", self.account)
+        params = {"Bucket": self.bucket, "Key": key, **({"VersionId": version} if version else {})}
+        try:
+            got = self._call(f"read s3://{self.bucket}/{key}", lambda: s3.get_object(**params),
+                             missing={"NoSuchKey": "", "NoSuchBucket": "", "NoSuchVersion": ""})
+        except CliError as exc:
+            if str(exc) == "":
+                return None
+            raise
+        return got["Body"].read(), got.get("VersionId")
+
+    def key(self) -> Any:
+        from responder.aws.kms import CustodyKey
+
+        return CustodyKey(self._client("kms", self.account), "")
+
+    def describe(self, account: str, region: str, ids: list[str]) -> dict | None:
+        ec2 = self._client("ec2", account) if region == self.region else None
+        if ec2 is None:
+            return None
+        found: dict[str, dict] = {}
+        for sid in ids:  # one by one: a missing id fails a whole DescribeSnapshots call
+            try:
+                snaps = self._call("describe snapshots", lambda: ec2.describe_snapshots(SnapshotIds=[sid]),
+                                   missing={"InvalidSnapshot.NotFound": ""})["Snapshots"]
+            except CliError as exc:
+                if str(exc) == "":
+                    continue
+                raise
+            for snap in snaps:
+                found[snap["SnapshotId"]] = {"tags": {t["Key"]: t["Value"] for t in snap.get("Tags", [])}}
+        if found:
+            locks = self._call("describe snapshot locks", lambda: ec2.describe_locked_snapshots(
+                SnapshotIds=sorted(found))).get("Snapshots", [])
+            for lock in locks:
+                found[lock["SnapshotId"]]["lock"] = lock
+        return found
+
+
+def verify(custody: Custody, incident_id: str) -> tuple[list[str], list[str], dict]:
+    """(problems, notes, facts) of an incident's chain of custody; raises CliError(NOT_FOUND) without manifest."""
+    from responder import custody as chain
+    from responder import manifest as manifests
+
+    key = manifests.key(incident_id)
+    stored = custody.read(key)
+    if stored is None:
+        raise CliError(f"no manifest for {incident_id} at s3://{custody.bucket}/{key}", NOT_FOUND)
+    body, version = stored
+    problems: list[str] = []
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        return [f"manifest s3://{custody.bucket}/{key}: not JSON"], [], {"versionId": version}
+    if manifest.get("incidentId") != incident_id:
+        problems.append(f"manifest: it is of incident {manifest.get('incidentId')!r}, not {incident_id}")
+    signed = custody.read(chain.signature_key(key))
+    if signed is None:
+        problems.append(f"signature: missing (s3://{custody.bucket}/{chain.signature_key(key)})")
+    else:
+        try:
+            document = json.loads(signed[0])
+        except ValueError:
+            document = {}
+            problems.append("signature: the signature document is not JSON")
+        if document:
+            if (document.get("manifest") or {}).get("versionId") not in (None, version):
+                problems.append(f"manifest: version {version} is not the signed version "
+                                f"{document['manifest']['versionId']} (a manifest was written after the signed one)")
+            problems += custody._call("verify the signature (kms:Verify)",
+                                      lambda: chain.check_signature(custody.key(), body, document))
+    snapshot_problems, notes = chain.check_snapshots(manifest, custody.describe)
+    facts = {"manifest": f"s3://{custody.bucket}/{key}", "versionId": version,
+             "snapshots": len(chain.manifest_snapshots(manifest))}
+    return problems + snapshot_problems, notes, facts
+
+
+def cmd_verify(args: argparse.Namespace, out) -> int:
+    from stacks import names
+
+    if args.local:
+        from moto.core.models import MockAWS
+
+        from state_machines import local
+
+        if not MockAWS._mocks_active:
+            raise CliError("--local verify reads the in-memory AWS of this process (tests, or `--local start ... "
+                           "--verify`): none is running", USAGE)
+        region = args.region or args.responder_region or "eu-west-1"
+        account = args.forensics_account or LOCAL_FORENSICS
+        custody = Custody(lambda a: local.session(a, region), region=region, account=account,
+                          bucket=args.bucket or names.evidence_bucket(account, region),
+                          call=lambda what, fn, missing=None: _local_call(what, fn, missing))
+    else:
+        backend = Aws(args)
+        region = args.region or backend.session.region_name
+        sts = backend.session.client("sts")
+        account = backend.call("who am I (sts:GetCallerIdentity)", lambda: sts.get_caller_identity()["Account"])
+        if args.forensics_account and args.forensics_account != account:
+            raise CliError(f"your credentials are of account {account}, not the forensics account "
+                           f"{args.forensics_account} (--profile)", USAGE)
+        custody = Custody(lambda a: backend.session if a in (None, account) else None, region=region,
+                          account=account, bucket=args.bucket or names.evidence_bucket(account, region),
+                          call=backend.call)
+    problems, notes, facts = verify(custody, args.incident)
+    if args.json:
+        print(json.dumps({"incidentId": args.incident, "verified": not problems, "problems": problems,
+                          "notes": notes, **facts}, indent=1), file=out)
+    else:
+        print(f"{args.incident}: {facts['manifest']} (version {facts['versionId']}), "
+              f"{facts.get('snapshots', 0)} snapshot(s) named", file=out)
+        for line in problems:
+            print(f"  MISMATCH  {line}", file=out)
+        for line in notes:
+            print(f"  note      {line}", file=out)
+        print("verified: the signature and every checked snapshot match the manifest" if not problems
+              else f"NOT VERIFIED: {len(problems)} mismatch(es)", file=out)
+    return FAILED if problems else OK
+
+
+def _local_call(what: str, fn: Callable[[], Any], missing: dict[str, str] | None = None) -> Any:
+    from botocore.exceptions import ClientError
+
+    try:
+        return fn()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if missing and code in missing:
+            raise CliError(missing[code], AWS_ERROR) from None
+        raise CliError(f"{what}: {exc}", AWS_ERROR) from None
 
 
 # -- rendering ---------------------------------------------------------------------------------------------------
@@ -473,7 +643,7 @@ def cmd_start(args: argparse.Namespace, out) -> int:
                 print(f"local: {note}", file=out)
             backend.subscribe()
         name = execution_name(incident["incidentId"])
-        arn = backend.start(built["input"], name)
+        arn = backend.start(backend.localized(built["input"]) if args.local else built["input"], name)
         print(f"started {arn}", file=out)
         if args.no_wait:
             print(f"follow it with: python -m cli{' --local' if args.local else ''} status {incident['incidentId']}",
@@ -602,6 +772,21 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     listing.add_argument("--json", action="store_true", help="print the records as JSON")
     listing.set_defaults(run=cmd_list)
+
+    check = commands.add_parser(
+        "verify", help="check an incident's chain of custody: signature, snapshots' hashes and locks",
+        parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Check the evidence manifest of an incident: its signature (the forensics account's custody "
+                    "key), and every snapshot it names against AWS - present, tags ir:hash and ir:incident as "
+                    "recorded, locked at least as long as recorded. Use credentials of the forensics account "
+                    "(--profile). Prints every mismatch; exit code 0 verified, 1 mismatch, 3 no manifest.")
+    check.add_argument("incident", help="incident id")
+    check.add_argument("--bucket", help="the evidence bucket (default ir-evidence-<forensics account>-<region>)")
+    check.add_argument("--forensics-account", metavar="ACCOUNT",
+                       help="the forensics account (default: the account of your credentials)")
+    check.add_argument("--region", help="the region of the evidence (default --responder-region / your config)")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.set_defaults(run=cmd_verify)
     return top
 
 

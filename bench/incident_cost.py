@@ -20,7 +20,8 @@ MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 # The calls the actions cannot do without (changes, plus the reads that find what to change), per scenario.
 MINIMUM = {
     "IAM user, 2 keys": [
-        "sts:AssumeRole (member role)", "iam:GetUser (ARN + protection tag)", "iam:AttachUserPolicy",
+        "sts:AssumeRole (member role)", "iam:GetAccessKeyLastUsed (the key's owner)",
+        "iam:GetUser (ARN + protection tag)", "iam:AttachUserPolicy", "iam:GetLoginProfile",
         "iam:ListAccessKeys", "iam:UpdateAccessKey x2", "iam:PutUserPolicy",
     ],
     "assumed role": ["sts:AssumeRole (member role)", "iam:GetRole (path + protection tag)", "iam:PutRolePolicy"],
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         iam = dep.client("iam")
         iam.create_user(UserName="ci-deployer")
         keys = [iam.create_access_key(UserName="ci-deployer")["AccessKey"]["AccessKeyId"] for _ in range(2)]
-        iam.create_role(RoleName="app-role", AssumeRolePolicyDocument="{}")
+        role_id = iam.create_role(RoleName="app-role", AssumeRolePolicyDocument="{}")["Role"]["RoleId"]
 
         ev = _example("guardduty-iam-user.json")
         ev["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = keys[0]
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         ev = _example("guardduty-iam-user.json")
         ev["detail"]["id"] = "b" * 32
         ev["detail"]["resource"]["accessKeyDetails"].update(userType="AssumedRole", userName="app-role",
-                                                            accessKeyId="ASIAEXAMPLEKEY000001")
+                                                            accessKeyId="ASIAEXAMPLEKEY000001",
+                                                            principalId=f"{role_id}:session")
         run = local.execute(ev, dep)
         _print("assumed role", run)
         print("    minimum: " + "; ".join(MINIMUM["assumed role"]))

@@ -27,9 +27,9 @@ def identity_world(dep) -> dict:
     keys = [iam.create_access_key(UserName="ci-deployer")["AccessKey"]["AccessKeyId"] for _ in range(2)]
     trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"}, "Action": "sts:AssumeRole"}]}
-    iam.create_role(RoleName="app-role", AssumeRolePolicyDocument=json.dumps(trust))
+    role_id = iam.create_role(RoleName="app-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["RoleId"]
     session = sts.assume_role(RoleArn=f"arn:aws:iam::{MEMBER}:role/app-role", RoleSessionName="attacker")
-    return {"user": "ci-deployer", "keys": keys, "role": "app-role",
+    return {"user": "ci-deployer", "keys": keys, "role": "app-role", "principal": f"{role_id}:attacker",
             "session_key": session["Credentials"]["AccessKeyId"]}
 
 
@@ -99,7 +99,8 @@ def finding(kind: str, world: dict, **changes) -> dict:
     elif kind == "role":
         ev["detail"]["id"] = "e1d2c3b4a5968778695a4b3c2d1e0f99"
         ev["detail"]["type"] = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
-        details.update(userType="AssumedRole", userName=world["role"], accessKeyId=world["session_key"])
+        details.update(userType="AssumedRole", userName=world["role"], accessKeyId=world["session_key"],
+                       principalId=world["principal"])  # the issuing role's RoleId: GuardDuty's principalId
     ev["detail"].update(changes)
     return ev
 

@@ -3,6 +3,7 @@
     IrResponder            -> securityAccount
     IrForensics            -> forensicsAccount
     IrMember-<account>     -> every account of memberAccounts
+    IrMemberWatch-<account> -> every account of memberAccounts, in us-east-1 (IAM's CloudTrail events arrive there)
 
 With `layout=single-account` all three go into `securityAccount`. cdk-nag's AwsSolutions checks run on every
 synth: an unacknowledged finding fails it.
@@ -24,6 +25,7 @@ from stacks import names  # noqa: E402
 from stacks.config import Config  # noqa: E402
 from stacks.forensics_stack import ForensicsStack  # noqa: E402
 from stacks.member_stack import MemberStack  # noqa: E402
+from stacks.member_watch_stack import MemberWatchStack  # noqa: E402
 from stacks.nag import add_checks  # noqa: E402
 from stacks.responder_stack import ResponderStack  # noqa: E402
 
@@ -51,6 +53,8 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
     for account in config.member_accounts:
         name = names.member_stack(account)
         stacks[name] = MemberStack(app, name, config=config, account=account)
+        watch = names.member_watch_stack(account)
+        stacks[watch] = MemberWatchStack(app, watch, config=config, account=account)
     for stack in stacks.values():
         Tags.of(stack).add(*PROJECT_TAG)
     if nag:

@@ -13,21 +13,24 @@ Context keys (see README "Deploy"):
 | `securityAccount` | where the responder runs (GuardDuty delegated administrator) | required |
 | `forensicsAccount` | where evidence is copied to | required (multi-account) |
 | `memberAccounts` | workload accounts the responder may act in (list, or comma-separated) | required (multi-account) |
-| `externalId` | `sts:ExternalId` the member and forensics roles require | required |
+| `securityAccountIsMember` | `true` lets `memberAccounts` name the security account (the responder then acts in its own account) | `false` |
+| `externalId` | `sts:ExternalId` the member and forensics roles require (confused-deputy protection, not a secret; the example value is refused) | required |
 | `notificationEmail` | subscribed to the notifications topic (confirm the e-mail AWS sends) | none |
 | `incidentTableName` | DynamoDB table of incident records | `ir-responder-incidents` |
 | `forensicsKeyArn` | the forensics key's ARN (output `ForensicsKeyArn` of the forensics stack) | the alias ARN |
-| `quarantinePolicyArn` | managed policy attached to a compromised IAM user | `AWSCompromisedKeyQuarantineV2` |
+| `quarantinePolicyArn` | managed policy attached to a compromised IAM user: one of AWS's `AWSCompromisedKeyQuarantine*` policies, or a customer managed policy (README "Quarantine policy") | `AWSCompromisedKeyQuarantineV2` |
 | `protectedPrincipals` | ARN patterns never contained (break-glass) | none |
 | `protectedTag` | tag key marking a principal or instance as protected (`true`) | `ir:protected` |
 | `observeOnly` | every execution is a dry run (plan only) | `false` |
 | `isolationCidrs` | CIDRs (bastion / forensics) the quarantine group allows | none |
 | `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
+| `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
 | `logLevel` | functions' log level | `INFO` |
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
-| `evidenceRetentionDays` | Object Lock default retention of the evidence bucket | `365` |
-| `evidenceLockMode` | `GOVERNANCE` or `COMPLIANCE` | `GOVERNANCE` |
+| `evidenceRetentionDays` | Object Lock default retention of the evidence bucket, and the EBS Snapshot Lock duration of every forensics copy | `365` |
+| `evidenceLockMode` | `COMPLIANCE` (nobody, root included, can shorten or remove a lock) or `GOVERNANCE` (the custodian role can) | `COMPLIANCE` |
+| `evidenceCustodianRole` | the only role name in the forensics account that may delete evidence versions or bypass governance retention (the stacks do not create it) | `ir-evidence-custodian` |
 """
 from __future__ import annotations
 
@@ -60,6 +63,13 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TABLE = re.compile(r"^[a-zA-Z0-9_.-]{3,255}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# The externalId cdk.json ships with: an example, refused so that every deployment sets its own.
+EXAMPLE_EXTERNAL_ID = "ir-responder-example-change-me"
+# AWS managed quarantine policies (DESIGN: V2 the seed's default, V3, V4); a customer managed policy is also accepted.
+_AWS_QUARANTINE = re.compile(r"^arn:aws[\w-]*:iam::aws:policy/AWSCompromisedKeyQuarantine(V\d+)?$")
+_CUSTOMER_POLICY = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):policy/([\w+=,.@/-]+)$")
+MAX_SNAPSHOT_LOCK_DAYS = 36500  # EBS Snapshot Lock: 1 day to 100 years
 
 
 class ConfigError(ValueError):
@@ -132,10 +142,13 @@ class Config:
     isolation_cidrs: tuple[str, ...] = ()
     snapshot_retention: int = 7
     key_scope: str = "all"
+    remove_console_access: bool = True
     log_level: str = "INFO"
     log_retention_days: int = 365
     evidence_retention_days: int = 365
-    evidence_lock_mode: str = "GOVERNANCE"
+    evidence_lock_mode: str = "COMPLIANCE"
+    evidence_custodian_role: str = "ir-evidence-custodian"
+    security_account_is_member: bool = False
 
     @property
     def single_account(self) -> bool:
@@ -160,9 +173,19 @@ class Config:
                                           for a in _list(get("memberAccounts"), "memberAccounts")))
             if not members:
                 raise ConfigError("context 'memberAccounts': at least one member account is needed")
+            if forensics in members:  # a member role there could delete and share the evidence
+                raise ConfigError(f"context 'memberAccounts': the forensics account {forensics} can never be a "
+                                  "member account (a member role there could act on the evidence)")
+        security_is_member = _bool(get("securityAccountIsMember") or False, "securityAccountIsMember")
+        if layout == MULTI_ACCOUNT and security in members and not security_is_member:
+            raise ConfigError(f"context 'memberAccounts': names the security account {security}; set "
+                              "securityAccountIsMember=true to let the responder act in its own account")
         external_id = str(get("externalId") or "").strip()
         if not _EXTERNAL_ID.match(external_id):
             raise ConfigError("context 'externalId': 2 to 1224 characters of letters, digits and +=,.@:/-_")
+        if external_id == EXAMPLE_EXTERNAL_ID:
+            raise ConfigError(f"context 'externalId': {EXAMPLE_EXTERNAL_ID!r} is the example from cdk.json; set "
+                              "your own value (-c externalId=...)")
         table = str(get("incidentTableName") or DEFAULT_TABLE_NAME).strip()
         if not _TABLE.match(table):
             raise ConfigError(f"context 'incidentTableName': not a DynamoDB table name: {table!r}")
@@ -176,9 +199,10 @@ class Config:
         if snapshots < 1:
             raise ConfigError("context 'snapshotRetention': keep at least one evidence snapshot")
         evidence_days = _int(get("evidenceRetentionDays") or 365, "evidenceRetentionDays")
-        if evidence_days < 1:
-            raise ConfigError("context 'evidenceRetentionDays': at least one day")
-        lock_mode = str(get("evidenceLockMode") or "GOVERNANCE").strip().upper()
+        if not 1 <= evidence_days <= MAX_SNAPSHOT_LOCK_DAYS:
+            raise ConfigError(f"context 'evidenceRetentionDays': 1 to {MAX_SNAPSHOT_LOCK_DAYS} days (the EBS "
+                              "Snapshot Lock range)")
+        lock_mode = str(get("evidenceLockMode") or "COMPLIANCE").strip().upper()
         if lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
             raise ConfigError(f"context 'evidenceLockMode': GOVERNANCE or COMPLIANCE, got {lock_mode!r}")
         log_level = str(get("logLevel") or "INFO").strip().upper()
@@ -192,6 +216,11 @@ class Config:
         bad = [p for p in protected if not p.startswith("arn:")]
         if bad:  # the functions would refuse to contain anything (fail closed): refuse to deploy that instead
             raise ConfigError(f"context 'protectedPrincipals': not an ARN pattern (arn:...): {bad[0]!r}")
+        custodian = str(get("evidenceCustodianRole") or "ir-evidence-custodian").strip()
+        if not _ROLE_NAME.match(custodian) or custodian.startswith("ir-responder-"):
+            raise ConfigError(f"context 'evidenceCustodianRole': an IAM role name outside ir-responder-*, got "
+                              f"{custodian!r}")
+        quarantine = _quarantine_policy(str(get("quarantinePolicyArn") or "").strip(), members, forensics, security)
         email = str(get("notificationEmail") or "").strip()
         if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             raise ConfigError(f"context 'notificationEmail': not an e-mail address: {email!r}")
@@ -199,11 +228,35 @@ class Config:
             layout=layout, region=region, security_account=security, forensics_account=forensics,
             member_accounts=members, external_id=external_id, notification_email=email,
             incident_table_name=table, forensics_key_arn=key_arn,
-            quarantine_policy_arn=str(get("quarantinePolicyArn") or "").strip(),
+            quarantine_policy_arn=quarantine,
             protected_principals=protected,
             protected_tag=str(get("protectedTag") or "ir:protected").strip(),
             observe_only=_bool(get("observeOnly") or False, "observeOnly"),
             isolation_cidrs=_list(get("isolationCidrs"), "isolationCidrs"),
             snapshot_retention=snapshots, key_scope=key_scope, log_level=log_level,
+            remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
+                                        "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
+            evidence_custodian_role=custodian, security_account_is_member=security_is_member,
         )
+
+
+def _quarantine_policy(arn: str, members: tuple[str, ...], forensics: str, security: str) -> str:
+    """"" (the default, AWSCompromisedKeyQuarantineV2), an AWS `AWSCompromisedKeyQuarantine*` policy, or a customer
+    managed policy of the (single) member account. Anything else, AdministratorAccess above all, is refused: the
+    member role may attach exactly this policy to any user."""
+    if not arn or _AWS_QUARANTINE.match(arn):
+        return arn
+    customer = _CUSTOMER_POLICY.match(arn)
+    if customer and customer.group(1) != "aws":
+        owner = customer.group(1)
+        if owner in (forensics, security) and owner not in members:
+            raise ConfigError(f"context 'quarantinePolicyArn': {arn!r} belongs to the forensics or security account,"
+                              " where no user is quarantined")
+        if set(members) != {owner}:
+            raise ConfigError(f"context 'quarantinePolicyArn': the customer managed policy {arn!r} exists only in "
+                              f"account {owner}; with member accounts {', '.join(members)} use an AWS "
+                              "AWSCompromisedKeyQuarantine* policy (README \"Quarantine policy\")")
+        return arn
+    raise ConfigError(f"context 'quarantinePolicyArn': expected one of AWS's AWSCompromisedKeyQuarantine* policies or "
+                      f"a customer managed quarantine policy (README \"Quarantine policy\"), got {arn!r}")

@@ -35,6 +35,12 @@ def function_environment(config: Config, *, partition: str, table_name: str, top
         "IR_ISOLATION_CIDRS": ",".join(config.isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(config.snapshot_retention),
         "IR_KEY_SCOPE": config.key_scope,
+        "IR_EVIDENCE_LOCK_MODE": config.evidence_lock_mode.lower(),
+        "IR_EVIDENCE_LOCK_DAYS": str(config.evidence_retention_days),
+        "IR_CUSTODY_KEY_ARN": names.key_alias_arn(partition, config.region, forensics, names.CUSTODY_KEY_ALIAS),
+        "IR_REGIONS": config.region,
+        "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(partition, config.security_account)),
+        "IR_REMOVE_CONSOLE_ACCESS": "true" if config.remove_console_access else "false",
     }
     missing, unknown = sorted(set(ENV) - set(env)), sorted(set(env) - set(ENV))
     if missing or unknown:

@@ -1,11 +1,12 @@
-"""The forensics stack (forensics account): the forensics KMS key (only this account can use it), the role the
-responder assumes to copy and hash snapshots here, and the evidence bucket."""
+"""The forensics stack (forensics account): the forensics KMS key (only this account can use it), the custody key
+(asymmetric: only the forensics role signs manifests), the role the responder assumes to copy, lock, hash and record
+evidence here, and the evidence bucket (only that role writes; nobody but the custodian deletes)."""
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnOutput, Environment, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Environment, RemovalPolicy, Stack, aws_iam as iam, aws_kms as kms
 from constructs import Construct
 
-from stacks import names, policies
+from stacks import names, policies, tasks
 from stacks.config import Config
 from stacks.constructs.access_role import ResponderAccessRole
 from stacks.constructs.evidence_bucket import EvidenceBucket
@@ -16,17 +17,24 @@ from stacks.nag import wildcard_acknowledgements
 _SHARING_KEYS = ("Copying a snapshot shared by a member account needs its sharing key, whose id is not known "
                  "here: the resource names only the configured member accounts' keys, and kms:ViaService limits "
                  "their use to EC2 (kms:GrantIsForAWSResource for grants).")
+_OWN_SNAPSHOTS = ("the aws:ResourceTag/ir:collected-by condition admits only snapshots tagged with one of the "
+                  "responder's execution ARNs, a tag that can be written only when a copy is created "
+                  "(ec2:CreateAction); a locked copy cannot be deleted by anyone until its lock expires.")
 WILDCARD_REASONS = {
     "MemberSharingKeysThroughServices": _SHARING_KEYS,
     "MemberSharingKeysGrantsForAwsResources": _SHARING_KEYS,
-    "OnlyTheRespondersSnapshots": "Deleting forensics copies beyond the retention count: any snapshot id, but the "
-                                  "aws:ResourceTag/ir:collected-by condition admits only snapshots one of the "
-                                  "responder's executions collected.",
+    "OnlyTheRespondersSnapshots": "Locking forensics copies and deleting them beyond the retention count once "
+                                  "their lock allows it: any snapshot id, but " + _OWN_SNAPSHOTS,
+    "TagOnlyWhatTheResponderCreates": "Tags on the copies the responder creates, at creation only (ec2:CreateAction "
+                                      "names the responder's own copy call).",
+    "TagTheRespondersSnapshotsWithEvidenceKeys": "The ir:hash tag written after hashing: aws:TagKeys admits only "
+                                                 "that key, and " + _OWN_SNAPSHOTS,
+    "ListBlocksOfTheRespondersSnapshots": "The block list of the responder's own copies only: " + _OWN_SNAPSHOTS,
     "EvidenceBucketOfThisAccount": "Objects of the evidence bucket only (s3:ResourceAccount pins the bucket to this "
                                    "account).",
-    "CopyAndHashSnapshots": "The responder copies, tags and hashes whichever snapshot a member shared; every action "
-                            "is listed explicitly, EC2 Describe* and the EBS direct APIs support no resource-level "
-                            "permissions, and only the responder's roles may assume this role.",
+    "CopyAndHashSnapshots": "ec2:DescribeSnapshots supports no resource-level permission, and ec2:CopySnapshot "
+                            "reads whichever snapshot a member shared (its tags are not visible here); the trust "
+                            "admits only the exact roles of the functions that copy evidence.",
 }
 
 
@@ -48,6 +56,21 @@ class ForensicsStack(Stack):
                         "only the forensics account can use it",
             policy=policies.forensics_key_policy(partition=partition, account=account),
         ).key
+        forensics_role_arn = names.role_arn(partition, account, names.FORENSICS_ROLE_NAME)
+        # The custody key: signs every evidence manifest; only the forensics role may sign (stacks.policies).
+        self.signing_key = kms.Key(
+            self, "CustodyKey",
+            alias=names.CUSTODY_KEY_ALIAS,
+            description="Chain of custody: signs every evidence manifest; only the forensics role may sign",
+            key_spec=kms.KeySpec.ECC_NIST_P256,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
+            policy=iam.PolicyDocument.from_json(policies.custody_key_policy(
+                partition=partition, account=account, signer_arn=forensics_role_arn)),
+            removal_policy=RemovalPolicy.RETAIN,
+            pending_window=Duration.days(30),
+        )
+        # No automatic rotation: KMS rotates only symmetric keys (cdk-nag's KMS5 knows it); every signature
+        # document names the key id that signed it.
         bucket_name = names.evidence_bucket(account, config.region)
         self.evidence = EvidenceBucket(
             self, "Evidence",
@@ -56,11 +79,14 @@ class ForensicsStack(Stack):
             key=self.key,
             retention_days=config.evidence_retention_days,
             lock_mode=config.evidence_lock_mode,
+            writer_arn=forensics_role_arn,
+            custodian_arn=names.role_arn(partition, account, config.evidence_custodian_role),
         )
         policy = policies.forensics_policy(
             partition=partition, account=account, region=config.region, security_account=config.security_account,
             actions=permissions.forensics_actions(),
-            key_arn=self.key.key_arn, bucket=bucket_name, member_accounts=config.member_accounts)
+            key_arn=self.key.key_arn, bucket=bucket_name, member_accounts=config.member_accounts,
+            signing_key_arn=self.signing_key.key_arn, protected_tag=config.protected_tag)
         self.forensics_role = ResponderAccessRole(
             self, "ForensicsRole",
             role_name=names.FORENSICS_ROLE_NAME,
@@ -70,9 +96,12 @@ class ForensicsStack(Stack):
             external_id=config.external_id,
             policy=policy,
             protected_tag=config.protected_tag,
+            principal_arns=tasks.role_arns(partition, config.security_account, tasks.forensics_tasks()),
         ).role
         self.acknowledgements = wildcard_acknowledgements(self.forensics_role, policy, WILDCARD_REASONS)
         CfnOutput(self, "ForensicsKeyArn", value=self.key.key_arn,
                   description="Set it as the context key forensicsKeyArn of the responder stack")
         CfnOutput(self, "EvidenceBucketName", value=self.evidence.bucket.bucket_name)
         CfnOutput(self, "ForensicsRoleArn", value=self.forensics_role.role_arn)
+        CfnOutput(self, "CustodyKeyArn", value=self.signing_key.key_arn,
+                  description="Verifies evidence manifests (python -m cli verify)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import Aws, CfnOutput, Environment, Stack
 from constructs import Construct
 
-from stacks import names, policies
+from stacks import names, policies, tasks
 from stacks.config import Config
 from stacks.constructs.access_role import ResponderAccessRole
 from stacks.constructs.deny_all_profile import DenyAllInstanceProfile
@@ -14,26 +14,49 @@ from stacks.environment import quarantine_policy_arn
 from stacks.nag import wildcard_acknowledgements
 
 # Why each resource wildcard of the member role is needed (by statement Sid of stacks.policies.member_policy).
+_OWN_SNAPSHOTS = ("the aws:ResourceTag/ir:collected-by condition admits only snapshots tagged with one of the "
+                  "responder's execution ARNs, and that tag can be written only when a snapshot is created "
+                  "(ec2:CreateAction), so no snapshot can be tagged into scope afterwards.")
 WILDCARD_REASONS = {
     "IamUsers": "The responder reads and quarantines whichever IAM user a finding names in this account; the "
-                "actions are listed one by one and limited to users.",
+                "actions are listed one by one and limited to users; explicit denies exclude the responder's own "
+                "identities and every principal tagged protected, and an IAM watch rule reports any IAM write of "
+                "this role other than the responder's own policy names.",
     "AttachOnlyTheQuarantinePolicy": "Any user a finding names may be quarantined, but the iam:PolicyARN "
                                      "condition allows attaching only the quarantine policy.",
     "IamRoles": "The responder revokes the sessions of whichever role a finding names in this account; the actions "
-                "are listed one by one and limited to roles.",
+                "are listed one by one and limited to roles; explicit denies exclude the responder's own roles and "
+                "every role tagged protected, and the IAM watch rule reports any inline policy name other than "
+                "AWSRevokeOlderSessions (IAM has no condition key for an inline policy's name).",
     "IamInstanceProfiles": "The responder reads the instance profile of whichever instance a finding names.",
-    "ContainAndCollect": "The responder isolates and snapshots whichever instance, volume or snapshot a finding "
-                         "names; every action is listed explicitly, EC2 Describe* and the EBS direct APIs support "
-                         "no resource-level permissions, and only the responder's roles may assume this role.",
-    "OnlyTheRespondersSnapshots": "Deleting (retention) and sharing snapshots: any snapshot id, but the "
-                                  "aws:ResourceTag/ir:collected-by condition admits only snapshots one of the "
-                                  "responder's executions collected.",
+    "OnlyTheRespondersSnapshots": "Deleting snapshots beyond the retention count: any snapshot id, but "
+                                  + _OWN_SNAPSHOTS,
+    "ShareOnlyTheRespondersSnapshotsWithForensics": "Sharing evidence with the forensics account: "
+                                                    + _OWN_SNAPSHOTS + " ec2:Add/userId admits only the forensics "
+                                                    "account, and adding a group (all) is denied.",
+    "TagOnlyWhatTheResponderCreates": "Tags on resources the responder creates, at creation only: the "
+                                      "ec2:CreateAction condition names the responder's own create calls.",
+    "TagTheRespondersSnapshotsWithEvidenceKeys": "Evidence tags written after creation (ir:source, ir:hash): "
+                                                 "aws:TagKeys admits only those keys, and " + _OWN_SNAPSHOTS,
+    "TagInstancesWithIncidentKeys": "The responder tags whichever instance it isolates; aws:TagKeys admits only "
+                                    "ir:incident and ir:quarantine (never the protection tag).",
+    "OnlyTheRespondersSecurityGroupRules": "Rules change only on the responder's own quarantine and flow-untracking "
+                                           "groups (aws:ResourceTag/ir:purpose): no other group can be opened.",
+    "CreateGroupsInAnyVpc": "The quarantine group is created in whichever VPC the isolated instance is in.",
+    "CreateOnlyTheRespondersGroups": "Groups can be created only tagged ir:purpose with the responder's purposes "
+                                     "(aws:RequestTag).",
+    "ListBlocksOfTheRespondersSnapshots": "The block list of the responder's own snapshots only: " + _OWN_SNAPSHOTS,
     "KmsKeysDescribe": "kms:DescribeKey resolves the sharing key's alias; it reads key metadata only.",
     "KmsKeysThroughServices": "A volume may be encrypted under any key of the account: EC2 needs the key to "
                               "re-encrypt its snapshot under the sharing key (and EBS to list its blocks); "
                               "kms:ViaService allows the use only through EC2 and EBS.",
     "KmsKeysGrantsForAwsResources": "EC2 creates grants on the snapshot keys while it copies; kms:ViaService and "
                                     "kms:GrantIsForAWSResource allow grants only for EC2.",
+    "ContainAndCollect": "Describe calls and cloudtrail:LookupEvents support no resource-level permission; the "
+                         "remaining changes (instance and interface attributes, the instance profile association, "
+                         "snapshot creation and copy, Auto Scaling detach, load balancer deregistration) act on "
+                         "whichever instance, interface or load balancer a finding names, which no tag selects in "
+                         "advance. The trust admits only the exact roles of the functions that act in members.",
 }
 
 
@@ -60,7 +83,8 @@ class MemberStack(Stack):
         policy = policies.member_policy(
             partition=partition, account=account, security_account=config.security_account,
             actions=permissions.member_actions(),
-            deny_all_role_arn=deny_all.role.role_arn, quarantine_policy_arn=quarantine_policy_arn(config, partition))
+            deny_all_role_arn=deny_all.role.role_arn, quarantine_policy_arn=quarantine_policy_arn(config, partition),
+            forensics_account=config.forensics_account, protected_tag=config.protected_tag)
         self.member_role = ResponderAccessRole(
             self, "MemberRole",
             role_name=names.MEMBER_ROLE_NAME,
@@ -70,6 +94,7 @@ class MemberStack(Stack):
             external_id=config.external_id,
             policy=policy,
             protected_tag=config.protected_tag,
+            principal_arns=tasks.role_arns(partition, config.security_account, tasks.member_tasks()),
         ).role
         self.acknowledgements = wildcard_acknowledgements(self.member_role, policy, WILDCARD_REASONS)
         CfnOutput(self, "MemberRoleArn", value=self.member_role.role_arn)

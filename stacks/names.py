@@ -1,12 +1,12 @@
 """Names of everything the stacks create, shared by the CDK stacks and the local runtime (`local_stacks`).
 
-Dependency-free (no CDK import). Every role the responder runs as is named `ir-responder-*`: the member and forensics
-roles trust exactly `arn:<partition>:iam::<security account>:role/ir-responder-*` (aws:PrincipalArn), and the
-protection check treats those roles as the responder's own.
+Dependency-free (no CDK import). Every role the responder runs as is named `ir-responder-*`: the protection check
+treats those roles as the responder's own, and the member and forensics roles deny every change to them. The member
+and forensics roles trust only the exact ARNs of the function roles that need them (`stacks.tasks`).
 """
 from __future__ import annotations
 
-from stacks.catalog import FunctionSpec
+from stacks.catalog import FUNCTIONS, FunctionSpec
 
 ROLE_PREFIX = "ir-responder-"
 
@@ -18,6 +18,11 @@ SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
 DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
 FORENSICS_KEY_ALIAS = "alias/ir-forensics-evidence"
+# The forensics account's asymmetric key that signs every evidence manifest (chain of custody).
+CUSTODY_KEY_ALIAS = "alias/ir-custody-signing"
+# The one role that may delete object versions or bypass governance retention in the evidence bucket. The stacks do
+# not create it: a break-glass role the forensics account's owners create (with MFA) when a court order says so.
+DEFAULT_CUSTODIAN_ROLE_NAME = "ir-evidence-custodian"
 STATE_MACHINE_ROLE_NAME = "ir-responder-state-machine"
 TOPIC_NAME = "ir-responder-incidents"
 TOPIC_KEY_ALIAS = "alias/ir-responder-notifications"
@@ -39,6 +44,13 @@ def member_stack(account: str) -> str:
 def function_role_name(spec: FunctionSpec) -> str:
     """One role per function, so CloudTrail names the task behind every assumed-role session."""
     return f"{spec.function_name}-role"
+
+
+def responder_role_arns(partition: str, security_account: str) -> tuple[str, ...]:
+    """Exact ARNs of the responder's own roles in the security account (one per function, the state machine's):
+    the protection check recognises these, never a name prefix an attacker could copy in another account."""
+    return tuple(role_arn(partition, security_account, n)
+                 for n in [function_role_name(spec) for spec in FUNCTIONS] + [STATE_MACHINE_ROLE_NAME])
 
 
 def function_log_group(spec: FunctionSpec) -> str:
@@ -64,3 +76,14 @@ def key_alias_arn(partition: str, region: str, account: str, alias: str) -> str:
 def responder_roles_pattern(partition: str, security_account: str) -> str:
     """aws:PrincipalArn pattern of the responder's own roles in the security account."""
     return f"arn:{partition}:iam::{security_account}:role/{ROLE_PREFIX}*"
+
+
+# The IAM watch of every member account (stacks.policies.iam_watch_patterns): in us-east-1, where IAM's CloudTrail
+# events reach EventBridge.
+IAM_WATCH_RULE_PREFIX = "ir-responder-iam-watch-"
+IAM_WATCH_TOPIC = "ir-responder-iam-watch"
+IAM_WATCH_KEY_ALIAS = "alias/ir-responder-iam-watch"
+
+
+def member_watch_stack(account: str) -> str:
+    return f"IrMemberWatch-{account}"

@@ -41,6 +41,9 @@ IAM_USER_ACTIONS = frozenset({
     "iam:ListUserPolicies", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:GetLoginProfile",
     "iam:ListMFADevices", "iam:ListGroupsForUser", "iam:ListSSHPublicKeys", "iam:ListSigningCertificates",
     "iam:ListServiceSpecificCredentials", "iam:TagUser", "iam:GetAccessKeyLastUsed",
+    # not granted unless an adapter declares them; listed so their resource type (user) is known
+    "iam:DeleteLoginProfile", "iam:UpdateLoginProfile", "iam:DeactivateMFADevice", "iam:UpdateSSHPublicKey",
+    "iam:UpdateSigningCertificate", "iam:UpdateServiceSpecificCredential", "iam:ListUserTags",
 })
 IAM_ROLE_ACTIONS = frozenset({
     "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:ListRoleTags", "iam:ListRolePolicies",
@@ -97,25 +100,41 @@ def allowed_actions(document: dict) -> set[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # Trust
 # ---------------------------------------------------------------------------------------------------------------
-def responder_trust_conditions(partition: str, security_account: str, external_id: str) -> dict:
-    """Conditions on the member and forensics roles' trust: only the responder's own roles, with the external id."""
+def responder_trust_conditions(partition: str, security_account: str, external_id: str,
+                               principal_arns: Iterable[str]) -> dict:
+    """Conditions on the member and forensics roles' trust: exactly the function roles that need the role
+    (`aws:PrincipalArn`, exact ARNs, `stacks.tasks`), with the external id.
+
+    The external id stays as confused-deputy protection (a third party the responder acts for cannot make it use
+    another tenant's role), not as a secret: it is in every function's environment, and the exact principal ARNs
+    are what keeps everyone else out."""
     return {
-        "ArnLike": {"aws:PrincipalArn": names.responder_roles_pattern(partition, security_account)},
+        "ArnEquals": {"aws:PrincipalArn": sorted(set(principal_arns))},
         "StringEquals": {"sts:ExternalId": external_id},
     }
 
 
-def responder_trust(partition: str, security_account: str, external_id: str) -> dict:
+def responder_trust(partition: str, security_account: str, external_id: str, principal_arns: Iterable[str]) -> dict:
     return _document([{
         "Effect": "Allow",
         "Principal": {"AWS": f"arn:{partition}:iam::{security_account}:root"},
         "Action": "sts:AssumeRole",
-        "Condition": responder_trust_conditions(partition, security_account, external_id),
+        "Condition": responder_trust_conditions(partition, security_account, external_id, principal_arns),
     }])
 
 
-def service_trust(service: str) -> dict:
-    return _document([{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}])
+def service_trust(service: str, *, source_account: str | None = None, source_arn: str | None = None) -> dict:
+    """A service role's trust; `aws:SourceAccount` / `aws:SourceArn` (confused-deputy protection) where the service
+    sets them when it assumes the role."""
+    statement: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    condition: dict = {}
+    if source_account:
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    if condition:
+        statement["Condition"] = condition
+    return _document([statement])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,19 +161,127 @@ def _kms_statements(sid: str, actions: Iterable[str], resources: list[str], serv
 
 
 def collected_by_condition(partition: str, security_account: str) -> dict:
-    """Only snapshots the responder collected: tagged `ir:collected-by` with one of its executions' ARNs."""
+    """Only snapshots the responder collected: tagged `ir:collected-by` with one of its executions' ARNs. The tag
+    can be written only when the snapshot is created (`_tag_statements`), so no role can tag a snapshot it did not
+    make and then delete or share it."""
     return {"StringLike": {f"aws:ResourceTag/{COLLECTED_BY_TAG}":
                            f"arn:{partition}:states:*:{security_account}:execution:{STATE_MACHINE_NAME}:*"}}
 
 
-def _evidence_snapshots(partition: str, security_account: str, actions: list[str]) -> dict:
-    return _statement("OnlyTheRespondersSnapshots", actions, [f"arn:{partition}:ec2:*::snapshot/*"],
-                      collected_by_condition(partition, security_account))
+def _snapshots(partition: str) -> str:
+    return f"arn:{partition}:ec2:*::snapshot/*"
+
+
+def _evidence_statements(partition: str, security_account: str, actions: list[str],
+                         share_with: str | None) -> list[dict]:
+    """DeleteSnapshot (retention) and ModifySnapshotAttribute (sharing) on the responder's snapshots only; sharing
+    with exactly `share_with` (ec2:Add/userId), never with a group (`all`)."""
+    collected = collected_by_condition(partition, security_account)
+    statements = []
+    deletes = [a for a in actions if a != "ec2:ModifySnapshotAttribute"]
+    if deletes:
+        statements.append(_statement("OnlyTheRespondersSnapshots", deletes, [_snapshots(partition)], collected))
+    if "ec2:ModifySnapshotAttribute" in actions:
+        if not share_with:
+            raise UnscopedAction("ec2:ModifySnapshotAttribute: no account to share with (the forensics account)")
+        statements.append(_statement(
+            "ShareOnlyTheRespondersSnapshotsWithForensics", ["ec2:ModifySnapshotAttribute"], [_snapshots(partition)],
+            {**collected, "ForAllValues:StringEquals": {"ec2:Add/userId": [share_with]}}))
+        statements.append(_statement(
+            "NeverShareWithAGroup", ["ec2:ModifySnapshotAttribute"], ["*"],
+            {"Null": {"ec2:Add/group": "false"}}, effect="Deny"))
+        statements.append(_statement(
+            "NeverShareWithAnotherAccount", ["ec2:ModifySnapshotAttribute"], ["*"],
+            {"ForAnyValue:StringNotEquals": {"ec2:Add/userId": [share_with]}}, effect="Deny"))
+    return statements
+
+
+def creating_actions(actions: Iterable[str]) -> list[str]:
+    """The EC2 actions among `actions` that create a resource and may tag it at creation (TagSpecifications)."""
+    return sorted(a.split(":", 1)[1] for a in actions
+                  if a.startswith(("ec2:Create", "ec2:Copy")) and a != "ec2:CreateTags")
+
+
+def _tag_statements(partition: str, security_account: str, actions: Iterable[str], *, account: str,
+                    evidence_keys: Iterable[str], instance_keys: Iterable[str] = ()) -> list[dict]:
+    """ec2:CreateTags: any tags on what the responder creates (ec2:CreateAction), afterwards only the evidence keys
+    the code writes later (`evidence_keys`: ir:source, ir:hash) on the responder's own snapshots, and on instances
+    only `instance_keys` (ir:incident, ir:quarantine). Never ir:collected-by or the protection tag afterwards."""
+    statements = [_statement("TagOnlyWhatTheResponderCreates", ["ec2:CreateTags"], ["*"],
+                             {"StringEquals": {"ec2:CreateAction": creating_actions(actions)}})]
+    if evidence_keys:
+        statements.append(_statement(
+            "TagTheRespondersSnapshotsWithEvidenceKeys", ["ec2:CreateTags"], [_snapshots(partition)],
+            {**collected_by_condition(partition, security_account),
+             "ForAllValues:StringEquals": {"aws:TagKeys": sorted(evidence_keys)}}))
+    if instance_keys:
+        statements.append(_statement(
+            "TagInstancesWithIncidentKeys", ["ec2:CreateTags"], [f"arn:{partition}:ec2:*:{account}:instance/*"],
+            {"ForAllValues:StringEquals": {"aws:TagKeys": sorted(instance_keys)}}))
+    return statements
+
+
+# IAM actions that change an identity, its policies or what guards it (explicit denies: wildcards are fine here).
+IAM_WRITE_PATTERNS = ("iam:Add*", "iam:Attach*", "iam:Change*", "iam:Create*", "iam:Deactivate*", "iam:Delete*",
+                      "iam:Detach*", "iam:Enable*", "iam:Put*", "iam:Remove*", "iam:Resync*", "iam:Set*",
+                      "iam:Tag*", "iam:Untag*", "iam:Update*", "iam:Upload*")
+POLICY_WRITE_ACTIONS = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
+                        "iam:SetDefaultPolicyVersion", "iam:TagPolicy", "iam:UntagPolicy")
+
+
+def guarded_resources(partition: str, account: str) -> list[str]:
+    """The responder's own identities in `account`: every `ir-responder-*` role (member, forensics, the deny-all
+    profile's role, and in a single-account layout the functions' and the state machine's), the rule's role and the
+    deny-all instance profile."""
+    iam_arn = f"arn:{partition}:iam::{account}"
+    return [f"{iam_arn}:role/{names.ROLE_PREFIX}*", f"{iam_arn}:role/{names.RULE_ROLE_NAME}",
+            f"{iam_arn}:instance-profile/{names.DENY_ALL_PROFILE}"]
+
+
+def guard_statements(partition: str, account: str, protected_tag: str) -> list[dict]:
+    """Explicit denies the role cannot remove (they sit in its own inline policy, which the first deny covers): no
+    change to the responder's identities, to any principal tagged protected, or to any managed policy."""
+    iam_arn = f"arn:{partition}:iam::{account}"
+    return [
+        _statement("NeverChangeTheRespondersIdentities", IAM_WRITE_PATTERNS, guarded_resources(partition, account),
+                   effect="Deny"),
+        _statement("NeverChangeProtectedPrincipals", IAM_WRITE_PATTERNS, [f"{iam_arn}:role/*", f"{iam_arn}:user/*"],
+                   {"StringEquals": {f"aws:ResourceTag/{protected_tag}": "true"}}, effect="Deny"),
+        _statement("NeverChangeManagedPolicies", POLICY_WRITE_ACTIONS, [f"{iam_arn}:policy/*"], effect="Deny"),
+    ]
+
+
+def _purpose_values() -> list[str]:
+    from responder.aws.ec2 import GROUP_NAMES
+
+    return sorted(GROUP_NAMES)
+
+
+def _evidence_tag_keys(side: str) -> list[str]:
+    """The snapshot tags the evidence code writes after creation: ir:source (member side) and ir:hash."""
+    from responder.evidence import TAG_HASH, TAG_SOURCE
+
+    return [TAG_HASH, TAG_SOURCE] if side == "member" else [TAG_HASH]
+
+
+def _instance_tag_keys() -> list[str]:
+    from responder.isolation import INCIDENT_TAG, QUARANTINE_TAG
+
+    return [INCIDENT_TAG, QUARANTINE_TAG]
+
+
+SECURITY_GROUP_RULE_ACTIONS = frozenset({
+    "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress"})
+# EBS direct APIs take snapshot ARNs and tag conditions: only the responder's own snapshots are listed.
+EBS_LIST_ACTIONS = frozenset({"ebs:ListSnapshotBlocks"})
 
 
 def member_policy(*, partition: str, account: str, security_account: str, actions: Iterable[str],
-                  deny_all_role_arn: str, quarantine_policy_arn: str) -> dict:
-    """The member role's permissions: exactly `actions` (responder.permissions.member_actions())."""
+                  deny_all_role_arn: str, quarantine_policy_arn: str, forensics_account: str,
+                  protected_tag: str = "ir:protected") -> dict:
+    """The member role's permissions: exactly `actions` (responder.permissions.member_actions()), plus the
+    explicit denies of `guard_statements`."""
     groups: dict[str, list[str]] = defaultdict(list)
     for action in _check_actions(actions):
         if action == "iam:PassRole":
@@ -167,13 +294,25 @@ def member_policy(*, partition: str, account: str, security_account: str, action
             groups["roles"].append(action)
         elif action in IAM_INSTANCE_PROFILE_ACTIONS:
             groups["profiles"].append(action)
+        elif action.startswith("iam:"):
+            raise UnscopedAction(f"{action}: add it to IAM_USER_ACTIONS / IAM_ROLE_ACTIONS in stacks/policies.py "
+                                 "(its resource type), or scope it there")
         elif action in EVIDENCE_SNAPSHOT_ACTIONS:
             groups["evidence"].append(action)
+        elif action == "ec2:CreateTags":
+            groups["tags"].append(action)
+        elif action in SECURITY_GROUP_RULE_ACTIONS:
+            groups["rules"].append(action)
+        elif action == "ec2:CreateSecurityGroup":
+            groups["group"].append(action)
+        elif action in EBS_LIST_ACTIONS:
+            groups["ebs"].append(action)
         elif action.startswith("kms:"):
             groups["kms"].append(action)
         else:
             groups["any"].append(action)
     iam_arn = f"arn:{partition}:iam::{account}"
+    ec2_arn = f"arn:{partition}:ec2:*:{account}"
     statements = []
     if groups["users"]:
         statements.append(_statement("IamUsers", groups["users"], [f"{iam_arn}:user/*"]))
@@ -185,13 +324,31 @@ def member_policy(*, partition: str, account: str, security_account: str, action
     if groups["profiles"]:
         statements.append(_statement("IamInstanceProfiles", groups["profiles"], [f"{iam_arn}:instance-profile/*"]))
     if groups["pass"]:
-        statements.append(_statement("PassOnlyTheDenyAllRole", groups["pass"], [deny_all_role_arn]))
+        statements.append(_statement("PassOnlyTheDenyAllRole", groups["pass"], [deny_all_role_arn],
+                                     {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}))
     if groups["evidence"]:
-        statements.append(_evidence_snapshots(partition, security_account, groups["evidence"]))
+        statements += _evidence_statements(partition, security_account, groups["evidence"], forensics_account)
+    if groups["tags"]:
+        statements += _tag_statements(partition, security_account, actions, account=account,
+                                      evidence_keys=_evidence_tag_keys("member"),
+                                      instance_keys=_instance_tag_keys())
+    purpose = {"StringEquals": {"aws:ResourceTag/ir:purpose": _purpose_values()}}
+    if groups["rules"]:
+        statements.append(_statement("OnlyTheRespondersSecurityGroupRules", groups["rules"],
+                                     [f"{ec2_arn}:security-group/*"], purpose))
+    if groups["group"]:
+        statements.append(_statement("CreateGroupsInAnyVpc", groups["group"], [f"{ec2_arn}:vpc/*"]))
+        statements.append(_statement("CreateOnlyTheRespondersGroups", groups["group"],
+                                     [f"{ec2_arn}:security-group/*"],
+                                     {"StringEquals": {"aws:RequestTag/ir:purpose": _purpose_values()}}))
+    if groups["ebs"]:
+        statements.append(_statement("ListBlocksOfTheRespondersSnapshots", groups["ebs"], [_snapshots(partition)],
+                                     collected_by_condition(partition, security_account)))
     if groups["kms"]:  # any key: a volume may be encrypted under any key of the account
         statements += _kms_statements("KmsKeys", groups["kms"], ["*"], [EC2_SERVICE, EBS_SERVICE], direct=True)
     if groups["any"]:
         statements.append(_statement("ContainAndCollect", groups["any"], ["*"]))
+    statements += guard_statements(partition, account, protected_tag)
     return _document(statements)
 
 
@@ -229,14 +386,77 @@ def forensics_key_policy(*, partition: str, account: str) -> dict:
     return _document([account_root_statement(partition, account)])
 
 
+# The manifest signature: the forensics role signs with the custody key, and only with it (no service in between).
+CUSTODY_SIGNING_ALGORITHM = "ECDSA_SHA_256"  # the custody key is ECC_NIST_P256 (SIGN_VERIFY)
+SIGNING_ACTIONS = frozenset({"kms:Sign"})
+
+
+def custody_key_policy(*, partition: str, account: str, signer_arn: str) -> dict:
+    """The custody signing key (asymmetric, SIGN_VERIFY): the forensics account administers it through IAM but only
+    the forensics role (`signer_arn`) may sign; anyone in the account may verify or read the public key (verifying
+    needs no secret: `python -m cli verify` can also verify offline with the public key)."""
+    root = {"AWS": f"arn:{partition}:iam::{account}:root"}
+    return _document([
+        {"Sid": "ThisAccountAdministersThroughIam", "Effect": "Allow", "Principal": root,
+         "Action": ["kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey",
+                    "kms:DisableKey", "kms:EnableKey", "kms:GetKeyPolicy", "kms:GetPublicKey", "kms:ListAliases",
+                    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:TagResource",
+                    "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription", "kms:Verify"],
+         "Resource": "*"},
+        {"Sid": "OnlyTheForensicsRoleSigns", "Effect": "Allow", "Principal": root, "Action": "kms:Sign",
+         "Resource": "*", "Condition": {"ArnEquals": {"aws:PrincipalArn": signer_arn}}},
+        {"Sid": "NobodyElseSigns", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:Sign",
+         "Resource": "*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": signer_arn}}},
+    ])
+
+
+def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_arn: str,
+                           custodian_arn: str) -> list[dict]:
+    """The evidence bucket's statements beyond TLS-only: only the forensics role (`writer_arn`) writes objects,
+    always under the forensics key; nobody but the custodian role deletes an object or a version, bypasses
+    governance retention or shortens a retention."""
+    objects = f"arn:{partition}:s3:::{bucket}/*"
+    anyone = {"AWS": "*"}
+    return [
+        {"Sid": "OnlyTheForensicsRoleWrites", "Effect": "Deny", "Principal": anyone, "Action": "s3:PutObject",
+         "Resource": objects, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_arn}}},
+        {"Sid": "OnlyUnderTheForensicsKey", "Effect": "Deny", "Principal": anyone, "Action": "s3:PutObject",
+         "Resource": objects,
+         # a request that names a key must name the forensics key; one that names none gets the bucket default
+         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
+                       "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"}}},
+        {"Sid": "OnlySseKms", "Effect": "Deny", "Principal": anyone, "Action": "s3:PutObject", "Resource": objects,
+         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                       "Null": {"s3:x-amz-server-side-encryption": "false"}}},
+        {"Sid": "NoDeletionOrBypassButTheCustodian", "Effect": "Deny", "Principal": anyone,
+         "Action": ["s3:BypassGovernanceRetention", "s3:DeleteObject", "s3:DeleteObjectVersion",
+                    "s3:PutObjectRetention", "s3:PutObjectLegalHold"],
+         "Resource": objects, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": custodian_arn}}},
+        {"Sid": "NoLockChangeButTheCustodian", "Effect": "Deny", "Principal": anyone,
+         "Action": ["s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"],
+         "Resource": f"arn:{partition}:s3:::{bucket}",
+         "Condition": {"ArnNotEquals": {"aws:PrincipalArn": custodian_arn}}},
+    ]
+
+
 def forensics_policy(*, partition: str, account: str, region: str, security_account: str, actions: Iterable[str],
-                     key_arn: str, bucket: str, member_accounts: Iterable[str]) -> dict:
-    """The forensics role's permissions: exactly `actions` (responder.permissions.forensics_actions())."""
+                     key_arn: str, bucket: str, member_accounts: Iterable[str], signing_key_arn: str = "",
+                     protected_tag: str = "ir:protected") -> dict:
+    """The forensics role's permissions: exactly `actions` (responder.permissions.forensics_actions()), plus the
+    explicit denies of `guard_statements` and never unlocking a snapshot."""
     groups: dict[str, list[str]] = defaultdict(list)
     for action in _check_actions(actions):
         service = action.split(":", 1)[0]
-        if action in EVIDENCE_SNAPSHOT_ACTIONS:
+        if action in EVIDENCE_SNAPSHOT_ACTIONS or action == "ec2:LockSnapshot":
             groups["evidence"].append(action)
+        elif action == "ec2:CreateTags":
+            groups["tags"].append(action)
+        elif action in EBS_LIST_ACTIONS:
+            groups["ebs"].append(action)
+        elif action in SIGNING_ACTIONS:
+            groups["sign"].append(action)
+        elif action.startswith("iam:"):
+            raise UnscopedAction(f"{action}: the forensics role changes no identity")
         else:
             groups[service if service in ("kms", "s3") else "any"].append(action)
     statements = []
@@ -249,15 +469,29 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
         statements += _kms_statements("MemberSharingKeys", groups["kms"],
                                       [f"arn:{partition}:kms:{region}:{m}:key/*" for m in members],
                                       [EC2_SERVICE], direct=False)
+    if groups["sign"]:
+        if not signing_key_arn:
+            raise UnscopedAction("kms:Sign: no custody signing key to scope it to")
+        statements.append(_statement("SignManifestsWithTheCustodyKey", groups["sign"], [signing_key_arn],
+                                     {"StringEquals": {"kms:SigningAlgorithm": CUSTODY_SIGNING_ALGORITHM,
+                                                       "kms:MessageType": "DIGEST"}}))
     if groups["s3"]:
         statements.append(_statement(
             "EvidenceBucketOfThisAccount", groups["s3"],
             [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
             {"StringEquals": {"s3:ResourceAccount": account}}))
     if groups["evidence"]:
-        statements.append(_evidence_snapshots(partition, security_account, groups["evidence"]))
+        statements += _evidence_statements(partition, security_account, groups["evidence"], None)
+    if groups["tags"]:
+        statements += _tag_statements(partition, security_account, actions, account=account,
+                                      evidence_keys=_evidence_tag_keys("forensics"))
+    if groups["ebs"]:
+        statements.append(_statement("ListBlocksOfTheRespondersSnapshots", groups["ebs"], [_snapshots(partition)],
+                                     collected_by_condition(partition, security_account)))
     if groups["any"]:
         statements.append(_statement("CopyAndHashSnapshots", groups["any"], ["*"]))
+    statements += guard_statements(partition, account, protected_tag)
+    statements.append(_statement("NeverUnlockEvidence", ["ec2:UnlockSnapshot"], ["*"], effect="Deny"))
     return _document(statements)
 
 
@@ -266,8 +500,9 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
 # ---------------------------------------------------------------------------------------------------------------
 def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], table_arn: str, topic_arn: str,
                     topic_key_arn: str, log_group_arn: str, executions_arn: str) -> dict:
-    """A responder function's permissions: assume the member and forensics roles, exactly `actions`
-    (responder.permissions.responder_actions()) on the responder's own table, topic and state machine executions
+    """A responder function's permissions: assume `assume_role_arns` (the member and / or forensics roles its task
+    needs, `stacks.tasks`), exactly `actions` (its task's responder actions) on the responder's own table, topic and
+    state machine executions
     (`executions_arn`: `arn:...:execution:<state machine name>:*`), write its own logs."""
     groups: dict[str, list[str]] = defaultdict(list)
     for action in _check_actions(actions):
@@ -281,7 +516,10 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
         if service == "sts":
             raise UnscopedAction(f"{action}: only sts:AssumeRole (on the member and forensics roles) is granted")
         groups[service].append(action)
-    statements = [_statement("AssumeMemberAndForensicsRoles", ["sts:AssumeRole"], sorted(set(assume_role_arns)))]
+    statements = []
+    if assume_role_arns:  # only the tasks that act there (stacks.tasks): Triage assumes nothing
+        statements.append(_statement("AssumeMemberAndForensicsRoles", ["sts:AssumeRole"],
+                                     sorted(set(assume_role_arns))))
     if groups["dynamodb"]:
         statements.append(_statement("IncidentTable", groups["dynamodb"], [table_arn]))
     if groups["sns"]:
@@ -331,10 +569,95 @@ def executions_arn(partition: str, region: str, account: str, state_machine_name
     return f"arn:{partition}:states:{region}:{account}:execution:{state_machine_name}:*"
 
 
-def topic_key_policy(*, partition: str, account: str) -> dict:
-    """The notification topic's key: this account through IAM, and CloudWatch (alarm notifications)."""
+def state_machine_arn(partition: str, region: str, account: str) -> str:
+    return f"arn:{partition}:states:{region}:{account}:stateMachine:{STATE_MACHINE_NAME}"
+
+
+def rule_arn(partition: str, region: str, account: str, name: str = names.RULE_NAME) -> str:
+    return f"arn:{partition}:events:{region}:{account}:rule/{name}"
+
+
+def topic_key_policy(*, partition: str, account: str, service: str = "cloudwatch.amazonaws.com",
+                     source_arn: str | None = None) -> dict:
+    """A notification topic's key: this account through IAM, and the service that publishes to the topic
+    (CloudWatch alarms, or EventBridge for the member accounts' IAM watch) for this account's alarms / rules only
+    (`aws:SourceAccount`, `aws:SourceArn`)."""
+    service_name = service.split(".", 1)[0]
+    arn = source_arn or f"arn:{partition}:{service_name}:*:{account}:alarm:*"
     return _document([
         account_root_statement(partition, account),
-        {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
-         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+        {"Sid": "ServicePublishesForThisAccount", "Effect": "Allow", "Principal": {"Service": service},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": arn}}},
     ])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# IAM watch (member accounts): the detective control for what IAM cannot condition
+# ---------------------------------------------------------------------------------------------------------------
+IAM_EVENTS_REGION = "us-east-1"  # CloudTrail delivers IAM (a global service) events to EventBridge there
+INLINE_POLICY_WRITES = ("PutRolePolicy", "PutUserPolicy")
+
+
+def iam_write_events(member_actions: Iterable[str]) -> list[str]:
+    """The IAM write calls (CloudTrail eventName) the member role is granted."""
+    return sorted(a.split(":", 1)[1] for a in member_actions
+                  if a.startswith("iam:") and a != "iam:PassRole"  # PassRole is no API call of its own
+                  and not a.split(":", 1)[1].startswith(("Get", "List")))
+
+
+def iam_watch_patterns(*, member_role_arn: str, member_actions: Iterable[str],
+                       own_policy_names: Iterable[str]) -> dict[str, dict]:
+    """EventBridge patterns on CloudTrail IAM calls made with the member role's sessions: an inline policy whose
+    name is not one the responder writes (IAM has no condition key for it), and any IAM write the role is not
+    granted (attempts are recorded too, with their errorCode). rule name suffix -> pattern."""
+    base = {"source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"]}
+    issuer = {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [member_role_arn]}}}}
+    return {
+        "foreign-inline-policy": {**base, "detail": {
+            **issuer, "eventName": list(INLINE_POLICY_WRITES),
+            "requestParameters": {"policyName": [{"anything-but": sorted(own_policy_names)}]}}},
+        "ungranted-iam-write": {**base, "detail": {
+            **issuer, "readOnly": [False],
+            "eventName": [{"anything-but": sorted(set(iam_write_events(member_actions)) | set(INLINE_POLICY_WRITES))}]}},
+    }
+
+
+def watch_topic_policy(*, topic_arn: str, rule_arns: Iterable[str], partition: str) -> dict:  # noqa: ARG001
+    """The IAM watch topic: TLS only; EventBridge publishes for the watch rules only."""
+    return _document([
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sns:Publish",
+         "Resource": topic_arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "EventBridgeForTheWatchRulesOnly", "Effect": "Allow",
+         "Principal": {"Service": "events.amazonaws.com"}, "Action": "sns:Publish", "Resource": topic_arn,
+         "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}}},
+    ])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# IAM least-privilege analyzer (cloudsplaining, tests/infra/test_iam_analyzer.py)
+# ---------------------------------------------------------------------------------------------------------------
+# Every finding the analyzer reports on the synthesized roles, in its strictest mode (statements scoped to ARNs are
+# flagged too), with the reason it stays. (role name, finding category, action) -> reason. A finding without an
+# entry fails `make test`, and so does an entry no finding needs.
+_SESSIONS = ("the responder revokes the sessions of whichever role a finding names (inline policy "
+             "AWSRevokeOlderSessions, the runbook's command)")
+ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:PutRolePolicy"):
+        f"Needed: {_SESSIONS}. Explicit denies (NeverChangeTheRespondersIdentities, NeverChangeProtectedPrincipals) "
+        "keep it off the responder's own roles and every protected role; IAM has no condition on an inline policy's "
+        "name, so the IAM watch rule (stacks.member_watch_stack) reports any other policy name.",
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:PutUserPolicy"):
+        "Needed: the quarantined user gets the same AWSRevokeOlderSessions inline policy (its console and "
+        "temporary sessions end). Same explicit denies and IAM watch rule as iam:PutRolePolicy.",
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:DeleteLoginProfile"):
+        "Needed: quarantine removes the compromised user's console password (context removeConsoleAccess, its "
+        "creation date recorded first); it grants nothing, and the explicit denies keep it off protected users.",
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
+        "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
+        "Inactive (it creates none and reads no secret); the explicit denies keep it off protected users.",
+}
+for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "Finalize"):
+    ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (
+        "The task acts in the member / forensics accounts through their roles: the resource names exactly those "
+        "roles (stacks.tasks), and their trust names exactly this role's ARN with the external id.")

@@ -26,8 +26,6 @@ class ResponderStack(Stack):
             description="GuardDuty auto-responder: rule, containment state machine, functions, incident records, "
                         "notifications (security account)",
         )
-        from responder import permissions
-
         partition = Aws.PARTITION
         retention = getattr(logs.RetentionDays, LOG_RETENTION_DAYS[config.log_retention_days])
         notifications = Notifications(self, "Notifications", account=config.security_account,
@@ -35,13 +33,12 @@ class ResponderStack(Stack):
         table = IncidentTable(self, "Incidents", table_name=config.incident_table_name).table
         environment = function_environment(config, partition=partition, table_name=table.table_name,
                                            topic_arn=notifications.topic.topic_arn)
-        assume = [names.role_arn(partition, a, names.MEMBER_ROLE_NAME) for a in config.member_accounts]
-        assume.append(names.role_arn(partition, config.forensics_account, names.FORENSICS_ROLE_NAME))
         self.functions = ResponderFunctions(
             self, "Functions",
             environment=environment,
-            actions=permissions.responder_actions(),
-            assume_role_arns=assume,
+            account=config.security_account,
+            member_accounts=config.member_accounts,
+            forensics_account=config.forensics_account,
             table_arn=table.table_arn,
             topic_arn=notifications.topic.topic_arn,
             topic_key=notifications.key,
@@ -52,7 +49,8 @@ class ResponderStack(Stack):
             protected_tag=config.protected_tag,
         )
         machine = ContainmentStateMachine(self, "Containment", functions=self.functions.functions,
-                                          log_retention=retention)
+                                          log_retention=retention, account=config.security_account,
+                                          region=config.region)
         Tags.of(machine.role).add(config.protected_tag, "true")
         acknowledge(machine.role, "AwsSolutions-IAM5[Resource::*]",
                     "Added by CDK for state machine logging (logs:CreateLogDelivery, GetLogDelivery, "
@@ -61,7 +59,8 @@ class ResponderStack(Stack):
                     "PutTelemetryRecords, GetSamplingRules, GetSamplingTargets): these actions support no "
                     "resource-level permissions.")
         trigger = GuardDutyTrigger(self, "Trigger", state_machine=machine.state_machine,
-                                   protected_tag=config.protected_tag)
+                                   protected_tag=config.protected_tag, account=config.security_account,
+                                   region=config.region)
         ResponderAlarms(self, "Alarms", state_machine=machine.state_machine,
                         dead_letter_queue=trigger.dead_letter_queue, topic=notifications.topic)
         self.state_machine = machine.state_machine

@@ -9,7 +9,9 @@ from contextlib import ExitStack
 
 
 def install(stack: ExitStack) -> None:
-    from state_machines import gaps_cloudtrail, gaps_ebs, gaps_ec2, gaps_s3, gaps_sts
+    from state_machines import (
+        gaps_cloudtrail, gaps_ebs, gaps_ec2, gaps_iam, gaps_s3, gaps_snapshot_lock, gaps_sts,
+    )
 
-    for module in (gaps_sts, gaps_ec2, gaps_ebs, gaps_cloudtrail, gaps_s3):
+    for module in (gaps_sts, gaps_ec2, gaps_ebs, gaps_snapshot_lock, gaps_cloudtrail, gaps_s3, gaps_iam):
         module.install(stack)

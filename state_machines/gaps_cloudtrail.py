@@ -85,14 +85,14 @@ def _record(response: Any, handler: Any) -> None:
         return
     _identities[access_key] = identity
     query = getattr(handler, "querystring", None) or {}
-    params = {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in query.items()
-              if k not in ("Action", "Version")}
+    params = request_parameters({k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in query.items()
+                                 if k not in ("Action", "Version")})
     status = response[0] if isinstance(response, tuple) and response and isinstance(response[0], int) else 200
     accounts = [handler.current_account]
     resources = []
-    if service == "sts" and action == "AssumeRole" and params.get("RoleArn"):
-        resources.append({"ResourceType": "AWS::IAM::Role", "ResourceName": params["RoleArn"]})
-        role_account = str(params["RoleArn"]).split(":")[4:5]
+    if service == "sts" and action == "AssumeRole" and params.get("roleArn"):
+        resources.append({"ResourceType": "AWS::IAM::Role", "ResourceName": params["roleArn"]})
+        role_account = str(params["roleArn"]).split(":")[4:5]
         if role_account and role_account[0] not in accounts:
             accounts.append(role_account[0])
     now = datetime.now(timezone.utc)
@@ -109,6 +109,31 @@ def _record(response: Any, handler: Any) -> None:
         with _lock:
             _events.append({"account": account, "region": handler.region, "time": now, "username": identity["username"],
                             "accessKeyId": access_key, "resources": resources, "record": record})
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def request_parameters(flat: dict[str, Any]) -> dict[str, Any]:
+    """Query-protocol parameters (``Tags.member.1.Key``) in the shape CloudTrail records them: camelCase names,
+    lists as lists (``{"userName": "bob", "tags": [{"key": "ir:protected", "value": "true"}]}``, as a TagUser
+    event shows in the CloudTrail User Guide's IAM examples)."""
+    out: dict[str, Any] = {}
+    lists: dict[str, dict[int, dict[str, Any]]] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        if len(parts) >= 3 and parts[1] == "member" and parts[2].isdigit():
+            item = lists.setdefault(_camel(parts[0]), {}).setdefault(int(parts[2]), {})
+            if len(parts) == 3:
+                item[""] = value
+            else:
+                item[_camel(parts[3])] = value
+        else:
+            out[_camel(key)] = value
+    for name, items in lists.items():
+        out[name] = [item.get("", item) if set(item) == {""} else item for _, item in sorted(items.items())]
+    return out
 
 
 def _matches(event: dict[str, Any], key: str, value: str) -> bool:

@@ -40,6 +40,7 @@ for _p in (_ROOT, _ROOT / "lambdas"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from stacks import names  # noqa: E402
 from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME  # noqa: E402
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default: the security (responder) account
@@ -290,6 +291,7 @@ def deploy(
     observe_only: bool = False,
     isolation_cidrs: tuple[str, ...] | list[str] = (),
     key_scope: str = "all",
+    remove_console_access: bool = True,
     snapshot_retention: int = 7,
     quarantine_policy_arn: str | None = None,
     external_id: str = "ir-responder",
@@ -340,6 +342,12 @@ def deploy(
         "IR_ISOLATION_CIDRS": ",".join(isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(int(snapshot_retention)),
         "IR_KEY_SCOPE": key_scope,
+        "IR_EVIDENCE_LOCK_MODE": local_stacks.EVIDENCE_LOCK_MODE.lower(),
+        "IR_EVIDENCE_LOCK_DAYS": str(local_stacks.EVIDENCE_RETENTION_DAYS),
+        "IR_CUSTODY_KEY_ARN": forensics_out["custody_key_arn"],
+        "IR_REGIONS": region,
+        "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(local_stacks.PARTITION, DEFAULT_ACCOUNT)),
+        "IR_REMOVE_CONSOLE_ACCESS": "true" if remove_console_access else "false",
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes
     # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)

@@ -26,7 +26,7 @@ from responder.settings import (  # noqa: F401 - re-exported for local.deploy
     PROTECTED_TAG,
     SHARING_KEY_ALIAS,
 )
-from stacks import names, policies
+from stacks import names, policies, tasks
 from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME
 from stacks.config import DEFAULT_TABLE_NAME
 
@@ -41,6 +41,7 @@ RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
 LOG_RETENTION_DAYS = 365
 EVIDENCE_RETENTION_DAYS = 365
+EVIDENCE_LOCK_MODE = "COMPLIANCE"  # stacks.config's default (Object Lock of the bucket, EBS Snapshot Lock of copies)
 PROTECTED = [{"Key": PROTECTED_TAG, "Value": "true"}]
 
 
@@ -91,16 +92,51 @@ def _log_group(logs: Any, name: str, region: str, account: str) -> str:
     return f"arn:{PARTITION}:logs:{region}:{account}:log-group:{name}:*"
 
 
-def responder_trust(security_account: str, external_id: str) -> dict:
-    """Trust of the member and forensics roles: only the responder's own roles in the security account."""
-    return policies.responder_trust(PARTITION, security_account, external_id)
+def responder_trust(security_account: str, external_id: str, specs: tuple = ()) -> dict:
+    """Trust of the member and forensics roles: only the exact roles of the functions `specs` (stacks.tasks)."""
+    return policies.responder_trust(PARTITION, security_account, external_id,
+                                    tasks.role_arns(PARTITION, security_account, specs))
+
+
+def _custody_key(kms: Any, account: str) -> str:
+    """The forensics account's asymmetric custody key (ECC_NIST_P256, SIGN_VERIFY): only the forensics role signs."""
+    try:
+        return kms.describe_key(KeyId=names.CUSTODY_KEY_ALIAS)["KeyMetadata"]["Arn"]
+    except ClientError:
+        pass
+    policy = policies.custody_key_policy(partition=PARTITION, account=account,
+                                         signer_arn=names.role_arn(PARTITION, account, FORENSICS_ROLE_NAME))
+    key = kms.create_key(Description="Chain of custody: signs every evidence manifest", Policy=json.dumps(policy),
+                         KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")
+    kms.create_alias(AliasName=names.CUSTODY_KEY_ALIAS, TargetKeyId=key["KeyMetadata"]["KeyId"])
+    return key["KeyMetadata"]["Arn"]
+
+
+def member_watch(sess: Any, *, account: str) -> list[str]:
+    """The member account's IAM watch (stacks.member_watch_stack): the rules on the member role's IAM calls, in
+    us-east-1, publishing to their own topic. Returns the rules' ARNs."""
+    from stacks.member_watch_stack import watch_patterns
+
+    region = policies.IAM_EVENTS_REGION
+    events, sns = sess.client("events", region_name=region), sess.client("sns", region_name=region)
+    topic_arn = sns.create_topic(Name=names.IAM_WATCH_TOPIC)["TopicArn"]
+    arns = []
+    for suffix, pattern in watch_patterns(PARTITION, account).items():
+        name = names.IAM_WATCH_RULE_PREFIX + suffix
+        arns.append(events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED",
+                                    Description="IAM write by the responder's member role that the responder never "
+                                                "makes")["RuleArn"])
+        events.put_targets(Rule=name, Targets=[{"Id": "Target0", "Arn": topic_arn}])
+    sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(
+        policies.watch_topic_policy(topic_arn=topic_arn, rule_arns=arns, partition=PARTITION)))
+    return arns
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Member stack
 # ---------------------------------------------------------------------------------------------------------------
 def member_stack(sess: Any, *, region: str, security_account: str, forensics_account: str, external_id: str,
-                 quarantine_policy_arn: str = DEFAULT_QUARANTINE_POLICY) -> dict[str, str]:
+                 quarantine_policy_arn: str = DEFAULT_QUARANTINE_POLICY) -> dict[str, Any]:
     iam, kms = sess.client("iam"), sess.client("kms", region_name=region)
     account = _account(sess)
     deny_all_role = _role(iam, DENY_ALL_ROLE_NAME, policies.service_trust("ec2.amazonaws.com"),
@@ -118,9 +154,13 @@ def member_stack(sess: Any, *, region: str, security_account: str, forensics_acc
         "Evidence sharing: the forensics account may use it only through EC2")
     policy = policies.member_policy(partition=PARTITION, account=account, security_account=security_account,
                                     actions=permissions.member_actions(),
-                                    deny_all_role_arn=deny_all_role, quarantine_policy_arn=quarantine_policy_arn)
-    role_arn = _role(iam, MEMBER_ROLE_NAME, responder_trust(security_account, external_id), policy, tags=PROTECTED)
-    return {"role_arn": role_arn, "sharing_key_arn": sharing_key, "deny_all_role_arn": deny_all_role}
+                                    deny_all_role_arn=deny_all_role, quarantine_policy_arn=quarantine_policy_arn,
+                                    forensics_account=forensics_account, protected_tag=PROTECTED_TAG)
+    role_arn = _role(iam, MEMBER_ROLE_NAME, responder_trust(security_account, external_id, tasks.member_tasks()),
+                     policy, tags=PROTECTED)
+    watch = member_watch(sess, account=account)
+    return {"role_arn": role_arn, "sharing_key_arn": sharing_key, "deny_all_role_arn": deny_all_role,
+            "iam_watch_rule_arns": watch}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -155,11 +195,14 @@ def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> bo
 
 
 def forensics_stack(sess: Any, *, region: str, security_account: str, member_accounts: tuple[str, ...],
-                    external_id: str = "ir-responder") -> dict[str, str]:
+                    external_id: str = "ir-responder", lock_mode: str = EVIDENCE_LOCK_MODE,
+                    custodian_role: str = names.DEFAULT_CUSTODIAN_ROLE_NAME) -> dict[str, str]:
     iam, kms, s3 = sess.client("iam"), sess.client("kms", region_name=region), sess.client("s3", region_name=region)
     account = _account(sess)
     key_arn = _key(kms, FORENSICS_KEY_ALIAS, policies.forensics_key_policy(partition=PARTITION, account=account),
                    "Forensics evidence: only the forensics account can use it")
+    custody_key_arn = _custody_key(kms, account)
+    role_name_arn = names.role_arn(PARTITION, account, FORENSICS_ROLE_NAME)
     bucket = names.evidence_bucket(account, region)
     logs_bucket = names.access_log_bucket(account, region)
     if _bucket(s3, logs_bucket, region):
@@ -178,17 +221,22 @@ def forensics_stack(sess: Any, *, region: str, security_account: str, member_acc
             "BucketKeyEnabled": True}]})
         s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
             "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": EVIDENCE_RETENTION_DAYS}}})
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_tls_only(bucket)))  # see gaps_s3
+            "Rule": {"DefaultRetention": {"Mode": lock_mode, "Days": EVIDENCE_RETENTION_DAYS}}})
+        bucket_policy = _tls_only(bucket)
+        bucket_policy["Statement"] += policies.evidence_bucket_policy(
+            partition=PARTITION, bucket=bucket, key_arn=key_arn, writer_arn=role_name_arn,
+            custodian_arn=names.role_arn(PARTITION, account, custodian_role))
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(bucket_policy))  # see gaps_s3
         s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": {
             "TargetBucket": logs_bucket, "TargetPrefix": "evidence/"}})
     policy = policies.forensics_policy(partition=PARTITION, account=account, region=region,
                                        security_account=security_account,
                                        actions=permissions.forensics_actions(), key_arn=key_arn, bucket=bucket,
-                                       member_accounts=member_accounts)
-    role_arn = _role(iam, FORENSICS_ROLE_NAME, responder_trust(security_account, external_id), policy,
-                     tags=PROTECTED)
-    return {"role_arn": role_arn, "key_arn": key_arn, "bucket": bucket}
+                                       member_accounts=member_accounts, signing_key_arn=custody_key_arn,
+                                       protected_tag=PROTECTED_TAG)
+    role_arn = _role(iam, FORENSICS_ROLE_NAME,
+                     responder_trust(security_account, external_id, tasks.forensics_tasks()), policy, tags=PROTECTED)
+    return {"role_arn": role_arn, "key_arn": key_arn, "bucket": bucket, "custody_key_arn": custody_key_arn}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,21 +268,25 @@ def responder_stack(sess: Any, *, region: str, member_accounts: tuple[str, ...] 
             raise
     table_arn = ddb.describe_table(TableName=TABLE_NAME)["Table"]["TableArn"]
 
-    assume = [names.role_arn(PARTITION, a, MEMBER_ROLE_NAME) for a in members]
-    assume.append(names.role_arn(PARTITION, forensics, FORENSICS_ROLE_NAME))
     executions = policies.executions_arn(PARTITION, region, account, STATE_MACHINE_NAME)
     role_arns: dict[str, str] = {}
     for spec in FUNCTIONS:
         log_group_arn = _log_group(logs, names.function_log_group(spec), region, account)
         policy = policies.function_policy(
-            actions=permissions.responder_actions(), assume_role_arns=assume, table_arn=table_arn,
-            topic_arn=topic_arn, topic_key_arn=topic_key, log_group_arn=log_group_arn, executions_arn=executions)
-        role_arns[spec.key] = _role(iam, names.function_role_name(spec), policies.service_trust("lambda.amazonaws.com"),
+            actions=tasks.task_access(spec).responder_actions,
+            assume_role_arns=tasks.assume_role_arns(spec, partition=PARTITION, member_accounts=members,
+                                                    forensics_account=forensics),
+            table_arn=table_arn, topic_arn=topic_arn, topic_key_arn=topic_key, log_group_arn=log_group_arn,
+            executions_arn=executions)
+        role_arns[spec.key] = _role(iam, names.function_role_name(spec),
+                                    policies.service_trust("lambda.amazonaws.com", source_account=account),
                                     policy, tags=PROTECTED)
 
     _log_group(logs, names.STATE_MACHINE_LOG_GROUP, region, account)
     function_arns = [f"arn:{PARTITION}:lambda:{region}:{account}:function:{spec.function_name}" for spec in FUNCTIONS]
-    sm_role = _role(iam, STATE_MACHINE_ROLE_NAME, policies.service_trust("states.amazonaws.com"),
+    sm_role = _role(iam, STATE_MACHINE_ROLE_NAME,
+                    policies.service_trust("states.amazonaws.com", source_account=account,
+                                           source_arn=policies.state_machine_arn(PARTITION, region, account)),
                     policies.state_machine_policy(function_arns), policy_name="invoke-functions", tags=PROTECTED)
     return {"table_name": TABLE_NAME, "topic_arn": topic_arn, "topic_key_arn": topic_key,
             "function_role_arns": role_arns, "function_role_arn": role_arns[FUNCTIONS[0].key],
@@ -308,7 +360,9 @@ def _trigger_and_alarms(sess: Any, *, region: str, state_machine_arn: str) -> No
                                            "state machine")["RuleArn"]
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(
         policies.dead_letter_queue_policy(queue_arn=queue_arn, rule_arn=rule_arn, partition=PARTITION))})
-    rule_role = _role(iam, RULE_ROLE_NAME, policies.service_trust("events.amazonaws.com"),
+    rule_role = _role(iam, RULE_ROLE_NAME,
+                      policies.service_trust("events.amazonaws.com", source_account=account,
+                                             source_arn=policies.rule_arn(PARTITION, region, account)),
                       policies.rule_target_policy(state_machine_arn), tags=PROTECTED)
     events.put_targets(Rule=names.RULE_NAME, Targets=[{
         "Id": "Target0", "Arn": state_machine_arn, "RoleArn": rule_role,

@@ -177,21 +177,39 @@ def incident_for(instance_id: str, incident_id: str, *, region: str = REGION, ac
 
 def run_task(dep: Any, incident: dict, instance_id: str, evidence: dict | None = None, *,
              isolation: dict | None = None, env: dict | None = None, remaining_ms: Any = 840_000) -> dict:
-    """One CollectEvidence invocation, in-process, with the deployment's function environment."""
+    """One CollectEvidence invocation, in-process, with the deployment's function environment: the chain's state it
+    returned, with ``entries`` (the journal entries it recorded, added to those of `evidence`) and ``summary``.
+    `isolation` and `evidence` are given as the domain sees them (an isolation result, a previous state)."""
     import os
     from unittest import mock
 
     from handlers.evidence import handler
+    from responder import records
     from responder.settings import settings
 
-    event = {"incident": incident, "instanceId": instance_id, "isolation": isolation or {"status": "isolated"},
-             "evidence": evidence or {"phase": "start"}}
-    with mock.patch.dict(os.environ, {**dep.environment, **(env or {})}):
+    previous = dict(evidence or {})
+    earlier = previous.pop("entries", [])
+    previous.pop("summary", None)
+    isolation = isolation or {"status": "isolated"}
+    event = {"incident": incident, "instanceId": instance_id,
+             "isolation": {"summary": {"status": isolation.get("status")},
+                           "volumes": (isolation.get("metadata") or {}).get("volumes") or []},
+             "evidence": {"state": previous} if previous else {"phase": "start"}}
+    recorded: list[dict] = []
+
+    def record_task(incident, *, entries, **kw):
+        recorded.extend(entries)
+        return True
+
+    with mock.patch.dict(os.environ, {**dep.environment, **(env or {})}), \
+            mock.patch.object(records, "record_task", record_task):
         settings.cache_clear()
         try:
-            return json.loads(json.dumps(handler(json.loads(json.dumps(event)), TaskContext(remaining_ms))))
+            out = json.loads(json.dumps(handler(json.loads(json.dumps(event)), TaskContext(remaining_ms))))
         finally:
             settings.cache_clear()
+    return dict(out["state"], entries=list(earlier) + json.loads(json.dumps(recorded, default=str)),
+                summary=out["summary"])
 
 
 def drive(dep: Any, incident: dict, instance_id: str, *, limit: int = 60, **kw: Any) -> list[dict]:

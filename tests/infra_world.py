@@ -30,10 +30,12 @@ OFFLINE_ENV = {
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
 }
 EMAIL = "soc@example.com"
+# cdk.json ships an example externalId that the configuration refuses: every deployment sets its own.
+EXTERNAL_ID = "ir-responder-test-external-id"
 # layout -> context given on the command line (on top of cdk.json)
 LAYOUTS: dict[str, dict[str, str]] = {
-    "multi-account": {},
-    "single-account": {"layout": "single-account", "notificationEmail": EMAIL},
+    "multi-account": {"externalId": EXTERNAL_ID},
+    "single-account": {"layout": "single-account", "notificationEmail": EMAIL, "externalId": EXTERNAL_ID},
 }
 
 

@@ -23,7 +23,8 @@ EC2_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 APP_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}
-PER_ATTEMPT = ("/manifest.json", "/cloudtrail/")  # evidence-bucket documents every acting attempt writes anew
+# evidence-bucket documents every acting attempt writes anew (the manifest signature too: responder.custody)
+PER_ATTEMPT = ("/manifest.json", "/manifest.sig.json", "/cloudtrail/")
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -34,6 +34,14 @@ def access_key_event(*, account: str, region: str, user_type: str, name: str | N
     return ev
 
 
+def republished(ev: dict, **detail_changes) -> dict:
+    """The same finding as GuardDuty re-publishes it: same id, count one higher, `detail_changes` applied."""
+    again = copy.deepcopy(ev)
+    again["detail"]["service"]["count"] += 1
+    again["detail"].update(detail_changes)
+    return again
+
+
 def iam_state(iam) -> dict:
     """Everything identity containment could change, for before/after comparisons."""
     state: dict = {"users": {}, "roles": {}}
@@ -53,3 +61,22 @@ def iam_state(iam) -> dict:
                        for p in iam.list_role_policies(RoleName=n)["PolicyNames"]},
         }
     return state
+
+
+def backdate_cloudtrail(event_name: str, name: str, *, days: float) -> int:
+    """Move the in-memory CloudTrail events `event_name` about IAM principal `name` `days` into the past (a tag an
+    administrator set last month, or before event history's 90 days). Returns how many events moved."""
+    from datetime import timedelta
+
+    from state_machines import gaps_cloudtrail
+
+    moved = 0
+    with gaps_cloudtrail._lock:
+        for event in gaps_cloudtrail._events:
+            record = event["record"]
+            params = record.get("requestParameters") or {}
+            if record["eventName"] == event_name and name in (params.get("userName"), params.get("roleName")):
+                event["time"] -= timedelta(days=days)
+                record["eventTime"] = event["time"].strftime("%Y-%m-%dT%H:%M:%SZ")
+                moved += 1
+    return moved

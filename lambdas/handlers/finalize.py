@@ -4,6 +4,7 @@ from aws_lambda_powertools import Logger
 
 from responder.aws.clients import client, forensics_client
 from responder.aws.dynamodb import IncidentTable
+from responder.aws.kms import CustodyKey
 from responder.aws.s3 import EvidenceObjects
 from responder.aws.sns import Topic
 from responder.aws.stepfunctions import Executions
@@ -25,6 +26,9 @@ def handler(event: dict, context: object) -> dict:
         topic=(lambda: Topic(client("sns"), config.topic_arn)) if config.topic_arn else None,
         execution_input=(lambda: Executions(client("stepfunctions")).input(event["executionId"]))
         if event.get("executionId") else None,
+        signer=(lambda incident_id: CustodyKey(
+            forensics_client("kms", region=None, label=incident_id, settings=config), config.custody_key_arn))
+        if config.custody_key_arn and config.forensics_role_arn else None,
     )
     logger.info("finalized", extra={"incident": summary.get("incidentId"), "outcome": summary["outcome"],
                                     "recordingErrors": summary.get("recordingErrors")})

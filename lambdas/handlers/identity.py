@@ -39,7 +39,8 @@ def handler(event: dict, context: object) -> dict:
         role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
     captures = summarize(scope["captures"])
     with journals.recorded_on_failure(first=scope.get("entries") or []):
-        result = contain_all(incident, iam_for=iam_for, settings=config)
+        result = contain_all(incident, iam_for=iam_for, settings=config,
+                             cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
     identities = result["identities"]
     entries = list(scope.get("entries") or []) + [e for t in identities for e in t.get("entries") or []]
     summaries = [identity_summary(t) for t in identities]

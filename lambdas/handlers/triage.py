@@ -16,8 +16,8 @@ logger = Logger()
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: object) -> dict:
     raw = event.get("input")
-    incident = normalize(raw, execution_name=event.get("executionName") or "")
     config = settings()
+    incident = normalize(raw, execution_name=event.get("executionName") or "", regions=config.regions or None)
     if config.observe_only:
         incident["dryRun"] = True
         incident["observeOnly"] = True

@@ -17,26 +17,19 @@ The chain, per volume (each step reads first, so a retried or repeated call chan
     verify     all digests equal: ``ir:hash = sha256:<hex>`` on every snapshot of the chain; otherwise the
                incident fails with EvidenceIntegrityError (no ir:hash is written, nothing is deleted)
 
-When every volume is done, **retention** keeps the newest ``IR_SNAPSHOT_RETENTION`` (7) evidence *collections*
-of this instance on each side (member account: source snapshots and re-encrypted copies; forensics account: the
-forensics copies) and deletes older ones. A collection is one incident's snapshots of the instance (the
-crash-consistent set and its copies): deleting part of a set would leave an incomplete image, so whole
-collections age out; for a one-volume instance that is exactly 7 snapshots per side. Only snapshots this
-responder created for this instance are ever deleted: owned by the account, ``ir:collected-by`` an execution of
-this same state machine, ``ir:incident`` equal to the incident named in the (immutable) description, which names
-this instance and an evidence kind of that side; on the forensics side ``ir:source`` must name the member
-account. Retention runs only after a fully successful collection. It is the only deletion the responder makes.
+When every volume is done, **retention** (`responder.evidence_retention`: the tags, the descriptions and the
+rules) deletes aged collections of this instance on each side. It runs only after a fully successful collection
+and is the only deletion the responder makes.
 
 **The re-encrypted copies are kept as evidence.** They are the exact artefact that was shared and copied, they
 carry the four tags and a verified ``ir:hash``, and deleting evidence outside the retention rule is never done;
 they age out with their collection. Single-account layout (forensics account = member account): nothing is
 shared or re-encrypted; the forensics copy is made directly from the source snapshot.
 
-**Snapshot descriptions** (immutable, parsed by retention)::
-
-    <incident> instance <instance-id> evidence source
-    <incident> instance <instance-id> evidence sharing-copy of <snapshot-id> (<volume-id>)
-    <incident> instance <instance-id> evidence forensics-copy of <snapshot-id> (<volume-id>)
+**Dry run**: the same stages with a dry-run journal. Every change is planned, not made; what a planned call would
+have created gets a placeholder id (``<snapshot of vol-...>``) that the later stages treat as completed without
+reading it, no block list is read (the planned digest is a placeholder), and the plan ends in one call
+(``status: planned``) with the retention that would follow.
 
 **Waiting.** ``waitSeconds`` doubles from 30 s up to a cap of 15 min (1 h once the collection is older than 24 h),
 the cap multiplied by ceil(instances / 5) for incidents with more than five instances (they share one execution
@@ -55,21 +48,28 @@ retried on the next call.
 from __future__ import annotations
 
 import math
-import re
 import time
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
+from responder.arns import ebs_volumes, tag_map
 from responder.blocklist import BlockListError, hash_listing
 from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.evidence_retention import (
+    FORENSICS_KINDS,
+    MEMBER_KINDS,
+    TAG_COLLECTED_BY,
+    TAG_HASH,
+    TAG_INCIDENT,
+    TAG_SOURCE,
+    candidate_filters,
+    collector_prefix,
+    copy_description,
+    retention_plan,
+    set_description,
+)
 from responder.journal import Journal, iso, utcnow
 from responder.settings import Settings
-
-TAG_INCIDENT = "ir:incident"
-TAG_SOURCE = "ir:source"
-TAG_COLLECTED_BY = "ir:collected-by"
-TAG_HASH = "ir:hash"
-EVIDENCE_TAGS = (TAG_INCIDENT, TAG_SOURCE, TAG_COLLECTED_BY, TAG_HASH)
 
 BASE_WAIT = 30
 WAIT_CAP = 900
@@ -80,6 +80,7 @@ CONTINUE_WAIT = 1
 INSTANCES_PER_CAP = 5
 RESERVE_MS = 60_000  # stop hashing when less than this (plus 3 slow pages) is left of the invocation
 MISSING_LIMIT = 3  # calls a known snapshot may be absent from DescribeSnapshots (eventual consistency)
+PLANNED_DIGEST = "sha256:<digest of the block list>"
 
 # Limits that clear by themselves: retried on the next call, not a failure.
 DEFERRED_CODES = frozenset({
@@ -87,17 +88,11 @@ DEFERRED_CODES = frozenset({
     "ConcurrentLimitExceededException",
 })
 STAGES = ("snapshot", "reencrypt", "share", "copy", "unshare", "hash", "verify", "done", "failed")
-MEMBER_KINDS = ("source", "sharing-copy")
-FORENSICS_KINDS = ("forensics-copy",)
 _SKIP_ISOLATION = {
     "protected": "the instance is protected: it is not touched",
     "protection_unverified": "the protection check could not be made: nothing is done (fail closed)",
     "not_found": "the instance does not exist",
 }
-_DESCRIPTION = re.compile(
-    r"^(?P<incident>\S+) instance (?P<instance>i-[0-9a-f]+) evidence (?P<kind>source|sharing-copy|forensics-copy)"
-    r"(?: of (?P<of>snap-[0-9a-f]+) \((?P<volume>vol-[0-9a-f]+)\))?$"
-)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -110,19 +105,6 @@ def wait_seconds(waits: int, elapsed_seconds: float, instances: int = 1) -> int:
     return int(min(cap, BASE_WAIT * 2 ** min(max(waits, 0), 30)))
 
 
-def set_description(incident_id: str, instance_id: str) -> str:
-    return f"{incident_id} instance {instance_id} evidence source"
-
-
-def copy_description(kind: str, incident_id: str, instance_id: str, of: str, volume_id: str) -> str:
-    return f"{incident_id} instance {instance_id} evidence {kind} of {of} ({volume_id})"
-
-
-def parse_description(text: str | None) -> dict[str, str] | None:
-    match = _DESCRIPTION.match(text or "")
-    return match.groupdict() if match else None
-
-
 def isolation_gate(isolation: dict | None) -> str | None:
     """Why evidence must not be collected for this instance, or None. A failed (or crashed) isolation does not
     stop evidence: snapshots change nothing on the instance and preserve what is there."""
@@ -131,67 +113,16 @@ def isolation_gate(isolation: dict | None) -> str | None:
 
 def attached_volumes(instance: dict) -> list[dict[str, str]]:
     """The EBS volumes attached to the instance: [{"volumeId", "device"}], in device order."""
-    found = [{"volumeId": m["Ebs"]["VolumeId"], "device": m.get("DeviceName", "")}
-             for m in instance.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")]
-    return sorted(found, key=lambda v: v["device"])
+    return [{"volumeId": v["volumeId"], "device": v["deviceName"]} for v in ebs_volumes(instance)]
 
 
-def arn_account(arn: str | None) -> str | None:
-    parts = (arn or "").split(":")
-    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+def planned_id(what: str, volume_id: str) -> str:
+    """The placeholder a dry run gives to what a planned call would have created."""
+    return f"<{what} of {volume_id}>"
 
 
-def collector_prefix(execution_id: str | None) -> str | None:
-    """`arn:...:execution:<state machine>:` of this responder's executions, or None if unknown."""
-    parts = (execution_id or "").split(":")
-    if len(parts) < 8 or parts[0] != "arn" or parts[2] != "states" or parts[5] != "execution":
-        return None
-    return ":".join(parts[:7]) + ":"
-
-
-def ours(snapshot: dict, *, instance_id: str, kinds: Iterable[str], prefix: str | None,
-         source_account: str | None = None) -> bool:
-    """Did this responder create this snapshot as evidence of this instance (on this side)?"""
-    tags = {t["Key"]: t["Value"] for t in snapshot.get("Tags") or []}
-    described = parse_description(snapshot.get("Description"))
-    if not prefix or not described or described["instance"] != instance_id or described["kind"] not in kinds:
-        return False
-    if tags.get(TAG_INCIDENT) != described["incident"] or not tags.get(TAG_COLLECTED_BY, "").startswith(prefix):
-        return False
-    return source_account is None or arn_account(tags.get(TAG_SOURCE)) == source_account
-
-
-def _started(snapshot: dict) -> float:
-    value = snapshot.get("StartTime")
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def retention_plan(snapshots: list[dict], *, keep: int, current_incident: str, instance_id: str,
-                   kinds: Iterable[str], prefix: str | None, source_account: str | None = None,
-                   planned_collection: bool = False) -> dict[str, Any]:
-    """Which evidence snapshots to delete so that the newest `keep` collections (incidents) of the instance
-    remain on one side. The current incident is always kept; `planned_collection` counts it even if none of its
-    snapshots exist yet (dry run). Snapshots still pending are never deleted. Pure."""
-    kinds = tuple(kinds)
-    groups: dict[str, list[dict]] = {}
-    for snap in snapshots:
-        if ours(snap, instance_id=instance_id, kinds=kinds, prefix=prefix, source_account=source_account):
-            incident = {t["Key"]: t["Value"] for t in snap["Tags"]}[TAG_INCIDENT]
-            groups.setdefault(incident, []).append(snap)
-    if planned_collection:
-        groups.setdefault(current_incident, [])
-    newest = {inc: max((_started(s) for s in snaps), default=float("inf")) for inc, snaps in groups.items()}
-    order = sorted(groups, key=lambda inc: (inc == current_incident, newest[inc], inc), reverse=True)
-    keep = max(1, int(keep))
-    kept, aged = order[:keep], order[keep:]
-    delete = [s for inc in aged for s in sorted(groups[inc], key=lambda s: s["SnapshotId"])
-              if s.get("State") != "pending"]
-    return {"kept": kept, "aged": aged, "delete": delete}
+def is_planned(snapshot_id: str) -> bool:
+    return snapshot_id.startswith("<")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -341,10 +272,6 @@ class _Run:
             self.j.note("skipped", self.instance_id, detail="no EBS volume is attached (instance store is not snapshotable)")
             return self._out(done=True, status="skipped", reason="no EBS volume attached")
         volumes = member.volumes(v["volumeId"] for v in mapped)
-        if self.j.dry_run:
-            self._plan(mapped, volumes)
-            return self._out(done=True, status="planned")
-
         description = set_description(self.incident_id, self.instance_id)
         existing = member.find([{"Name": "description", "Values": [description]},
                                 {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}])
@@ -364,7 +291,10 @@ class _Run:
                 failure = self.j.entries[-1]
                 return self._out(done=True, status="failed", error=failure.get("error"),
                                  message=failure.get("message"), snapshots=[])
-            self.fresh.update(s["SnapshotId"] for s in taken)
+            if taken is None:  # planned: what the set would hold
+                taken = [{"SnapshotId": planned_id("snapshot", v["volumeId"]), "VolumeId": v["volumeId"]}
+                         for v in mapped]
+            self.fresh.update(s["SnapshotId"] for s in taken if not is_planned(s["SnapshotId"]))
         if not taken:
             self.j.note("skipped", self.instance_id, detail="CreateSnapshots returned no snapshot (volumes detached?)")
             return self._out(done=True, status="skipped", reason="no EBS volume was snapshotted", snapshots=[])
@@ -390,8 +320,7 @@ class _Run:
         self.state["forensicsKeyArn"] = self.settings.forensics_key_arn or None
         for item in items:  # ir:source names the volume: per snapshot, so right after the set call
             source = item["source"]
-            current = {t["Key"]: t["Value"] for t in next((s.get("Tags") for s in taken
-                                                             if s["SnapshotId"] == source["snapshotId"]), []) or []}
+            current = tag_map(next((s.get("Tags") for s in taken if s["SnapshotId"] == source["snapshotId"]), []))
             volume_arn = member.volume_arn(item["volumeId"])
             if current.get(TAG_SOURCE) != volume_arn:
                 try:
@@ -418,55 +347,13 @@ class _Run:
                 missing.append({"volumeId": volume_id, "device": device, "error": "VolumeMissing", "message": message})
         return missing
 
-    # -- plan (dry run) ---------------------------------------------------------------------------------
-    def _plan(self, mapped: list[dict], volumes: dict[str, dict]) -> None:
-        member = self.a.member
-        description = set_description(self.incident_id, self.instance_id)
-        member.create_set(self.instance_id, description,
-                          {TAG_INCIDENT: self.incident_id, TAG_COLLECTED_BY: self.collected_by})
-        sharing_key = None
-        plan = []
-        for v in mapped:
-            volume = volumes.get(v["volumeId"], {})
-            source = f"<snapshot of {v['volumeId']}>"
-            member.tag(source, {TAG_SOURCE: member.volume_arn(v["volumeId"])})
-            shared = source
-            entry = {"volumeId": v["volumeId"], "device": v["device"], "encrypted": bool(volume.get("Encrypted")),
-                     "kmsKeyId": volume.get("KmsKeyId"), "stage": "planned"}
-            if self.cross_account and volume.get("Encrypted"):
-                if sharing_key is None:
-                    sharing_key = self._attempt(None, "resolve_sharing_key", self.settings.sharing_key_alias,
-                                                lambda: self.a.sharing_key)
-                    if sharing_key is _FAILED:
-                        sharing_key = f"<{self.settings.sharing_key_alias}>"
-                if volume.get("KmsKeyId") != sharing_key:
-                    shared = f"<sharing copy of {v['volumeId']}>"
-                    member.copy(source, source_region=self.region,
-                                description=copy_description("sharing-copy", self.incident_id, self.instance_id,
-                                                             source, v["volumeId"]),
-                                kms_key_id=sharing_key, tags=self._tags(member.snapshot_arn(source)),
-                                target=member.snapshot_arn(source))
-            if self.cross_account:
-                member.share(shared, self.forensics_account)
-            forensics = self.a.forensics
-            forensics.copy(shared, source_region=self.region,
-                           description=copy_description("forensics-copy", self.incident_id, self.instance_id,
-                                                        shared, v["volumeId"]),
-                           kms_key_id=self.settings.forensics_key_arn, tags=self._tags(member.snapshot_arn(shared)),
-                           target=member.snapshot_arn(shared))
-            if self.cross_account:
-                member.unshare(shared, self.forensics_account)
-            for snap in dict.fromkeys((source, shared)):
-                member.tag(snap, {TAG_HASH: "sha256:<digest of the block list>"})
-            forensics.tag(f"<forensics copy of {v['volumeId']}>", {TAG_HASH: "sha256:<digest of the block list>"})
-            plan.append(entry)
-        self.state["snapshots"] = plan
-        self.state["retention"] = self._retain(planned=True)
-
     # -- the stages of one volume -------------------------------------------------------------------------
     def _snapshot_state(self, part: dict, states: dict[str, dict]) -> str:
         """Update `part` from DescribeSnapshots; returns completed / pending / error."""
         sid = part["snapshotId"]
+        if is_planned(sid):
+            part["state"] = "planned"
+            return "completed"
         if sid in self.fresh:
             return "pending"
         snap = states.get(sid)
@@ -507,9 +394,12 @@ class _Run:
             item["stage"] = "share"
             return True
         key = self.state.get("sharingKeyArn") or self._attempt(
-            item, "resolve_sharing_key", self.settings.sharing_key_alias, lambda: self.a.sharing_key)
+            None if self.j.dry_run else item, "resolve_sharing_key", self.settings.sharing_key_alias,
+            lambda: self.a.sharing_key)
         if key is _FAILED:
-            return True
+            if not self.j.dry_run:
+                return True
+            key = f"<{self.settings.sharing_key_alias}>"
         self.state["sharingKeyArn"] = key
         if item.get("kmsKeyId") == key:
             item["sharedSnapshotId"] = source["snapshotId"]
@@ -520,12 +410,13 @@ class _Run:
         if copy is None:
             description = copy_description("sharing-copy", self.incident_id, self.instance_id,
                                            source["snapshotId"], item["volumeId"])
-            sid = self._find_or_copy(item, member, member, source["snapshotId"], description, key)
+            sid = self._find_or_copy(item, member, member, source["snapshotId"], description, key,
+                                     planned_id("sharing copy", item["volumeId"]))
             if sid is None:
                 return item["stage"] != "reencrypt"
             item["sharingCopy"] = {"snapshotId": sid, "arn": member.snapshot_arn(sid), "kmsKeyId": key,
                                    "state": "pending"}
-            return False
+            return is_planned(sid)  # a planned copy is complete at once; a real one is waited for
         state = self._snapshot_state(copy, self.member_states)
         if state == "error":
             self._fail(item, "SnapshotFailed", f"re-encrypted copy {copy['snapshotId']}: {copy.get('stateMessage', 'state error')}")
@@ -537,10 +428,12 @@ class _Run:
         return True
 
     def _find_or_copy(self, item: dict, owner: Any, source_side: Any, source_id: str, description: str,
-                      key: str) -> str | None:
-        """The copy with this description (made by an earlier call), or a new one. None: failed or deferred."""
-        existing = owner.find([{"Name": "description", "Values": [description]},
-                               {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}])
+                      key: str, placeholder: str) -> str | None:
+        """The copy with this description (made by an earlier call), or a new one (`placeholder` when planned).
+        None: failed or deferred."""
+        existing = [] if is_planned(source_id) else owner.find(
+            [{"Name": "description", "Values": [description]},
+             {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}])
         if existing:
             sid = sorted(existing, key=lambda s: s["SnapshotId"])[0]["SnapshotId"]
             self.j.note("unchanged", owner.snapshot_arn(sid), detail=f"copy of {source_id} already made")
@@ -555,6 +448,8 @@ class _Run:
             return None
         if sid is _FAILED:
             return None
+        if sid is None:  # planned
+            return placeholder
         self.fresh.add(sid)
         return sid
 
@@ -575,7 +470,8 @@ class _Run:
                             detail=f"not shared again: its forensics copy {copies[0]['SnapshotId']} exists")
                 item["stage"] = "copy"
                 return True
-        found = self._attempt(item, "share_with_forensics", member.snapshot_arn(sid), lambda: member.shared_with(sid))
+        found = (set(), set()) if is_planned(sid) else self._attempt(
+            item, "share_with_forensics", member.snapshot_arn(sid), lambda: member.shared_with(sid))
         if found is _FAILED:
             return True
         users, _groups = found
@@ -597,25 +493,52 @@ class _Run:
             forensics, member = self.a.forensics, self.a.member
             sid = item["sharedSnapshotId"]
             description = copy_description("forensics-copy", self.incident_id, self.instance_id, sid, item["volumeId"])
-            new = self._find_or_copy(item, forensics, member, sid, description, self.settings.forensics_key_arn)
+            new = self._find_or_copy(item, forensics, member, sid, description, self.settings.forensics_key_arn,
+                                     planned_id("forensics copy", item["volumeId"]))
             if new is None:
                 return item["stage"] != "copy"
             item["forensicsCopy"] = {"snapshotId": new, "arn": forensics.snapshot_arn(new),
                                      "kmsKeyId": self.settings.forensics_key_arn, "state": "pending"}
-            return False
+            return is_planned(new)
         state = self._snapshot_state(copy, self.forensics_states)
         if state == "error":
             self._fail(item, "SnapshotFailed", f"forensics copy {copy['snapshotId']}: {copy.get('stateMessage', 'state error')}")
             return True
         if state != "completed":
             return False
+        if not self._lock_copy(item):
+            return True
         item["stage"] = "unshare"
+        return True
+
+    def _lock_copy(self, item: dict) -> bool:
+        """Custody: EBS Snapshot Lock on the forensics copy for the evidence retention (IR_EVIDENCE_LOCK_MODE /
+        _DAYS; README "Custody"). A copy already locked (an earlier attempt) is left as it is. False: failed."""
+        copy, mode = item["forensicsCopy"], self.settings.evidence_lock_mode
+        if not mode or copy.get("lock"):
+            return True
+        forensics, sid = self.a.forensics, copy["snapshotId"]
+        held = None if is_planned(sid) else forensics.locked([sid]).get(sid)
+        if held:
+            self.j.note("unchanged", copy["arn"], detail=f"already locked ({held.get('LockState')})")
+            copy["lock"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in held.items()
+                            if k in ("LockState", "LockDuration", "LockExpiresOn")}
+            return True
+        try:
+            lock = self._attempt(item, "lock_snapshot", copy["arn"],
+                                 lambda: forensics.lock(sid, mode=mode, days=self.settings.evidence_lock_days))
+        except _Deferred:
+            return False
+        if lock is _FAILED:
+            return False
+        copy["lock"] = lock or {"planned": mode}
         return True
 
     def _stage_unshare(self, item: dict) -> bool:
         if self.cross_account and item.get("shared") is True:
             member, sid = self.a.member, item["sharedSnapshotId"]
-            found = self._attempt(None, "remove_share", member.snapshot_arn(sid), lambda: member.shared_with(sid))
+            found = ({self.forensics_account}, set()) if is_planned(sid) else self._attempt(
+                None, "remove_share", member.snapshot_arn(sid), lambda: member.shared_with(sid))
             if found is not _FAILED:
                 if self.forensics_account in found[0]:
                     done = self._attempt(None, "remove_share", member.snapshot_arn(sid),
@@ -639,6 +562,9 @@ class _Run:
         return parts
 
     def _stage_hash(self, item: dict) -> bool:
+        if self.j.dry_run:  # no block list is read for a plan
+            for _side, part in self._parts(item):
+                part.setdefault("digest", PLANNED_DIGEST)
         if all(p.get("digest") for _side, p in self._parts(item)):
             item["stage"] = "verify"
             return True
@@ -657,7 +583,7 @@ class _Run:
         for side, part in parts:
             adapter = self.a.member if side == "member" else self.a.forensics
             states = self.member_states if side == "member" else self.forensics_states
-            tags = {t["Key"]: t["Value"] for t in (states.get(part["snapshotId"]) or {}).get("Tags") or []}
+            tags = tag_map((states.get(part["snapshotId"]) or {}).get("Tags"))
             if tags.get(TAG_HASH) == digest:
                 self.j.note("unchanged", part["arn"], detail=f"{TAG_HASH} already {digest}")
                 continue
@@ -748,12 +674,14 @@ class _Run:
                  ("forensics", self.a.forensics, FORENSICS_KINDS, self.member_account)]
         out: dict[str, Any] = {"keep": keep}
         for name, adapter, kinds, source_account in sides:
-            candidates = adapter.find([{"Name": "tag-key", "Values": [TAG_COLLECTED_BY]},
-                                       {"Name": "description", "Values": [f"* instance {self.instance_id} evidence *"]}])
+            candidates = adapter.find(candidate_filters(self.instance_id))
             plan = retention_plan(candidates, keep=keep, current_incident=self.incident_id,
                                   instance_id=self.instance_id, kinds=kinds, prefix=prefix,
                                   source_account=source_account, planned_collection=planned)
             deleted, failed = [], []
+            # a locked snapshot (the forensics copies: README "Custody") is kept until its lock expires
+            held = adapter.locked([snap["SnapshotId"] for snap in plan["delete"]]) if plan["delete"] else {}
+            plan["delete"] = [snap for snap in plan["delete"] if snap["SnapshotId"] not in held]
             for snap in plan["delete"]:
                 sid = snap["SnapshotId"]
                 try:
@@ -765,6 +693,8 @@ class _Run:
             out[name] = {"kept": plan["kept"], ("planned" if self.j.dry_run else "deleted"): deleted}
             if failed:
                 out[name]["failed"] = failed
+            if held:
+                out[name]["locked"] = sorted(held)
         return out
 
     # -- one call ---------------------------------------------------------------------------------------
@@ -777,24 +707,26 @@ class _Run:
             if not self.state.get("snapshots"):  # deferred before the set existed
                 return self._wait()
         items = self.state["snapshots"]
-        member_ids = [p["snapshotId"] for i in items for side, p in self._parts(i) if side == "member"]
-        forensics_ids = [p["snapshotId"] for i in items for side, p in self._parts(i) if side == "forensics"]
-        self.member_states = self.a.member.describe(member_ids) if member_ids else {}
-        self.forensics_states = self.a.forensics.describe(forensics_ids) if forensics_ids else {}
+        ids = {side: [p["snapshotId"] for i in items for s, p in self._parts(i) if s == side and not is_planned(p["snapshotId"])]
+               for side in ("member", "forensics")}
+        self.member_states = self.a.member.describe(ids["member"]) if ids["member"] else {}
+        self.forensics_states = self.a.forensics.describe(ids["forensics"]) if ids["forensics"] else {}
         for item in items:
             self._advance(item)
-        self._hash()
+        if not self.j.dry_run:
+            self._hash()
         for item in items:
             self._advance(item)
 
-        if all(i["stage"] in ("done", "failed") for i in items):
+        finished = all(i["stage"] in ("done", "failed") for i in items)
+        if finished or self.j.dry_run:  # a plan never waits
             failed = [i for i in items if i["stage"] == "failed"] + list(self.state.get("missingVolumes") or [])
-            if failed:
+            if failed and not self.j.dry_run:
                 return self._out(done=True, status="failed", error=_error_name(failed),
                                  message="; ".join(f"{i['volumeId']}: {i.get('message', i.get('error'))}" for i in failed))
-            if "retention" not in self.state:
-                self.state["retention"] = self._retain()
-            return self._out(done=True, status="collected")
+            if "retention" not in self.state and not failed:
+                self.state["retention"] = self._retain(planned=self.j.dry_run)
+            return self._out(done=True, status="planned" if self.j.dry_run else "collected")
         return self._wait()
 
     def _wait(self) -> dict[str, Any]:

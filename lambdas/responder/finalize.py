@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from responder import custody
 from responder import manifest as manifests
 from responder import notify, records, shapes
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, error_code, is_transient
@@ -167,10 +168,11 @@ class _Steps:
 def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[], Any] | None = None,
              bucket: Callable[[str], Any] | None = None, topic: Callable[[], Any] | None = None,
              execution_input: Callable[[], Any] | None = None, table_name: str = "",
-             now: datetime | None = None) -> dict[str, Any]:
+             now: datetime | None = None, signer: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """The execution output, after writing the manifest and the record and publishing the notification.
-    `table()`, `bucket(incident_id)` and `topic()` build the adapters (None: that piece is not configured);
-    `execution_input()` reads the raw execution input back (None: not available)."""
+    `table()`, `bucket(incident_id)`, `topic()` and `signer(incident_id)` (the custody key) build the adapters
+    (None: that piece is not configured); `execution_input()` reads the raw execution input back (None: not
+    available)."""
     now = now or _now()
     when = _iso(now)
     steps = _Steps()
@@ -200,10 +202,17 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
             document = manifests.build(
                 incident=incident, finding=raw(), summary=out, generated_at=when,
                 timeline=journal + failure_entries(state, when), record=item or {}, failure=out.get("failure"))
-            stored = steps.run("manifest", lambda: bucket(incident_id).put_json(
-                manifests.key(incident_id), manifests.serialize(document)))
+            body = manifests.serialize(document)
+            stored = steps.run("manifest", lambda: bucket(incident_id).put_json(manifests.key(incident_id), body))
             if stored:
                 out["manifest"] = stored
+                # chain of custody (responder.custody): the stacks always configure the key; a manifest left
+                # unsigned is what `cli verify` reports first
+                if signer is not None:
+                    signed = steps.run("signature", lambda: custody.sign_manifest(
+                        signer(incident_id), bucket(incident_id), body, stored, signed_at=when))
+                    if signed:
+                        out["manifest"] = dict(stored, signature=signed)
 
     subject, _, _ = notify.render(out)
     if incident_id:

@@ -44,6 +44,7 @@ import ipaddress
 from functools import cached_property
 from typing import Any, Callable, Iterable
 
+from responder.arns import ebs_volumes, instance_arn, tag_map
 from responder.aws.autoscaling import LEAVING, AutoScaling
 from responder.aws.ec2 import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK, Ec2
 from responder.aws.elb import ClassicLoadBalancers, TargetGroups
@@ -111,17 +112,8 @@ class Adapters:
 # --------------------------------------------------------------------------------------------------------
 # Pure decisions
 # --------------------------------------------------------------------------------------------------------
-def instance_arn(incident: dict, instance_id: str) -> str:
-    return (f"arn:{incident.get('partition', 'aws')}:ec2:{incident['region']}:{incident['accountId']}:"
-            f"instance/{instance_id}")
-
-
 def metadata_key(incident_id: str, instance_id: str) -> str:
     return f"incidents/{incident_id}/instances/{instance_id}/metadata.json"
-
-
-def tag_map(tags: Iterable[dict] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in tags or []}
 
 
 def interfaces(instance: dict) -> list[dict]:
@@ -164,11 +156,7 @@ def summarize(instance: dict) -> dict[str, Any]:
             for n in interfaces(instance)
         ],
         "instanceProfileArn": profile.get("Arn"),
-        "volumes": [
-            {"volumeId": b["Ebs"]["VolumeId"], "deviceName": b.get("DeviceName"),
-             "deleteOnTermination": b["Ebs"].get("DeleteOnTermination")}
-            for b in instance.get("BlockDeviceMappings", []) if b.get("Ebs", {}).get("VolumeId")
-        ],
+        "volumes": ebs_volumes(instance),
         "tags": tag_map(instance.get("Tags")),
     }
 

@@ -34,6 +34,7 @@ LABELS = {
     "failed": "FAILED - ACT NOW",
     "protected": "PROTECTED - NOT CONTAINED",
     "protection_unverified": "NOT CONTAINED - PROTECTION UNVERIFIED",
+    "not_found": "NOT FOUND - NOT CONTAINED",
     "manual_action_required": "MANUAL ACTION REQUIRED",
     "dry_run_plan": "DRY RUN",
     "not_handled": "NOT HANDLED",
@@ -41,7 +42,7 @@ LABELS = {
 }
 PRIORITY = {
     "failed": "high", "partially_contained": "high", "protection_unverified": "high", "protected": "high",
-    "manual_action_required": "high", "contained": "normal", "dry_run_plan": "normal", "duplicate": "low",
+    "manual_action_required": "high", "not_found": "high", "contained": "normal", "dry_run_plan": "normal", "duplicate": "low",
     "not_handled": "low",
 }
 _KIND = {"IAMUser": "user", "AssumedRole": "role", "FederatedUser": "federated"}
@@ -92,6 +93,14 @@ def subject(summary: dict[str, Any]) -> str:
     return ascii_line(f"{head}{what}{tail} [{ident}]")[:MAX_SUBJECT]
 
 
+def missing(summary: dict[str, Any]) -> list[str]:
+    """What was looked for and not found, and where (the targets' reasons)."""
+    found = [t.get("reason") or str(t.get("target")) for t in summary.get("identities") or []
+             if t.get("status") == "not_found"]
+    return found + [f"instance {i.get('instanceId')} does not exist (any longer)" for i in summary.get("instances") or []
+                    if isinstance(i.get("isolation"), dict) and i["isolation"].get("status") == "not_found"]
+
+
 def headline(summary: dict[str, Any]) -> str:
     outcome = summary.get("outcome")
     names = ", ".join(target_names(summary)) or "nothing"
@@ -106,6 +115,8 @@ def headline(summary: dict[str, Any]) -> str:
         "protection_unverified": f"Protection of {names} in {where} could not be verified: nothing destructive "
                                  "was done. Check by hand and contain if it is not protected.",
         "manual_action_required": f"IAM cannot contain {names} in {where}: follow the manual steps.",
+        "not_found": f"Not found in {where}, so not contained: {'; '.join(missing(summary)) or names}. Find where "
+                     "the credentials or the instance went (renamed, deleted, another account) and contain it by hand.",
         "dry_run_plan": f"Dry run for {names} in {where}: "
                         f"{len(summary.get('plan') or []) + int(summary.get('planOmitted') or 0)} change(s) would be "
                         "made. Nothing changed.",

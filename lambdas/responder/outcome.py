@@ -8,6 +8,9 @@ Outcomes (one per incident, each notified):
 ``failed``                   nothing could be contained
 ``protected``                a target is protected (own role, break-glass pattern, protection tag): untouched
 ``protection_unverified``    the protection check could not be made: nothing destructive was done (fail closed)
+``not_found``                a target does not exist (any longer) where the finding says: a deleted or renamed
+                             user whose key leads nowhere, a role that did not issue the credentials, a terminated
+                             instance. Nothing was contained for it; the others are reported as they ended
 ``manual_action_required``   root / federated / Identity Center identities: the record lists the steps
 ``dry_run_plan``             a dry run: the plan lists every change that would be made
 ``not_handled``              a finding type, sample or severity the responder does not act on
@@ -51,6 +54,8 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
         outcome = "protection_unverified"
     elif "protected" in statuses:
         outcome = "protected"
+    elif "not_found" in statuses:
+        outcome = "not_found"
     elif incident.get("dryRun"):
         outcome = "dry_run_plan"
     elif "manual" in statuses:

@@ -25,6 +25,7 @@ ADAPTERS = (
     "responder.aws.autoscaling",
     "responder.aws.elb",
     "responder.aws.evidence_bucket",
+    "responder.aws.kms",
 )
 
 

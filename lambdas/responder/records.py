@@ -58,7 +58,7 @@ from responder.errors import ResponderError, TransientAwsError, error_code, is_t
 logger = logging.getLogger(__name__)
 
 IN_PROGRESS = "in_progress"
-RETRYABLE = frozenset({"failed", "partially_contained", "protection_unverified"})
+RETRYABLE = frozenset({"failed", "partially_contained", "protection_unverified", "not_found"})
 REPIN = RETRYABLE | {"dry_run_plan", "not_handled"}
 MAX_AUTOMATIC_ATTEMPTS = 3
 RUNNING = frozenset({"RUNNING", "UNKNOWN"})
@@ -123,9 +123,11 @@ def decide(existing: dict[str, Any], incident: dict[str, Any], execution_id: str
     attempts = len(existing.get("attempts") or [])
     if owner and owner == execution_id:
         return Decision("respond", "resume", stored, "this execution already holds the incident")
+    added = new_targets(existing.get("targets"), incident)
     if incident.get("origin") == "manual":
-        return Decision("respond", "manual", fresh if status in REPIN else stored,
-                        "a person asked: manual requests are never duplicates")
+        return Decision("respond", "manual", fresh if status in REPIN or added else stored,
+                        "a person asked: manual requests are never duplicates"
+                        + (f"; new target(s) {', '.join(added)}: the cut-off moves to now" if added else ""))
 
     def duplicate(why: str) -> Decision:
         return Decision("duplicate", "", stored, why)
@@ -140,6 +142,13 @@ def decide(existing: dict[str, Any], incident: dict[str, Any], execution_id: str
             return duplicate(f"{attempts} attempts made: start a manual request to try again")
         return Decision("respond", "takeover", fresh,
                         f"the earlier execution {execution_name(owner) or '?'} ended ({state}) without an outcome")
+    if added:
+        return Decision("respond", "new_target", fresh,
+                        f"the finding now names {', '.join(added)}, which the incident has not answered")
+    if later_activity(incident.get("eventLastSeen"), stored):
+        return Decision("respond", "activity", fresh,
+                        f"activity seen at {incident['eventLastSeen']}, after the cut-off {stored}: sessions issued "
+                        "since are revoked too")
     if status in RETRYABLE:
         if attempts >= MAX_AUTOMATIC_ATTEMPTS:
             return duplicate(f"{status} after {attempts} attempts: start a manual request to try again")
@@ -147,9 +156,45 @@ def decide(existing: dict[str, Any], incident: dict[str, Any], execution_id: str
     if existing.get("dryRun") and not incident.get("dryRun"):
         return Decision("respond", "enforce", fresh, "the earlier response was a dry run: it changed nothing")
     if band(incident.get("severity")) > band(existing.get("severity")):
-        return Decision("respond", "escalation", fresh if status in REPIN else stored,
+        return Decision("respond", "escalation", fresh,
                         f"severity rose from {existing.get('severity')} to {incident.get('severity')}")
     return duplicate(f"already answered by {execution_name(owner) or 'an earlier execution'}: {status}")
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def later_activity(last_seen: Any, cutoff: Any) -> bool:
+    """Is the finding's ``eventLastSeen`` later than the stored cut-off (activity after the response)? Pure."""
+    seen, stored = _time(last_seen), _time(cutoff)
+    return bool(seen and stored and seen > stored)
+
+
+def _identity_key(identity: dict[str, Any]) -> str:
+    """A target is its type and name (IAM names are case-insensitive); a nameless one is its access key."""
+    return f"{identity.get('type')}:{identity.get('name') or identity.get('accessKeyId') or ''}".lower()
+
+
+def _target_keys(found: dict[str, Any] | None) -> set[str]:
+    keys = {_identity_key(i) for i in (found or {}).get("identities") or [] if isinstance(i, dict)}
+    return keys | {f"instance:{i}" for i in (found or {}).get("instances") or []}
+
+
+def new_targets(stored: dict[str, Any] | None, incident: dict[str, Any]) -> list[str]:
+    """The incident's targets the record has not answered yet (labels), none when the record lists no targets."""
+    if not stored:
+        return []
+    known, mine = _target_keys(stored), targets(incident)
+    out = [f"{i['type']} {i.get('name') or i.get('accessKeyId') or '?'}" for i in mine["identities"]
+           if _identity_key(i) not in known]
+    return out + [i for i in mine["instances"] if f"instance:{i}" not in known]
 
 
 # -- items and timeline entries (pure) ----------------------------------------------------------------------
@@ -161,6 +206,16 @@ def targets(incident: dict[str, Any]) -> dict[str, Any]:
     return {"identities": [{k: v for k, v in i.items() if k in ("type", "name", "accessKeyId")}
                            for i in incident.get("identities") or []],
             "instances": list(incident.get("instances") or [])}
+
+
+def merged_targets(stored: dict[str, Any] | None, incident: dict[str, Any]) -> dict[str, Any]:
+    """Every target the incident has answered so far: the record's, then this attempt's new ones."""
+    out = {"identities": list((stored or {}).get("identities") or []),
+           "instances": list((stored or {}).get("instances") or [])}
+    mine, known = targets(incident), _target_keys(stored)
+    out["identities"] += [i for i in mine["identities"] if _identity_key(i) not in known]
+    out["instances"] += [i for i in mine["instances"] if f"instance:{i}" not in known]
+    return out
 
 
 def attempt(incident: dict[str, Any], execution_id: str, trigger: str, now: datetime) -> dict[str, Any]:
@@ -340,7 +395,8 @@ def claim(table: Any, incident: dict[str, Any], *, execution_id: str, execution_
         taken = dict(incident, cutoff=decision.cutoff)
         update = (_Update().set("status", IN_PROGRESS).set("executionId", execution_id)
                   .set("cutoff", decision.cutoff).set("updatedAt", stamp(now)).set("dryRun", bool(incident.get("dryRun")))
-                  .set("disposition", incident.get("disposition")).set("targets", targets(incident))
+                  .set("disposition", incident.get("disposition"))
+                  .set("targets", merged_targets(existing.get("targets"), incident))
                   .set("results", {})
                   .append("attempts", [attempt(taken, execution_id, decision.trigger, now)]))
         severities = [s for s in (existing.get("severity"), incident.get("severity")) if isinstance(s, (int, float))]

@@ -33,6 +33,13 @@ ENV: dict[str, str] = {
     "IR_ISOLATION_CIDRS": "comma-separated CIDRs (responder bastion / forensics) the quarantine group allows",
     "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
     "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
+    "IR_EVIDENCE_LOCK_MODE": "EBS Snapshot Lock mode of every forensics copy: compliance or governance ('' = none)",
+    "IR_EVIDENCE_LOCK_DAYS": "EBS Snapshot Lock duration of every forensics copy, in days",
+    "IR_CUSTODY_KEY_ARN": "the forensics account's asymmetric KMS key that signs every evidence manifest",
+    "IR_REGIONS": "comma-separated regions this deployment covers: a request or finding for another is refused",
+    "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
+    "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
+                                "(DeleteLoginProfile, its creation date recorded)",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -40,9 +47,11 @@ MEMBER_ROLE_NAME = "ir-responder-member"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
 SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
+DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
 DEFAULT_QUARANTINE_POLICY = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 PROTECTED_TAG = "ir:protected"
 REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+DENY_ALL_POLICY_NAME = "ir-quarantine-deny-all"  # inline, when the quarantine managed policy cannot be attached
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -68,6 +77,12 @@ class Settings:
     isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
     snapshot_retention: int = 7
     key_scope: str = "all"
+    evidence_lock_mode: str = ""  # '' = forensics copies are not locked (a deployment always sets it)
+    evidence_lock_days: int = 365
+    custody_key_arn: str = ""
+    regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
+    responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
+    remove_console_access: bool = True
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -77,6 +92,9 @@ class Settings:
         key_scope = env.get("IR_KEY_SCOPE", "all") or "all"
         if key_scope not in ("all", "named"):
             raise ValueError(f"IR_KEY_SCOPE must be 'all' or 'named', not {key_scope!r}")
+        console = (env.get("IR_REMOVE_CONSOLE_ACCESS") or "true").lower()
+        if console not in ("true", "false"):
+            raise ValueError(f"IR_REMOVE_CONSOLE_ACCESS must be 'true' or 'false', not {console!r}")
         return cls(
             member_role_name=env.get("IR_MEMBER_ROLE_NAME") or MEMBER_ROLE_NAME,
             external_id=env.get("IR_EXTERNAL_ID", ""),
@@ -95,6 +113,12 @@ class Settings:
             isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
             snapshot_retention=int(retention),
             key_scope=key_scope,
+            evidence_lock_mode=(env.get("IR_EVIDENCE_LOCK_MODE") or "").lower(),
+            evidence_lock_days=int(env.get("IR_EVIDENCE_LOCK_DAYS") or 365),
+            custody_key_arn=env.get("IR_CUSTODY_KEY_ARN", ""),
+            regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
+            responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
+            remove_console_access=console == "true",
             protection_config_error=protection_config_error(env),
         )
 

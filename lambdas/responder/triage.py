@@ -31,15 +31,21 @@ from responder.errors import InvalidInput
 
 SEVERITY_THRESHOLD = 4.0
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-_FINDING_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_IAM_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-_ACCESS_KEY = re.compile(r"^[A-Z0-9]{16,128}$")
-_INSTANCE = re.compile(r"^i-[0-9a-f]{8}([0-9a-f]{9})?$")
-_PARTITION = re.compile(r"^aws(-cn|-us-gov|-iso[a-z-]*)?$")
-_EXECUTION_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+# Every identifier is matched whole and in ASCII (`fullmatch`, `re.ASCII`): `$` would accept a trailing newline,
+# and without ASCII `\d`/`\w` accept Arabic-Indic digits and Cyrillic look-alike letters.
+_A = re.ASCII
+_ACCOUNT = re.compile(r"[0-9]{12}", _A)
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}", _A)
+_FINDING_ID = re.compile(r"[A-Za-z0-9._-]{1,128}", _A)
+_INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", _A)
+_IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}", _A)
+_ACCESS_KEY = re.compile(r"[A-Z0-9]{16,128}", _A)
+_PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:-]{1,256}", _A)
+_INSTANCE = re.compile(r"i-[0-9a-f]{8}([0-9a-f]{9})?", _A)
+_PARTITION = re.compile(r"aws(-cn|-us-gov|-iso[a-z-]*)?", _A)
+_EXECUTION_NAME = re.compile(r"[A-Za-z0-9._-]{1,80}", _A)
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
+                        _A)
 
 # userType values of accessKeyDetails (GuardDuty): what the identity branch can do with each.
 IDENTITY_TYPES = ("IAMUser", "AssumedRole", "Root", "FederatedUser", "Role", "AWSAccount", "AWSService", "Unknown")
@@ -71,9 +77,19 @@ def _str(value: Any, field: str, pattern: re.Pattern | None = None, *, max_len: 
         raise InvalidInput(field, "must be a non-empty string")
     if len(value) > max_len:
         raise InvalidInput(field, f"must be at most {max_len} characters")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         raise InvalidInput(field, f"{value[:80]!r} is not valid (expected {pattern.pattern})")
     return value
+
+
+def _region(value: Any, field: str, covered: tuple[str, ...] | None) -> str:
+    """A well-formed region that this deployment covers. A region it does not cover would half-work (clients in
+    that region, evidence copies naming keys of another): refused up front, naming the regions that are covered."""
+    region = _str(value, field, _REGION)
+    if covered is not None and region not in covered:
+        raise InvalidInput(field, f"{region!r} is not covered by this deployment (covered: "
+                                  f"{', '.join(covered) or 'none'}): deploy the responder in {region} to act there")
+    return region
 
 
 def _req(obj: dict, key: str, prefix: str) -> Any:
@@ -100,8 +116,11 @@ def _camel(value: Any) -> Any:
 
 
 # -- entry point ----------------------------------------------------------------------------------------
-def normalize(event: Any, *, execution_name: str = "", now: datetime | None = None) -> dict[str, Any]:
-    """The normalized incident for `event`, or InvalidInput naming the first bad field."""
+def normalize(event: Any, *, execution_name: str = "", now: datetime | None = None,
+              regions: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The normalized incident for `event`, or InvalidInput naming the first bad field. `regions`: the regions
+    the deployment covers (`Settings.regions`); a request or finding for any other region is refused (None: no
+    check)."""
     now = now or _now()
     if not isinstance(event, dict):
         raise InvalidInput("$", f"input must be a JSON object, got {type(event).__name__}")
@@ -111,35 +130,35 @@ def normalize(event: Any, *, execution_name: str = "", now: datetime | None = No
         extra = sorted(set(event) - {"manual"})
         if extra:
             raise InvalidInput(extra[0], "unknown key beside 'manual'")
-        return _manual(event["manual"], execution_name, now)
+        return _manual(event["manual"], execution_name, now, regions)
     if "detail-type" in event or "source" in event or "detail" in event:
-        return _event(event, now)
+        return _event(event, now, regions)
     if "Findings" in event or "findings" in event:
         findings = event.get("Findings", event.get("findings"))
         if not isinstance(findings, list) or len(findings) != 1:
             raise InvalidInput("Findings", "must hold exactly one finding per execution")
-        return _finding(_camel(_obj(findings[0], "Findings[0]")), "Findings[0].", now)
+        return _finding(_camel(_obj(findings[0], "Findings[0]")), "Findings[0].", now, regions)
     if "SchemaVersion" in event or "Resource" in event:
-        return _finding(_camel(event), "", now)
+        return _finding(_camel(event), "", now, regions)
     if "schemaVersion" in event or "resource" in event:
-        return _finding(event, "", now)
+        return _finding(event, "", now, regions)
     raise InvalidInput("$", "not a GuardDuty event (detail-type), a finding (resource) or a manual request (manual)")
 
 
-def _event(event: dict, now: datetime) -> dict[str, Any]:
+def _event(event: dict, now: datetime, regions: tuple[str, ...] | None) -> dict[str, Any]:
     detail_type = _req(event, "detail-type", "")
     if detail_type != "GuardDuty Finding":
         raise InvalidInput("detail-type", f"must be 'GuardDuty Finding', got {str(detail_type)[:80]!r}")
     source = _req(event, "source", "")
     if source != "aws.guardduty":
         raise InvalidInput("source", f"must be 'aws.guardduty', got {str(source)[:80]!r}")
-    return _finding(_obj(_req(event, "detail", ""), "detail"), "detail.", now)
+    return _finding(_obj(_req(event, "detail", ""), "detail"), "detail.", now, regions)
 
 
-def _finding(detail: dict, p: str, now: datetime) -> dict[str, Any]:
+def _finding(detail: dict, p: str, now: datetime, regions: tuple[str, ...] | None) -> dict[str, Any]:
     finding_id = _str(_req(detail, "id", p), f"{p}id", _FINDING_ID)
     account = _str(_req(detail, "accountId", p), f"{p}accountId", _ACCOUNT)
-    region = _str(_req(detail, "region", p), f"{p}region", _REGION)
+    region = _region(_req(detail, "region", p), f"{p}region", regions)
     partition = _str(detail.get("partition") or "aws", f"{p}partition", _PARTITION)
     finding_type = _str(_req(detail, "type", p), f"{p}type", max_len=256)
     severity = _severity(_req(detail, "severity", p), f"{p}severity")
@@ -151,6 +170,9 @@ def _finding(detail: dict, p: str, now: datetime) -> dict[str, Any]:
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidInput(f"{p}service.count", "must be a non-negative integer")
     additional = service.get("additionalInfo") or {}
+    last_seen = service.get("eventLastSeen")
+    if last_seen not in (None, ""):
+        last_seen = _str(last_seen, f"{p}service.eventLastSeen", _TIMESTAMP, max_len=64)
 
     incident = _base(
         incident_id=f"gd-{finding_id}",
@@ -170,6 +192,8 @@ def _finding(detail: dict, p: str, now: datetime) -> dict[str, Any]:
         updatedAt=str(detail.get("updatedAt", ""))[:64],
         resourceType=resource_type,
     )
+    if last_seen:
+        incident["eventLastSeen"] = last_seen
 
     if isinstance(additional, dict) and additional.get("sample") is True:
         return _not_handled(incident, "sample finding (CreateSampleFindings): it names no real resource")
@@ -210,19 +234,19 @@ def _identity(details: dict, p: str) -> dict[str, Any]:
     if key not in (None, ""):
         identity["accessKeyId"] = _str(key, f"{p}accessKeyId", _ACCESS_KEY)
     principal = details.get("principalId")
-    if isinstance(principal, str) and principal:
-        identity["principalId"] = principal[:256]
+    if principal not in (None, ""):
+        identity["principalId"] = _str(principal, f"{p}principalId", _PRINCIPAL_ID, max_len=256)
     return identity
 
 
-def _manual(request: Any, execution_name: str, now: datetime) -> dict[str, Any]:
+def _manual(request: Any, execution_name: str, now: datetime, regions: tuple[str, ...] | None) -> dict[str, Any]:
     p = "manual."
     request = _obj(request, "manual")
     unknown = sorted(set(request) - MANUAL_KEYS)
     if unknown:
         raise InvalidInput(f"{p}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(MANUAL_KEYS))})")
     account = _str(_req(request, "accountId", p), f"{p}accountId", _ACCOUNT)
-    region = _str(_req(request, "region", p), f"{p}region", _REGION)
+    region = _region(_req(request, "region", p), f"{p}region", regions)
     partition = _str(request.get("partition") or "aws", f"{p}partition", _PARTITION)
     reason = _str(_req(request, "reason", p), f"{p}reason", max_len=1024)
     dry_run = request.get("dryRun", False)
@@ -231,7 +255,7 @@ def _manual(request: Any, execution_name: str, now: datetime) -> dict[str, Any]:
     if request.get("incidentId") is not None:
         incident_id = _str(request["incidentId"], f"{p}incidentId", _INCIDENT_ID)
     else:
-        name = execution_name if _EXECUTION_NAME.match(execution_name or "") else ""
+        name = execution_name if _EXECUTION_NAME.fullmatch(execution_name or "") else ""
         if not name:
             raise InvalidInput(f"{p}incidentId", "is required when the execution has no usable name")
         incident_id = f"manual-{name}"[:64]

@@ -3,18 +3,19 @@
 Each function: python3.13 on arm64, JSON logs into its own log group (with retention), the shared environment
 (every name of `responder.settings.ENV`), Powertools from the public layer whose ARN is resolved at deploy time from
 the SSM public parameter (synth stays offline), and its own role `ir-responder-<Key>-role` with exactly
-`stacks.policies.function_policy` (assume the member and forensics roles, the responder's declared actions on its
-own table and topic, write its own logs).
+`stacks.policies.function_policy` for its task (`stacks.tasks`): the roles its task assumes (Triage none, Finalize
+only the forensics role), its task's declared actions on the responder's own table and topic, its own logs. The
+role trusts Lambda for this account only (aws:SourceAccount).
 """
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Tags, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_
+from aws_cdk import Aws, Duration, RemovalPolicy, Tags, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_
 from aws_cdk import aws_logs as logs, aws_ssm as ssm
 from constructs import Construct
 
-from stacks import names, policies
+from stacks import names, policies, tasks
 from stacks.catalog import FUNCTIONS, LAMBDA_ROOT
 from stacks.nag import acknowledge, wildcard_acknowledgements
 
@@ -33,9 +34,9 @@ class ResponderFunctions(Construct):
     POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/arm64/python3.13/3.37.0"
     ASSET_EXCLUDE = ("**/__pycache__", "**/*.pyc")
 
-    def __init__(self, scope: Construct, id: str, *, environment: Mapping[str, str], actions: Sequence[str],
-                 assume_role_arns: Sequence[str], table_arn: str, topic_arn: str, topic_key: kms.IKey,
-                 executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
+    def __init__(self, scope: Construct, id: str, *, environment: Mapping[str, str], account: str,
+                 member_accounts: Sequence[str], forensics_account: str, table_arn: str, topic_arn: str,
+                 topic_key: kms.IKey, executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
                  protected_tag: str) -> None:
         super().__init__(scope, id)
         code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
@@ -51,13 +52,18 @@ class ResponderFunctions(Construct):
                 removal_policy=RemovalPolicy.RETAIN,
             )
             policy = policies.function_policy(
-                actions=actions, assume_role_arns=assume_role_arns, table_arn=table_arn, topic_arn=topic_arn,
+                actions=tasks.task_access(spec).responder_actions,
+                assume_role_arns=tasks.assume_role_arns(spec, partition=Aws.PARTITION,
+                                                        member_accounts=tuple(member_accounts),
+                                                        forensics_account=forensics_account),
+                table_arn=table_arn, topic_arn=topic_arn,
                 topic_key_arn=topic_key.key_arn, log_group_arn=log_group.log_group_arn, executions_arn=executions_arn)
+            trust = policies.service_trust("lambda.amazonaws.com", source_account=account)["Statement"][0]
             role = iam.Role(
                 self, f"{spec.key}Role",
                 role_name=names.function_role_name(spec),
                 description=f"Execution role of {spec.function_name}",
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com").with_conditions(trust["Condition"]),
                 inline_policies={"permissions": iam.PolicyDocument.from_json(policy)},
             )
             Tags.of(role).add(protected_tag, "true")

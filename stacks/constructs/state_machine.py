@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from aws_cdk import RemovalPolicy, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import Aws, RemovalPolicy, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -14,7 +14,7 @@ from stacks.catalog import ASL_PATH, FUNCTIONS, STATE_MACHINE_NAME
 
 class ContainmentStateMachine(Construct):
     def __init__(self, scope: Construct, id: str, *, functions: Mapping[str, lambda_.IFunction],
-                 log_retention: logs.RetentionDays) -> None:
+                 log_retention: logs.RetentionDays, account: str, region: str) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
             self, "Logs",
@@ -26,7 +26,10 @@ class ContainmentStateMachine(Construct):
             self, "Role",
             role_name=names.STATE_MACHINE_ROLE_NAME,
             description="Execution role of the containment state machine",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com").with_conditions(
+                policies.service_trust("states.amazonaws.com", source_account=account,
+                                       source_arn=policies.state_machine_arn(Aws.PARTITION, region, account))
+                ["Statement"][0]["Condition"]),
             inline_policies={"invoke-functions": iam.PolicyDocument.from_json(policies.state_machine_policy(
                 [functions[spec.key].function_arn for spec in FUNCTIONS]))},
         )

@@ -3,7 +3,7 @@ above (`stacks.catalog.EVENT_PATTERN`). Delivery is retried; what cannot be deli
 TLS-only dead-letter queue (alarmed), so no finding is lost silently."""
 from __future__ import annotations
 
-from aws_cdk import Duration, Tags, aws_events as events, aws_events_targets as targets, aws_iam as iam
+from aws_cdk import Aws, Duration, Tags, aws_events as events, aws_events_targets as targets, aws_iam as iam
 from aws_cdk import aws_sqs as sqs, aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -27,7 +27,8 @@ class GuardDutyTrigger(Construct):
     RETRY_ATTEMPTS = names.RULE_RETRY_ATTEMPTS
     MAX_EVENT_AGE = Duration.seconds(names.RULE_MAX_EVENT_AGE_SECONDS)
 
-    def __init__(self, scope: Construct, id: str, *, state_machine: sfn.IStateMachine, protected_tag: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, state_machine: sfn.IStateMachine, protected_tag: str,
+                 account: str, region: str) -> None:
         super().__init__(scope, id)
         self.dead_letter_queue = sqs.Queue(
             self, "DeadLetterQueue",
@@ -49,7 +50,10 @@ class GuardDutyTrigger(Construct):
             self, "Role",
             role_name=names.RULE_ROLE_NAME,
             description="Lets the GuardDuty findings rule start the containment state machine",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                policies.service_trust("events.amazonaws.com", source_account=account,
+                                       source_arn=policies.rule_arn(Aws.PARTITION, region, account))
+                ["Statement"][0]["Condition"]),
             inline_policies={"start-containment": iam.PolicyDocument.from_json(
                 policies.rule_target_policy(state_machine.state_machine_arn))},
         )

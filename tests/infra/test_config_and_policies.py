@@ -10,10 +10,51 @@ BASE = {"region": "eu-west-1", "securityAccount": "111111111111", "forensicsAcco
         "memberAccounts": ["333333333333"], "externalId": "ir-responder-test"}
 
 
-def test_the_example_context_in_cdk_json_is_valid():
-    config = Config.from_context(load_context())
+def test_the_example_context_in_cdk_json_is_valid_once_the_external_id_is_set():
+    config = Config.from_context({**load_context(), "externalId": "ir-responder-test"})
     assert config.layout == "multi-account"
     assert len({config.security_account, config.forensics_account, *config.member_accounts}) >= 3
+    assert config.evidence_lock_mode == "COMPLIANCE"
+
+
+def test_the_example_external_id_of_cdk_json_is_refused():
+    with pytest.raises(ConfigError, match="context 'externalId': 'ir-responder-example-change-me' is the example"):
+        Config.from_context(load_context())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"memberAccounts": ["333333333333", "222222222222"]},
+     "context 'memberAccounts': the forensics account 222222222222 can never be a member account"),
+    ({"memberAccounts": ["333333333333", "111111111111"]},
+     "context 'memberAccounts': names the security account 111111111111; set securityAccountIsMember=true"),
+    ({"quarantinePolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+     "context 'quarantinePolicyArn': expected one of AWS's AWSCompromisedKeyQuarantine\\* policies"),
+    ({"quarantinePolicyArn": "arn:aws:iam::aws:policy/PowerUserAccess"}, "context 'quarantinePolicyArn'"),
+    ({"quarantinePolicyArn": "arn:aws:iam::444444444444:policy/Quarantine"},
+     "context 'quarantinePolicyArn': the customer managed policy .* exists only in account 444444444444"),
+    ({"quarantinePolicyArn": "arn:aws:iam::222222222222:policy/Quarantine"},
+     "context 'quarantinePolicyArn': .* belongs to the forensics or security account"),
+    ({"evidenceLockMode": "NONE"}, "context 'evidenceLockMode'"),
+    ({"evidenceRetentionDays": 36501}, "context 'evidenceRetentionDays': 1 to 36500 days"),
+    ({"evidenceCustodianRole": "ir-responder-member"}, "context 'evidenceCustodianRole'"),
+    ({"securityAccountIsMember": "perhaps"}, "context 'securityAccountIsMember'"),
+])
+def test_a_harmful_context_is_refused_naming_the_key(change, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_context({**BASE, **change})
+
+
+def test_what_the_refusals_still_allow():
+    allowed = Config.from_context({**BASE, "memberAccounts": ["333333333333", "111111111111"],
+                                   "securityAccountIsMember": "true"})
+    assert allowed.member_accounts == ("333333333333", "111111111111") and allowed.security_account_is_member
+    for name in ("AWSCompromisedKeyQuarantine", "AWSCompromisedKeyQuarantineV2", "AWSCompromisedKeyQuarantineV3",
+                 "AWSCompromisedKeyQuarantineV4"):
+        arn = f"arn:aws:iam::aws:policy/{name}"
+        assert Config.from_context({**BASE, "quarantinePolicyArn": arn}).quarantine_policy_arn == arn
+    own = "arn:aws:iam::333333333333:policy/ir/Quarantine"
+    assert Config.from_context({**BASE, "quarantinePolicyArn": own}).quarantine_policy_arn == own
+    assert Config.from_context({**BASE, "evidenceLockMode": "governance"}).evidence_lock_mode == "GOVERNANCE"
 
 
 def test_single_account_puts_everything_into_the_security_account():
@@ -53,8 +94,7 @@ def test_wildcard_actions_are_never_granted():
     for bad in ("ec2:Describe*", "*", "iam:*", "s3:Get?bject", "nocolon"):
         with pytest.raises(policies.UnscopedAction):
             policies.member_policy(partition="aws", account="1", security_account="2", actions=[bad],
-                                   deny_all_role_arn="r",
-                                   quarantine_policy_arn="q")
+                                   deny_all_role_arn="r", quarantine_policy_arn="q", forensics_account="3")
 
 
 def test_a_responder_action_without_a_resource_scope_fails_the_synth():
@@ -67,9 +107,12 @@ def test_member_policy_scopes_what_iam_can_scope():
     doc = policies.member_policy(
         partition="aws", account="333333333333", security_account="111111111111",
         actions=["iam:PassRole", "iam:AttachUserPolicy", "iam:GetUser", "iam:PutRolePolicy", "ec2:DescribeInstances"],
-        deny_all_role_arn="arn:aws:iam::333333333333:role/deny", quarantine_policy_arn="arn:aws:iam::aws:policy/Q")
+        deny_all_role_arn="arn:aws:iam::333333333333:role/deny", quarantine_policy_arn="arn:aws:iam::aws:policy/Q",
+        forensics_account="222222222222")
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     assert by_sid["PassOnlyTheDenyAllRole"]["Resource"] == ["arn:aws:iam::333333333333:role/deny"]
+    assert by_sid["PassOnlyTheDenyAllRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
     assert by_sid["AttachOnlyTheQuarantinePolicy"]["Condition"] == {
         "ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/Q"}}
     assert by_sid["IamUsers"]["Resource"] == ["arn:aws:iam::333333333333:user/*"]

@@ -31,7 +31,7 @@ def test_the_evidence_bucket_is_versioned_encrypted_private_tls_only_and_locked(
                                            "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
         "ObjectLockEnabled": True,
         "ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled",
-                                    "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 365}}},
+                                    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}}},
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
         "LoggingConfiguration": Match.object_like({"LogFilePrefix": "evidence/"}),
     })
@@ -69,7 +69,9 @@ def test_each_stack_deploys_into_its_own_account(multi):  # noqa: F811
     config = multi.config
     expected = {names.RESPONDER_STACK: config.security_account, names.FORENSICS_STACK: config.forensics_account}
     expected.update({names.member_stack(a): a for a in config.member_accounts})
-    assert multi.stacks == {name: f"aws://{account}/{config.region}" for name, account in expected.items()}
+    watches = {names.member_watch_stack(a): f"aws://{a}/us-east-1" for a in config.member_accounts}
+    assert multi.stacks == {**{name: f"aws://{account}/{config.region}" for name, account in expected.items()},
+                            **watches}
     assert len(set(expected.values())) == 4  # security != forensics != members
 
 
@@ -78,7 +80,8 @@ def test_the_single_account_layout_puts_all_three_stacks_into_the_security_accou
     account = config.security_account
     assert single.stacks == {names.RESPONDER_STACK: f"aws://{account}/{config.region}",
                              names.FORENSICS_STACK: f"aws://{account}/{config.region}",
-                             names.member_stack(account): f"aws://{account}/{config.region}"}
+                             names.member_stack(account): f"aws://{account}/{config.region}",
+                             names.member_watch_stack(account): f"aws://{account}/us-east-1"}
     env = single.one(names.RESPONDER_STACK, "AWS::Lambda::Function",
                      FunctionName="ir-responder-Triage")["Properties"]["Environment"]["Variables"]
     assert env["IR_FORENSICS_ACCOUNT"] == account

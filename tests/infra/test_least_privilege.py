@@ -1,13 +1,14 @@
 """Least privilege, proven on the synthesized templates of both layouts: every role grants exactly the actions the
-code declares next to the calls (`responder.permissions`, read now, not copied here), no wildcard action, resources
-scoped where IAM allows it; trust limited to the responder's own roles with the external id; the forensics key
-usable only by the forensics account, the sharing keys by the forensics account only through EC2."""
+code declares next to the calls (`responder.permissions`, read now, not copied here; per function from its task,
+`stacks.tasks`), no wildcard action, resources scoped where IAM allows it; the member and forensics roles trusted
+by the exact function roles that need them, with the external id; the forensics key usable only by the forensics
+account, the sharing keys by the forensics account only through EC2."""
 from __future__ import annotations
 
 import pytest
 
 from responder import permissions, settings
-from stacks import names, policies
+from stacks import names, policies, tasks
 from tests.infra_world import allowed_actions, as_list, assembly, flat, multi, role, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
@@ -19,15 +20,17 @@ def _assert_no_wildcard_actions(statements: list[dict]) -> None:
             assert not [a for a in as_list(statement["Action"]) if "*" in a or "?" in a], statement
 
 
-def _assert_trusts_only_the_responder(role_resource: dict, assembly) -> None:  # noqa: F811
+def _assert_trusts_only_the_responder(role_resource: dict, assembly, specs) -> None:  # noqa: F811
     config = assembly.config
     (statement,) = role_resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
     assert {k: flat(v) for k, v in statement["Principal"].items()} == {
         "AWS": f"arn:{P}:iam::{config.security_account}:root"}
-    assert set(statement["Condition"]) == {"ArnLike", "StringEquals"}
-    assert {k: flat(v) for k, v in statement["Condition"]["ArnLike"].items()} == {
-        "aws:PrincipalArn": f"arn:{P}:iam::{config.security_account}:role/ir-responder-*"}
+    assert set(statement["Condition"]) == {"ArnEquals", "StringEquals"}
+    principals = [flat(a) for a in as_list(statement["Condition"]["ArnEquals"]["aws:PrincipalArn"])]
+    assert sorted(principals) == sorted(
+        f"arn:{P}:iam::{config.security_account}:role/{names.function_role_name(s)}" for s in specs)
+    assert not [a for a in principals if "*" in a], "exact ARNs, no pattern"
     assert statement["Condition"]["StringEquals"] == {"sts:ExternalId": config.external_id}
 
 
@@ -36,6 +39,7 @@ def test_the_names_the_stacks_use_are_the_ones_the_code_expects():
     assert names.FORENSICS_ROLE_NAME == settings.FORENSICS_ROLE_NAME
     assert names.SHARING_KEY_ALIAS == settings.SHARING_KEY_ALIAS
     assert names.DENY_ALL_PROFILE == settings.DENY_ALL_PROFILE
+    assert names.DENY_ALL_ROLE_NAME == settings.DENY_ALL_ROLE_NAME
     for name in (names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME,
                  names.DENY_ALL_ROLE_NAME):
         assert name.startswith(names.ROLE_PREFIX)
@@ -50,7 +54,9 @@ def test_the_member_role_grants_exactly_the_declared_member_actions(assembly):  
     for stack in assembly.member_stacks:
         statements = role_statements(role(assembly, stack, names.MEMBER_ROLE_NAME))
         assert allowed_actions(statements) == declared
-        assert all(s["Effect"] == "Allow" for s in statements)
+        denies = {s["Sid"] for s in statements if s["Effect"] == "Deny"}
+        assert {"NeverChangeTheRespondersIdentities", "NeverChangeProtectedPrincipals",
+                "NeverChangeManagedPolicies"} <= denies
         _assert_no_wildcard_actions(statements)
 
 
@@ -71,21 +77,30 @@ def test_the_member_role_scopes_pass_role_and_policy_attachment(assembly):  # no
             assert flat(attach["Condition"]["ArnEquals"]["iam:PolicyARN"]) == (
                 f"arn:{P}:iam::aws:policy/AWSCompromisedKeyQuarantineV2")
         for statement in statements.values():  # every scoped resource is in this account, or conditioned
+            if statement["Effect"] == "Deny":
+                continue
             for resource in as_list(statement["Resource"]):
                 text = flat(resource)
+                collected = "aws:ResourceTag/ir:collected-by" in statement.get("Condition", {}).get("StringLike", {})
                 assert text == "*" or text.startswith("<") or f":{account}:" in text or (
-                    text == f"arn:{P}:ec2:*::snapshot/*" and statement["Sid"] == "OnlyTheRespondersSnapshots"), text
+                    text == f"arn:{P}:ec2:*::snapshot/*" and collected), (statement["Sid"], text)
 
 
 def _assert_snapshot_and_key_conditions(statements: list[dict], security_account: str) -> None:
     for statement in statements:
         actions = set(as_list(statement["Action"]))
-        if actions & policies.EVIDENCE_SNAPSHOT_ACTIONS:
-            assert actions <= policies.EVIDENCE_SNAPSHOT_ACTIONS
-            assert {k: {kk: flat(vv) for kk, vv in v.items()} for k, v in statement["Condition"].items()} == {
-                "StringLike": {"aws:ResourceTag/ir:collected-by":
-                               f"arn:{P}:states:*:{security_account}:execution:ir-responder-containment:*"}}
-        kms = {a for a in actions if a.startswith("kms:")}
+        if statement["Effect"] == "Deny":
+            continue
+        if actions & (policies.EVIDENCE_SNAPSHOT_ACTIONS | {"ec2:LockSnapshot"}):
+            assert actions <= policies.EVIDENCE_SNAPSHOT_ACTIONS | {"ec2:LockSnapshot"}
+            assert {k: flat(v) for k, v in statement["Condition"]["StringLike"].items()} == {
+                "aws:ResourceTag/ir:collected-by":
+                f"arn:{P}:states:*:{security_account}:execution:ir-responder-containment:*"}
+        kms = {a for a in actions if a.startswith("kms:")} - policies.SIGNING_ACTIONS
+        if actions & policies.SIGNING_ACTIONS:  # the custody key: signed directly, digests only, one algorithm
+            assert actions == policies.SIGNING_ACTIONS and statement["Sid"] == "SignManifestsWithTheCustodyKey"
+            assert statement["Condition"] == {"StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256",
+                                                               "kms:MessageType": "DIGEST"}}
         if kms:
             assert kms == actions, "KMS actions in statements of their own"
             if kms != {"kms:DescribeKey"}:
@@ -106,7 +121,7 @@ def test_destructive_snapshot_actions_and_kms_are_conditioned(assembly):  # noqa
 def test_the_member_role_trusts_only_the_responders_roles_with_the_external_id(assembly):  # noqa: F811
     for stack in assembly.member_stacks:
         resource = role(assembly, stack, names.MEMBER_ROLE_NAME)
-        _assert_trusts_only_the_responder(resource, assembly)
+        _assert_trusts_only_the_responder(resource, assembly, tasks.member_tasks())
         assert {"Key": "ir:protected", "Value": "true"} in resource["Properties"]["Tags"]
 
 
@@ -152,6 +167,8 @@ def test_the_sharing_key_lets_the_forensics_account_use_it_only_through_ec2(asse
 def test_the_forensics_role_grants_exactly_the_declared_forensics_actions(assembly):  # noqa: F811
     statements = role_statements(role(assembly, names.FORENSICS_STACK, names.FORENSICS_ROLE_NAME))
     assert allowed_actions(statements) == set(permissions.forensics_actions())
+    assert {"NeverChangeTheRespondersIdentities", "NeverUnlockEvidence"} <= {
+        s["Sid"] for s in statements if s["Effect"] == "Deny"}
     _assert_no_wildcard_actions(statements)
 
 
@@ -161,7 +178,7 @@ def test_the_forensics_role_scopes_keys_and_bucket(assembly):  # noqa: F811
                                                              names.FORENSICS_ROLE_NAME))}
     declared = set(permissions.forensics_actions())
     s3_actions = {a for a in declared if a.startswith("s3:")}
-    kms_actions = {a for a in declared if a.startswith("kms:")}
+    kms_actions = {a for a in declared if a.startswith("kms:")} - policies.SIGNING_ACTIONS
     assert s3_actions and kms_actions, "the forensics side declares no S3 or KMS action: update this test"
     bucket = statements["EvidenceBucketOfThisAccount"]
     assert set(as_list(bucket["Action"])) == s3_actions
@@ -178,23 +195,39 @@ def test_the_forensics_role_scopes_keys_and_bucket(assembly):  # noqa: F811
         assert statement["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
     for statement in own_key:
         assert [flat(r) for r in as_list(statement["Resource"])] == [
-            flat({"Fn::GetAtt": [next(iter(assembly.resources(names.FORENSICS_STACK, "AWS::KMS::Key"))), "Arn"]})]
+            flat({"Fn::GetAtt": [_key_id(assembly, "ForensicsKey"), "Arn"]})]
+    sign = statements["SignManifestsWithTheCustodyKey"]
+    assert as_list(sign["Action"]) == ["kms:Sign"]
+    assert [flat(r) for r in as_list(sign["Resource"])] == [flat({"Fn::GetAtt": [_key_id(assembly, "CustodyKey"),
+                                                                                "Arn"]})]
+
+
+def _key_id(assembly, prefix: str) -> str:  # noqa: F811
+    (found,) = [k for k in assembly.resources(names.FORENSICS_STACK, "AWS::KMS::Key") if k.startswith(prefix)]
+    return found
 
 
 def test_the_forensics_role_trusts_only_the_responders_roles_with_the_external_id(assembly):  # noqa: F811
-    _assert_trusts_only_the_responder(role(assembly, names.FORENSICS_STACK, names.FORENSICS_ROLE_NAME), assembly)
+    _assert_trusts_only_the_responder(role(assembly, names.FORENSICS_STACK, names.FORENSICS_ROLE_NAME), assembly,
+                                      tasks.forensics_tasks())
 
 
 def test_the_forensics_key_policy_names_no_principal_outside_the_forensics_account(assembly):  # noqa: F811
     account = assembly.config.forensics_account
-    (key,) = assembly.resources(names.FORENSICS_STACK, "AWS::KMS::Key").values()
-    assert key["Properties"]["EnableKeyRotation"] is True
-    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
-        principals = statement["Principal"]
-        assert set(principals) == {"AWS"}, "no service or anonymous principal"
-        for principal in as_list(principals["AWS"]):
-            assert flat(principal) == f"arn:{P}:iam::{account}:root"
-        assert "NotPrincipal" not in statement
+    keys = assembly.resources(names.FORENSICS_STACK, "AWS::KMS::Key")
+    assert keys[_key_id(assembly, "ForensicsKey")]["Properties"]["EnableKeyRotation"] is True
+    custody = keys[_key_id(assembly, "CustodyKey")]["Properties"]
+    assert (custody["KeySpec"], custody["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    for key in keys.values():
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+            principals = statement["Principal"]
+            assert set(principals) == {"AWS"}, "no service principal"
+            assert "NotPrincipal" not in statement
+            if statement["Effect"] == "Deny":  # the custody key: nobody but the forensics role signs
+                assert principals == {"AWS": "*"} and statement["Action"] == "kms:Sign"
+                continue
+            for principal in as_list(principals["AWS"]):
+                assert flat(principal) == f"arn:{P}:iam::{account}:root"
 
 
 def test_no_production_account_is_named_by_the_forensics_key(multi):  # noqa: F811
@@ -208,40 +241,47 @@ def test_no_production_account_is_named_by_the_forensics_key(multi):  # noqa: F8
 # ---------------------------------------------------------------------------------------------------------------
 # Responder functions
 # ---------------------------------------------------------------------------------------------------------------
-def test_the_function_roles_grant_exactly_assume_role_and_the_declared_responder_actions(assembly):  # noqa: F811
+def test_each_function_role_grants_exactly_what_its_task_declares(assembly):  # noqa: F811
     from stacks.catalog import FUNCTIONS
 
-    declared = set(permissions.responder_actions())
-    expected = {"sts:AssumeRole"} | declared | policies.function_extra_actions(declared)
-    assert policies.function_extra_actions(declared) <= set(policies.LOG_ACTIONS) | set(policies.TOPIC_KEY_ACTIONS)
     for spec in FUNCTIONS:
+        access = tasks.task_access(spec)
+        declared = set(access.responder_actions)
+        assume = {"sts:AssumeRole"} if access.member or access.forensics else set()
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
-        assert allowed_actions(statements) == expected
+        assert allowed_actions(statements) == assume | declared | policies.function_extra_actions(declared), spec.key
         _assert_no_wildcard_actions(statements)
 
 
-def test_the_functions_may_assume_only_the_member_and_forensics_roles(assembly):  # noqa: F811
+def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles(assembly):  # noqa: F811
     from stacks.catalog import FUNCTIONS
 
     config = assembly.config
-    expected = sorted({f"arn:{P}:iam::{a}:role/{names.MEMBER_ROLE_NAME}" for a in config.member_accounts}
-                      | {f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"})
+    members = {f"arn:{P}:iam::{a}:role/{names.MEMBER_ROLE_NAME}" for a in config.member_accounts}
+    forensics = {f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"}
+    expected = {"Triage": set(), "Finalize": forensics, "ContainIdentities": members | forensics,
+                "IsolateInstance": members | forensics, "CollectEvidence": members | forensics}
+    assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
-        (assume,) = [s for s in statements if "sts:AssumeRole" in as_list(s["Action"])]
-        assert as_list(assume["Action"]) == ["sts:AssumeRole"]
-        assert sorted(flat(r) for r in as_list(assume["Resource"])) == expected
+        assumable = {flat(r) for s in statements if "sts:AssumeRole" in as_list(s["Action"])
+                     for r in as_list(s["Resource"])}
+        assert assumable == expected[spec.key], spec.key
+        for statement in statements:
+            if "sts:AssumeRole" in as_list(statement["Action"]):
+                assert as_list(statement["Action"]) == ["sts:AssumeRole"]
 
 
 def test_the_responder_actions_touch_only_the_responders_own_resources(assembly):  # noqa: F811
     from stacks.catalog import FUNCTIONS
 
-    owned = ("<IncidentsTable", "<NotificationsTopic", "<FunctionsTriageLogs")
-    statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(FUNCTIONS[0])))
-    for statement in statements:
-        if "sts:AssumeRole" in as_list(statement["Action"]):
-            continue
-        for resource in as_list(statement["Resource"]):
-            text = flat(resource)
-            assert text.startswith(owned) or text == policies.executions_arn(
-                P, assembly.config.region, assembly.config.security_account, "ir-responder-containment"), text
+    for spec in FUNCTIONS:
+        owned = ("<IncidentsTable", "<NotificationsTopic", f"<Functions{spec.key}Logs")
+        statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
+        for statement in statements:
+            if "sts:AssumeRole" in as_list(statement["Action"]):
+                continue
+            for resource in as_list(statement["Resource"]):
+                text = flat(resource)
+                assert text.startswith(owned) or text == policies.executions_arn(
+                    P, assembly.config.region, assembly.config.security_account, "ir-responder-containment"), text

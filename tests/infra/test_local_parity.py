@@ -9,7 +9,7 @@ import pytest
 
 from responder import permissions
 from responder.settings import ENV
-from stacks import names, policies
+from stacks import names, policies, tasks
 from stacks.catalog import FUNCTIONS
 from tests.infra_world import allowed_actions, multi, role_statements  # noqa: F401 - fixtures
 
@@ -69,13 +69,16 @@ def test_local_roles_have_the_shipped_names_trust_and_permissions(deployed):
     assert allowed_actions(roles["member"]["policies"][0]["Statement"]) == set(permissions.member_actions())
     forensics_actions = set(permissions.forensics_actions())
     assert allowed_actions([s for p in roles["forensics"]["policies"] for s in p["Statement"]]) == forensics_actions
-    declared = set(permissions.responder_actions())
     for spec in FUNCTIONS:
+        access = tasks.task_access(spec)
+        declared = set(access.responder_actions)
+        assume = {"sts:AssumeRole"} if access.member or access.forensics else set()
         assert allowed_actions(roles[spec.key]["policies"][0]["Statement"]) == (
-            {"sts:AssumeRole"} | declared | policies.function_extra_actions(declared))
-    for key in ("member", "forensics"):
+            assume | declared | policies.function_extra_actions(declared))
+    for key, specs in (("member", tasks.member_tasks()), ("forensics", tasks.forensics_tasks())):
         (trust,) = roles[key]["trust"]["Statement"]
-        assert trust["Condition"] == policies.responder_trust_conditions("aws", "123456789012", "ir-responder")
+        assert trust["Condition"] == policies.responder_trust_conditions(
+            "aws", "123456789012", "ir-responder", tasks.role_arns("aws", "123456789012", specs))
         assert roles[key]["tags"] == {"ir:protected": "true"}
 
 
@@ -106,12 +109,17 @@ def test_local_and_shipped_member_policies_are_the_same_document(deployed, multi
 def test_the_local_evidence_bucket_is_tls_only_like_the_shipped_one_and_still_writable(deployed):
     dep = deployed["deployment"]
     s3 = dep.client("s3", account=FORENSICS)
-    (statement,) = json.loads(s3.get_bucket_policy(Bucket=dep.bucket)["Policy"])["Statement"]
+    statement, *others = json.loads(s3.get_bucket_policy(Bucket=dep.bucket)["Policy"])["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    key_arn = dep.client("kms", account=FORENSICS).describe_key(KeyId=names.FORENSICS_KEY_ALIAS)["KeyMetadata"]["Arn"]
+    assert others == policies.evidence_bucket_policy(
+        partition="aws", bucket=dep.bucket, key_arn=key_arn,
+        writer_arn=f"arn:aws:iam::{FORENSICS}:role/{names.FORENSICS_ROLE_NAME}",
+        custodian_arn=f"arn:aws:iam::{FORENSICS}:role/{names.DEFAULT_CUSTODIAN_ROLE_NAME}")
     s3.put_object(Bucket=dep.bucket, Key="tests/parity.json", Body=b"{}", ExpectedBucketOwner=FORENSICS)
     retention = s3.get_object_lock_configuration(Bucket=dep.bucket)["ObjectLockConfiguration"]["Rule"][
         "DefaultRetention"]
-    assert (retention["Mode"], retention["Days"]) == ("GOVERNANCE", 365)
+    assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 365)
 
 
 def test_the_s3_gap_keeps_unconditional_denies(deployed):

@@ -15,7 +15,7 @@ from stacks.catalog import ASL_PATH, FUNCTIONS, ROOT
 from stacks.config import load_context
 from stacks.nag import MIN_REASON
 from tests.conftest import load_example
-from tests.infra_world import assembly, multi  # noqa: F401 - fixtures
+from tests.infra_world import EXTERNAL_ID, assembly, multi  # noqa: F401 - fixtures
 
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -65,7 +65,7 @@ def test_every_acknowledgement_answers_a_real_finding_and_every_finding_is_ackno
     from stacks.nag import unapplied
 
     with unapplied() as acknowledgements:
-        app, _ = build_app(load_context(), nag=False)
+        app, _ = build_app({**load_context(), "externalId": EXTERNAL_ID}, nag=False)
     report = AwsSolutionsChecks().validate_scope(app)
     findings = {(r.construct_path, v.rule_name) for v in report.violations for r in v.violating_resources}
     assert findings, "cdk-nag found nothing at all: is it running?"

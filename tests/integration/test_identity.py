@@ -68,7 +68,8 @@ def test_second_run_changes_nothing(iam):
     before = revoke_doc(iam, user="ci-deployer")
     again = run(iam, identity)
     assert again["status"] == "already_contained"
-    assert [e["status"] for e in again["entries"]] == ["unchanged"] * 4
+    # quarantine policy, console access (no login profile), two keys, revoke: all read, nothing written
+    assert [e["status"] for e in again["entries"]] == ["unchanged"] * 5
     assert revoke_doc(iam, user="ci-deployer") == before
     assert len(iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"]) == 1
 
@@ -106,11 +107,12 @@ def test_dry_run_plans_every_call_and_changes_nothing(iam):
     keys = user_with_keys(iam)
     result = run(iam, {"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, dry_run=True)
     assert result["status"] == "planned"
-    assert [(e["api"], e["target"]) for e in result["entries"]] == [
+    assert [(e["api"], e["target"]) for e in result["entries"] if e["status"] == "planned"] == [
         ("iam:AttachUserPolicy", "arn:aws:iam::123456789012:user/ci-deployer"),
         ("iam:UpdateAccessKey", keys[0]), ("iam:UpdateAccessKey", keys[1]),
         ("iam:PutUserPolicy", "arn:aws:iam::123456789012:user/ci-deployer")]
-    assert result["entries"][1]["params"] == {"UserName": "ci-deployer", "AccessKeyId": keys[0], "Status": "Inactive"}
+    planned = [e for e in result["entries"] if e["status"] == "planned"]
+    assert planned[1]["params"] == {"UserName": "ci-deployer", "AccessKeyId": keys[0], "Status": "Inactive"}
     assert iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"] == []
     assert {k["Status"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]} == {"Active"}
     assert iam.list_user_policies(UserName="ci-deployer")["PolicyNames"] == []
@@ -118,8 +120,9 @@ def test_dry_run_plans_every_call_and_changes_nothing(iam):
 
 @pytest.mark.parametrize("name, tags, status", [
     ("break-glass-ops", (), "protected"),
-    ("ops", (("ir:protected", "true"),), "protected"),
-    ("ops", (("ir:protected", "TRUE"),), "protected"),
+    # a tag alone is a claim: without CloudTrail to show who set it and when, it is unverified (never contained)
+    ("ops", (("ir:protected", "true"),), "protection_unverified"),
+    ("ops", (("ir:protected", "TRUE"),), "protection_unverified"),
 ])
 def test_protected_users_are_never_touched(iam, name, tags, status):
     user_with_keys(iam, name=name, tags=tags)
@@ -201,6 +204,29 @@ def test_access_denied_fails_that_step_and_the_others_still_run(iam):
     # later steps still ran: keys inactive, sessions revoked
     assert {k["Status"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]} == {"Inactive"}
     assert revoke_doc(iam, user="ci-deployer")
+
+
+@pytest.mark.parametrize("code", ["LimitExceeded", "AccessDenied"])
+def test_a_refused_quarantine_policy_is_replaced_by_an_inline_deny_all(iam, code):
+    keys = user_with_keys(iam)
+
+    class Refused(Iam):
+        def attach_user_policy(self, user, policy_arn, *, target):
+            from unittest import mock
+
+            error = ClientError({"Error": {"Code": code, "Message": "refused"}}, "AttachUserPolicy")
+            with mock.patch.object(self._c, "attach_user_policy", side_effect=error):
+                self._j.call(self._c, "attach_user_policy", target=target, UserName=user, PolicyArn=policy_arn)
+
+    result = contain({"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, INCIDENT,
+                     iam_for=lambda j: Refused(iam, j), settings=SETTINGS, dry_run=False)
+    assert result["status"] == "contained" and code in result["denyAll"]
+    assert [e["status"] for e in result["entries"] if e["step"] == "attach_quarantine_policy"] == ["refused"]
+    doc = iam.get_user_policy(UserName="ci-deployer", PolicyName="ir-quarantine-deny-all")["PolicyDocument"]
+    assert doc["Statement"] == [{"Sid": "IrQuarantineDenyAll", "Effect": "Deny", "Action": "*", "Resource": "*"}]
+    again = contain({"type": "IAMUser", "name": "ci-deployer", "accessKeyId": keys[0]}, INCIDENT,
+                    iam_for=lambda j: Refused(iam, j), settings=SETTINGS, dry_run=False)
+    assert again["status"] == "already_contained"
 
 
 def test_throttling_is_raised_for_step_functions_to_retry(iam):

@@ -26,7 +26,8 @@ def test_a_pattern_that_is_not_an_arn_pattern_is_refused_not_ignored():
 
 
 def test_the_responder_s_own_roles_are_recognised_even_then():
-    reason = protected_reason("arn:aws:iam::444455556666:role/ir-responder-member", {}, Settings.from_env({}))
+    reason = protected_reason("arn:aws:iam::444455556666:role/ir-responder-member", {}, Settings.from_env({}),
+                              account="444455556666")
     assert reason.endswith("is one of the responder's own roles")
 
 

@@ -86,9 +86,46 @@ def test_a_higher_severity_band_responds_again(old, new, expected):
     assert (d.trigger or d.action) == expected
 
 
-def test_an_escalation_of_a_contained_incident_keeps_the_cutoff():
+def test_an_escalation_of_a_contained_incident_moves_the_cutoff_to_now():
+    # issue 10: sessions minted after the first response must not survive an escalation that says "contained"
     d = decide(existing("contained", severity=5.0), incident(severity=8.0), ME, execution_status=never)
+    assert (d.action, d.trigger, d.cutoff) == ("respond", "escalation", NEW_CUTOFF)
+
+
+def test_the_cutoff_never_moves_back():
+    d = decide(existing("contained", severity=5.0), incident(severity=8.0, cutoff="2024-06-01T00:00:00Z"), ME,
+               execution_status=never)
     assert d.cutoff == OLD_CUTOFF
+
+
+def test_activity_after_the_cutoff_is_answered_with_a_fresh_cutoff():
+    later = incident(eventLastSeen="2024-06-02T03:00:00.000Z")
+    d = decide(existing("contained"), later, ME, execution_status=never)
+    assert (d.action, d.trigger, d.cutoff) == ("respond", "activity", NEW_CUTOFF)
+    earlier = incident(eventLastSeen="2024-06-02T01:59:00.000Z")
+    assert decide(existing("contained"), earlier, ME, execution_status=never).action == "duplicate"
+
+
+def test_a_new_target_is_answered_with_a_fresh_cutoff_manual_or_finding():
+    stored = {"identities": [{"type": "IAMUser", "name": "alice", "accessKeyId": "AKIA1"}], "instances": []}
+    same = incident(identities=[{"type": "IAMUser", "name": "ALICE", "accessKeyId": "AKIA1"}])
+    assert decide(existing("contained", targets=stored), same, ME, execution_status=never).action == "duplicate"
+    same_user_other_key = incident(identities=[{"type": "IAMUser", "name": "alice", "accessKeyId": "AKIA2"}])
+    assert decide(existing("contained", targets=stored), same_user_other_key, ME,
+                  execution_status=never).action == "duplicate"  # the whole user is quarantined already
+    other = incident(identities=[{"type": "IAMUser", "name": "bob", "accessKeyId": "AKIA1"}])
+    d = decide(existing("contained", targets=stored), other, ME, execution_status=never)
+    assert (d.action, d.trigger, d.cutoff) == ("respond", "new_target", NEW_CUTOFF)
+    manual = incident(origin="manual", identities=[], instances=["i-0123456789abcdef0"])
+    d = decide(existing("contained", targets=stored), manual, ME, execution_status=never)
+    assert (d.trigger, d.cutoff) == ("manual", NEW_CUTOFF) and "i-0123456789abcdef0" in d.reason
+    replay = incident(origin="manual", identities=[{"type": "IAMUser", "name": "alice", "accessKeyId": "AKIA1"}])
+    assert decide(existing("contained", targets=stored), replay, ME, execution_status=never).cutoff == OLD_CUTOFF
+
+
+def test_a_not_found_incident_is_retried_not_a_duplicate():
+    d = decide(existing("not_found"), incident(), ME, execution_status=never)
+    assert (d.action, d.trigger, d.cutoff) == ("respond", "retry", NEW_CUTOFF)
 
 
 def test_an_escalation_of_a_not_handled_finding_takes_a_fresh_cutoff():

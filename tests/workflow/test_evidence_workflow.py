@@ -7,9 +7,10 @@ import os
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 
 from responder import blocklist
-from state_machines import gaps_ebs, local
+from state_machines import gaps_ebs, gaps_snapshot_lock, local
 from tests.evidence_world import (
     FORENSICS,
     MEMBER,
@@ -89,18 +90,35 @@ def test_three_volumes_end_in_three_verified_forensics_copies(dep):
     assert {b - a for a, b in zip(entered, entered[1:])} == {9}
 
 
-def test_an_eighth_incident_leaves_seven_evidence_snapshots_per_side(dep):
+def test_an_eighth_incident_leaves_seven_member_snapshots_and_every_locked_forensics_copy(dep):
+    # README "Custody": the seed's 7 collections per instance is the member side's count; a forensics copy is
+    # locked (EBS Snapshot Lock) for the evidence retention and outlives the count until its lock expires
     inst = build_instance(dep, kinds=())  # one volume: one snapshot per collection and side
     for n in range(1, 9):
         run = local.execute(manual_request(inst.instance_id, f"IR-WF-RET-{n}"), dep)
         assert evidence_of(run, inst.instance_id)["status"] == "collected"
     member = evidence_snapshots(dep, MEMBER, inst.instance_id)
     forensics = evidence_snapshots(dep, FORENSICS, inst.instance_id)
-    assert len(member) == len(forensics) == 7
-    kept = {f"IR-WF-RET-{n}" for n in range(2, 9)}
-    assert {tags(s)["ir:incident"] for s in member} == {tags(s)["ir:incident"] for s in forensics} == kept
+    assert len(member) == 7 and len(forensics) == 8
+    assert {tags(s)["ir:incident"] for s in member} == {f"IR-WF-RET-{n}" for n in range(2, 9)}
+    ec2 = dep.client("ec2", account=FORENSICS)
+    locks = ec2.describe_locked_snapshots(SnapshotIds=[s["SnapshotId"] for s in forensics])["Snapshots"]
+    assert {lock["LockState"] for lock in locks} == {"compliance"} and len(locks) == 8
     last = evidence_of(run, inst.instance_id)["retention"]
-    assert len(last["member"]["deleted"]) == len(last["forensics"]["deleted"]) == 1
+    assert len(last["member"]["deleted"]) == 1
+    assert last["forensics"]["deleted"] == [] and len(last["forensics"]["locked"]) == 1
+    oldest = next(s for s in forensics if tags(s)["ir:incident"] == "IR-WF-RET-1")
+    with pytest.raises(ClientError) as refused:  # nobody deletes a locked copy, an administrator neither
+        ec2.delete_snapshot(SnapshotId=oldest["SnapshotId"])
+    assert refused.value.response["Error"]["Code"] == gaps_snapshot_lock.LOCKED_ERROR
+
+    # once the lock of the oldest copy has run out, the next incident's retention deletes it (and only it)
+    gaps_snapshot_lock.expire(oldest["SnapshotId"])
+    run = local.execute(manual_request(inst.instance_id, "IR-WF-RET-9"), dep)
+    retention = evidence_of(run, inst.instance_id)["retention"]
+    assert retention["forensics"]["deleted"] == [oldest["SnapshotId"]]
+    remaining = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
+    assert remaining == {f"IR-WF-RET-{n}" for n in range(2, 10)}
 
 
 def test_a_forced_digest_mismatch_fails_the_incident(dep):

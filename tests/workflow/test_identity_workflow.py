@@ -51,8 +51,10 @@ def test_iam_user_finding_is_contained_through_the_rule(dep):
 
 def test_assumed_role_finding_revokes_older_sessions(dep):
     role = new_role(dep)
-    run = local.execute(access_key_event(account=MEMBER, region=REGION, user_type="AssumedRole", name=role,
-                                         key="ASIAEXAMPLEKEY000001"), dep)
+    ev = access_key_event(account=MEMBER, region=REGION, user_type="AssumedRole", name=role, key="ASIAEXAMPLEKEY000001")
+    role_id = dep.client("iam").get_role(RoleName=role)["Role"]["RoleId"]
+    ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = f"{role_id}:session"  # who issued it (issue 10)
+    run = local.execute(ev, dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "contained"
     inline = iam_state(dep.client("iam"))["roles"][role]["inline"]

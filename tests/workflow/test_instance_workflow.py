@@ -96,6 +96,8 @@ def test_access_key_finding_with_instance_details_runs_both_branches(dep):
     world = build(dep)
     ev = instance_event("guardduty-instance-credentials.json", world["instanceId"])
     ev["detail"]["resource"]["accessKeyDetails"]["userName"] = world["roleName"]
+    role_id = dep.client("iam").get_role(RoleName=world["roleName"])["Role"]["RoleId"]
+    ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = f"{role_id}:{world['instanceId']}"
     run = local.execute(ev, dep)
     assert {"ContainIdentities", "IsolateInstance"} <= set(run.states)
     # the two branches race to put the same revoke policy on the profile's role: whichever comes second finds it
@@ -143,6 +145,7 @@ def test_terminated_instance_is_a_clean_not_found(dep):
     run = local.execute({"manual": {"accountId": MEMBER, "region": REGION, "reason": "already gone?",
                                     "instances": [instance_id], "incidentId": f"IR-{uuid.uuid4().hex[:8]}"}}, dep)
     assert item(run, instance_id)["isolation"]["status"] == "not_found"
+    assert run.status == "SUCCEEDED" and summary(run)["outcome"] == "not_found"  # never "contained" (issue 10)
     assert w.responder_groups(dep, net["vpcId"]) == {}
 
 

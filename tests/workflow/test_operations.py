@@ -11,7 +11,7 @@ import pytest
 
 from state_machines import local
 from tests.operations_world import Inbox, configured, evidence_keys, evidence_object, iam_refuses, record, summary
-from tests.workflow_world import access_key_event, iam_state
+from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
@@ -49,17 +49,12 @@ def new_role(dep, tags=None):
     return name
 
 
-def republished(ev, **changes):
-    again = json.loads(json.dumps(ev))
-    again["detail"]["service"]["count"] += 1
-    again["detail"].update(changes)
-    return again
-
-
 def added(run):
-    """The calls this machinery adds (record, notification, scope, manifest). states:DescribeExecution is left out:
-    the local runtime's count also catches the test's own polling of the execution while a handler runs."""
-    return {k: v for k, v in run.api_calls.items() if k.split(":")[0] in ("dynamodb", "sns", "cloudtrail", "s3")}
+    """The calls this machinery adds (record, notification, scope, manifest and its signature).
+    states:DescribeExecution is left out: the local runtime's count also catches the test's own polling of the
+    execution while a handler runs."""
+    return {k: v for k, v in run.api_calls.items()
+            if k.split(":")[0] in ("dynamodb", "sns", "cloudtrail", "s3", "kms")}
 
 
 def world(dep):
@@ -82,6 +77,7 @@ def test_a_contained_incident_is_recorded_with_its_manifest_and_notified(dep, in
     assert item["findingType"] == ev["detail"]["type"] and item["severity"] == 5.3 and item["count"] == 1
     steps = [(e["task"], e.get("api") or e["status"]) for e in item["timeline"]]
     assert steps == [("scope", "s3:PutObject"), ("identity", "iam:AttachUserPolicy"),
+                     ("identity", "unchanged"),  # no console password to remove
                      ("identity", "iam:UpdateAccessKey"), ("identity", "iam:PutUserPolicy"), ("finalize", "contained")]
     assert all(e["requestId"] for e in item["timeline"] if e.get("api"))
     assert {e["execution"] for e in item["timeline"]} == {run.name}
@@ -96,7 +92,7 @@ def test_a_contained_incident_is_recorded_with_its_manifest_and_notified(dep, in
     assert manifest["incidentId"] == incident_id and manifest["outcome"] == "contained"
     assert manifest["finding"] == ev  # the raw event, exactly as received
     assert [e.get("api") for e in manifest["timeline"]] == [
-        "s3:PutObject", "iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy"]
+        "s3:PutObject", "iam:AttachUserPolicy", None, "iam:UpdateAccessKey", "iam:PutUserPolicy"]
     [trail] = manifest["evidence"]["cloudtrail"]
     assert trail["key"] == f"incidents/{incident_id}/cloudtrail/user-{name}.json"
     assert trail["sha256"] == "sha256:" + hashlib.sha256(evidence_object(dep, trail["key"])).hexdigest()
@@ -155,8 +151,13 @@ def test_a_severity_escalation_responds_again_on_the_same_incident(dep, inbox):
     run = local.execute(republished(ev, severity=8.0), dep)
     assert run.status == "SUCCEEDED" and run.output["outcome"] == "contained"
     assert run.output["attempt"]["trigger"] == "escalation"
-    assert run.output["cutoff"] == first.output["cutoff"]  # pinned: a contained incident's cut-off never moves
-    assert iam_state(dep.client("iam")) == before  # already contained: the re-run reads and changes nothing
+    # an escalation's cut-off is UTC now (never back): sessions minted since the first response die too
+    assert run.output["cutoff"] >= first.output["cutoff"]
+    after = iam_state(dep.client("iam"))
+    revoke = after["users"][name]["inline"].pop("AWSRevokeOlderSessions")
+    assert revoke["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"] == run.output["cutoff"]
+    before["users"][name]["inline"].pop("AWSRevokeOlderSessions")
+    assert after == before  # otherwise already contained: the re-run reads and changes nothing else
     item = record(dep, run.output["incidentId"])
     assert [a["trigger"] for a in item["attempts"]] == ["first", "escalation"] and item["severity"] == 8.0
     assert "sev 8 " in inbox.about(run.output["incidentId"])[-1]["subject"]
@@ -238,6 +239,7 @@ def test_when_the_incident_cannot_be_claimed_nothing_changes_and_a_person_is_tol
 # -- protected principals --------------------------------------------------------------------------------------
 def test_a_protected_principal_is_untouched_and_notified_loudly(dep, inbox):
     name, ev = victim(dep, tags=[{"Key": "ir:protected", "Value": "true"}])
+    backdate_cloudtrail("CreateUser", name, days=30)  # an administrator tagged it last month, not the attacker now
     before = world(dep)
     run = local.execute(ev, dep)
     assert run.status == "SUCCEEDED" and run.output["outcome"] == "protected"
@@ -245,7 +247,7 @@ def test_a_protected_principal_is_untouched_and_notified_loudly(dep, inbox):
     [note] = inbox.about(run.output["incidentId"])
     assert note["subject"].startswith(f"IR PROTECTED - NOT CONTAINED: user/{name}")
     assert note["attributes"]["priority"] == "high"
-    assert note["message"]["targets"][0]["reason"].endswith("is tagged ir:protected=true")
+    assert "is tagged ir:protected=true (set by arn:aws:iam::" in note["message"]["targets"][0]["reason"]
     assert record(dep, run.output["incidentId"])["status"] == "protected"
 
 
@@ -336,5 +338,6 @@ def test_what_this_machinery_adds_per_incident(dep):
     name, ev = victim(dep)
     run = local.execute(ev, dep)
     assert run.transitions == 10  # Triage Route Contain HasIdentities ContainIdentities HasInstances NoInstances Finalize Outcome Done
+    # s3:PutObject: the CloudTrail scope capture, the manifest and its signature (kms:Sign, responder.custody)
     assert added(run) == {"dynamodb:PutItem": 1, "dynamodb:UpdateItem": 2, "dynamodb:GetItem": 1,
-                          "cloudtrail:LookupEvents": 2, "s3:PutObject": 2, "sns:Publish": 1}
+                          "cloudtrail:LookupEvents": 2, "s3:PutObject": 3, "kms:Sign": 1, "sns:Publish": 1}

@@ -184,6 +184,8 @@ def test_iam_user_finding_replayed(dep):
 def test_assumed_role_finding_replayed(dep):
     role = new_role(dep)
     ev = access_key_event(account=MEMBER, region=REGION, user_type="AssumedRole", name=role)
+    role_id = dep.client("iam").get_role(RoleName=role)["Role"]["RoleId"]
+    ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = f"{role_id}:session"  # the issuer (issue 10)
     first = run_ok(ev, dep)
     contained = aws_state(dep)
     assert revoke_cutoff(contained, "roles", role) == summary(first)["cutoff"]
@@ -234,6 +236,8 @@ def test_access_key_finding_with_instance_details_replayed(dep):
     iid, role = world["instanceId"], world["roleName"]
     ev = instance_finding(iid, "guardduty-instance-credentials.json")
     ev["detail"]["resource"]["accessKeyDetails"]["userName"] = role
+    role_id = dep.client("iam").get_role(RoleName=role)["Role"]["RoleId"]
+    ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = f"{role_id}:{iid}"
     first = run_ok(ev, dep)
     assert {"ContainIdentities", "IsolateInstance"} <= set(first.states)
     contained = aws_state(dep)

@@ -20,8 +20,11 @@ READ_ACTIONS = (
     "iam:GetRole",
     "iam:GetRolePolicy",
     "iam:GetInstanceProfile",
+    "iam:GetAccessKeyLastUsed",
+    "iam:GetLoginProfile",
 )
-CHANGE_ACTIONS = ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy")
+CHANGE_ACTIONS = ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy",
+                  "iam:DeleteLoginProfile")
 MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
 
 
@@ -61,6 +64,25 @@ class Iam:
         for page in self._c.get_paginator("list_attached_user_policies").paginate(UserName=name):
             arns.update(p["PolicyArn"] for p in page.get("AttachedPolicies", []))
         return arns
+
+    def access_key_owner(self, key_id: str) -> str | None:
+        """The name of the IAM user that owns the access key (GetAccessKeyLastUsed), or None if IAM knows no such
+        key. Callers confirm the key is among that user's keys in this account before trusting the name."""
+        try:
+            return self._c.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or None
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def login_profile(self, name: str) -> dict | None:
+        """The user's console password profile (UserName, CreateDate, PasswordResetRequired), or None."""
+        try:
+            return self._c.get_login_profile(UserName=name)["LoginProfile"]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
 
     def access_keys(self, name: str) -> list[dict]:
         keys: list[dict] = []
@@ -110,6 +132,9 @@ class Iam:
         self._j.call(
             self._c, "update_access_key", target=target, UserName=user, AccessKeyId=key_id, Status="Inactive"
         )
+
+    def delete_login_profile(self, user: str, *, target: str) -> None:
+        self._j.call(self._c, "delete_login_profile", target=target, accept=("NoSuchEntity",), UserName=user)
 
     def put_user_policy(self, user: str, name: str, document: dict, *, target: str) -> None:
         self._j.call(

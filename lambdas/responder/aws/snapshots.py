@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
+from responder.arns import ec2_arn, tag_list
 from responder.errors import error_code
 from responder.journal import Journal
 
@@ -36,23 +37,19 @@ MEMBER_ACTIONS = (
     "ec2:ModifySnapshotAttribute",
     "ec2:DeleteSnapshot",
     "kms:DescribeKey",  # resolves the sharing key alias to its ARN (a direct call, not via EC2)
+    "ec2:DescribeLockedSnapshots",  # retention deletes only what no lock holds (`locked`)
 ) + KMS_VIA_EC2
 FORENSICS_ACTIONS = (
     "ec2:DescribeSnapshots",
     "ec2:CopySnapshot",
     "ec2:CreateTags",
     "ec2:DeleteSnapshot",
+    "ec2:LockSnapshot",  # every forensics copy is locked for the evidence retention period (`lock`)
+    "ec2:DescribeLockedSnapshots",
 ) + KMS_VIA_EC2
+LOCK_MODES = ("compliance", "governance")
 
 _DESCRIBE_CHUNK = 200
-
-
-def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def tag_dict(resource: dict) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
 
 
 def key_arn(kms: Any, key_id: str) -> str:
@@ -69,14 +66,17 @@ class Snapshots:
         self.partition = partition
 
     # -- names ------------------------------------------------------------------------------------------
+    def _arn(self, kind: str, resource_id: str) -> str:
+        return ec2_arn(kind, resource_id, account=self.account, region=self.region, partition=self.partition)
+
     def snapshot_arn(self, snapshot_id: str) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:snapshot/{snapshot_id}"
+        return self._arn("snapshot", snapshot_id)
 
     def volume_arn(self, volume_id: str) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:volume/{volume_id}"
+        return self._arn("volume", volume_id)
 
     def instance_arn(self, instance_id: str) -> str:
-        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:instance/{instance_id}"
+        return self._arn("instance", instance_id)
 
     # -- reads ------------------------------------------------------------------------------------------
     def instance(self, instance_id: str) -> dict | None:
@@ -159,6 +159,31 @@ class Snapshots:
     def tag(self, snapshot_id: str, tags: dict[str, str]) -> None:
         self._j.call(self._c, "create_tags", target=self.snapshot_arn(snapshot_id), Resources=[snapshot_id],
                      Tags=tag_list(tags))
+
+    def lock(self, snapshot_id: str, *, mode: str, days: int) -> dict | None:
+        """EBS Snapshot Lock: `mode` compliance (nobody can delete it or shorten the lock, root included) or
+        governance, for `days`. Locking again with the same settings changes nothing. None when planned."""
+        mode = mode.lower()
+        if mode not in LOCK_MODES:
+            raise ValueError(f"snapshot lock mode must be one of {LOCK_MODES}, not {mode!r}")
+        response = self._j.call(self._c, "lock_snapshot", target=self.snapshot_arn(snapshot_id),
+                                SnapshotId=snapshot_id, LockMode=mode, LockDuration=int(days))
+        if response is None:
+            return None
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in response.items()
+                if k in ("LockState", "LockDuration", "LockCreatedOn", "LockExpiresOn", "LockDurationStartTime")}
+
+    def locked(self, snapshot_ids: Iterable[str]) -> dict[str, dict]:
+        """snapshot id -> its lock ({LockState, LockExpiresOn, ...}) for the ids a lock still holds (state
+        compliance, compliance-cooloff or governance; an `expired` lock holds nothing)."""
+        ids = list(dict.fromkeys(snapshot_ids))
+        found: dict[str, dict] = {}
+        for start in range(0, len(ids), _DESCRIBE_CHUNK):
+            response = self._c.describe_locked_snapshots(SnapshotIds=ids[start:start + _DESCRIBE_CHUNK])
+            for lock in response.get("Snapshots", []):
+                if lock.get("LockState") != "expired":
+                    found[lock["SnapshotId"]] = lock
+        return found
 
     def delete(self, snapshot_id: str) -> None:
         self._j.call(self._c, "delete_snapshot", target=self.snapshot_arn(snapshot_id), SnapshotId=snapshot_id)
