@@ -126,6 +126,19 @@ def instance_detail(run: Any, instance_id: str | None = None) -> dict:
     return out
 
 
+def identity_detail(run: Any, index: int = 0) -> dict:
+    """One identity as the incident shows it: its summary in the execution's output over its full result in the
+    incident record (``results``), with this execution's journal entries for it (``entries``)."""
+    item = finalize_output(run)["identities"][index]
+    record = run_record(run)
+    me = run.arn.rsplit(":", 1)[-1]
+    detail = dict((record.get("results") or {}).get(f"identity:{item.get('target')}") or {})
+    detail.update(item)
+    detail["entries"] = [e for e in record.get("timeline") or [] if e.get("execution") == me
+                         and e.get("task") == "identity" and e.get("subject") == item.get("target")]
+    return detail
+
+
 def evidence_of(run: Any, instance_id: str | None = None) -> dict:
     """The evidence result of one instance (`instance_detail`)."""
     return instance_detail(run, instance_id)["evidence"]

@@ -42,7 +42,8 @@ def handler(event: dict, context: object) -> dict:
         result = contain_all(incident, iam_for=iam_for, settings=config,
                              cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
     identities = result["identities"]
-    entries = list(scope.get("entries") or []) + [e for t in identities for e in t.get("entries") or []]
+    entries = list(scope.get("entries") or []) + [dict(e, subject=t.get("target")) for t in identities
+                                                  for e in t.get("entries") or []]
     summaries = [identity_summary(t) for t in identities]
     recorded = journals.record(entries, fields={"scope": captures},
                                results={f"identity:{t.get('target')}": t for t in identities})

@@ -78,11 +78,10 @@ def _capped(items: list[dict[str, Any]], limit_bytes: int) -> tuple[list[dict[st
 # -- the summary (the execution output) ----------------------------------------------------------------------
 def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str, Any] | None = None,
             journal: list[dict[str, Any]] = (), scope: list[dict[str, Any]] | None = None,
-            when: str | None = None) -> dict[str, Any]:
+            results: dict[str, dict[str, Any]] | None = None, when: str | None = None) -> dict[str, Any]:
     """The incident summary: bounded whatever the incident's size (one short summary per target, at most
-    MAX_LISTED failures, the plan cut at MAX_PLAN_BYTES; ``failuresOmitted``/``planOmitted`` count the rest)."""
-    from responder.identity import MANUAL_STEPS
-
+    MAX_LISTED failures, the plan cut at MAX_PLAN_BYTES; ``failuresOmitted``/``planOmitted`` count the rest).
+    `results`: the targets' full results from the incident record (the manual steps come from there)."""
     incident = incident if incident is not None else (state.get("incident") or {})
     found = shapes.branches(state)
     decision = decide(dict(state, incident=incident))
@@ -132,8 +131,8 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["plan"], omitted = _capped(plan, MAX_PLAN_BYTES)
         if omitted:
             out["planOmitted"] = omitted
-    manual = [{"target": t.get("target"), "steps": MANUAL_STEPS[t["manual"]]}
-              for t in out["identities"] if t.get("manual") in MANUAL_STEPS]
+    full = [(results or {}).get(f"identity:{t.get('target')}") or {} for t in out["identities"]]
+    manual = [{"target": t.get("target"), "steps": t["manualSteps"]} for t in full if t.get("manualSteps")]
     if manual:
         out["manualSteps"] = manual
     return out
@@ -191,7 +190,7 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
         item = steps.run("read record", lambda: table().get(incident_id))
     journal = records.journal(item, execution_id)
     out = summary(state, execution_id=execution_id, incident=incident, journal=journal,
-                  scope=(item or {}).get("scope"), when=when)
+                  scope=(item or {}).get("scope"), results=(item or {}).get("results"), when=when)
     if (item or {}).get("timelineOmitted"):
         out["timelineOmitted"] = item["timelineOmitted"]
 

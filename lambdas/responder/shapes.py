@@ -41,7 +41,6 @@ class TargetSummary(TypedDict, total=False):
     message: Optional[str]
     steps: dict[str, str]  # isolation: {step: status}
     changes: int  # calls that changed something (done) or would (planned)
-    manual: str  # identity: the kind of manual steps (responder.identity.MANUAL_STEPS)
     counts: dict[str, int]  # evidence: volumes, snapshots, copies, hashed
     failure: Failure  # the task failed as a whole (after its retries)
     recorded: bool  # False: the journal of this target could not be written to the incident record
@@ -119,7 +118,7 @@ def summary(kind: str, target: str, status: str, *, entries: list[dict[str, Any]
                           "changes": sum(1 for e in entries if e.get("status") in ("done", "planned"))}
     if kind == "identity":  # an instance's parts are named by their place: {instanceId, isolation, evidence}
         out = {"target": target, **out}
-    for key in ("type", "name", "reason", "manual", "steps", "counts", "recorded"):
+    for key in ("type", "name", "reason", "steps", "counts", "recorded"):
         if fields.get(key) not in (None, "", {}):
             out[key] = fields[key]  # type: ignore[literal-required]
     for key in ("error", "message"):

@@ -83,14 +83,13 @@ def isolation_summary(result: dict[str, Any], *, earlier: list[dict[str, Any]] =
 
 
 def identity_summary(result: dict[str, Any]) -> shapes.TargetSummary:
-    from responder.identity import MANUAL_STEPS
-
-    manual = next((kind for kind, steps in MANUAL_STEPS.items() if steps == result.get("manualSteps")), None)
+    """An identity's result as the state carries it (its manual steps, tags read, login profile... are in the
+    record's ``results``)."""
     entries = result.get("entries") or []
     failed = next((e for e in entries if e.get("status") == "failed"), {})
     return shapes.summary("identity", result.get("target") or "", result.get("status") or "failed", entries=entries,
                           type=result.get("type"), name=result.get("name"), reason=result.get("reason"),
-                          manual=manual, error=result.get("error") or failed.get("error"),
+                          error=result.get("error") or failed.get("error"),
                           message=result.get("message") or failed.get("message"))
 
 

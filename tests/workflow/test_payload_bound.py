@@ -119,8 +119,7 @@ def test_an_event_at_eventbridge_s_size_limit_completes(dep):
     ev["detail"]["description"] = "d" * 50_000
     service = ev["detail"].setdefault("service", {})
     service.setdefault("additionalInfo", {})["userAgent"] = "u" * 50_000
-    details = ev["detail"]["resource"]["accessKeyDetails"]
-    details["principalId"] = "p" * 50_000
+    service["action"] = {"awsApiCallAction": {"api": "ListUsers", "userAgent": "p" * 50_000}}
     ev["detail"]["resource"]["tags"] = [{"key": "k", "value": ""}]
     padding = 256_000 - len(json.dumps(ev))
     ev["detail"]["resource"]["tags"] = [{"key": "k", "value": "v" * padding}]
