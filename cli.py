@@ -634,6 +634,9 @@ def render_list(items: list[dict]) -> str:
 
 # -- commands ----------------------------------------------------------------------------------------------------
 def cmd_start(args: argparse.Namespace, out) -> int:
+    if args.verify and not args.local:
+        raise CliError("start --verify works with --local; against AWS run `verify` with credentials of the "
+                       "forensics account", USAGE)
     built = build_input(args)
     incident = built["incident"]
     backend = (Local(args, member=incident["accountId"], region=incident["region"]) if args.local else Aws(args))
@@ -661,7 +664,13 @@ def cmd_start(args: argparse.Namespace, out) -> int:
             for note in backend.notifications():
                 print(f"  notification delivered: {note['message'].get('headline')}", file=out)
         summary = result.get("summary") or {}
-        return FAILED if result["status"] != "SUCCEEDED" or summary.get("outcome") in FAILING_OUTCOMES else OK
+        code = FAILED if result["status"] != "SUCCEEDED" or summary.get("outcome") in FAILING_OUTCOMES else OK
+        if args.verify and summary.get("manifest"):  # the in-memory AWS is still there: check its custody
+            checked = cmd_verify(argparse.Namespace(**{**vars(args), "incident": incident["incidentId"],
+                                                      "bucket": None, "forensics_account": None,
+                                                      "region": backend.region}), out)
+            code = code or checked
+        return code
     finally:
         if args.local:
             backend.save()
@@ -753,6 +762,8 @@ def parser() -> argparse.ArgumentParser:
                        help="how long to wait for the outcome (default 300; evidence of large volumes takes longer)")
     start.add_argument("--state-machine-arn", help=f"default: {STATE_MACHINE_NAME} in your account and region")
     start.add_argument("--json", action="store_true", help="print the execution summary as JSON")
+    start.add_argument("--verify", action="store_true",
+                       help="with --local: then check the incident's chain of custody (as `verify` does)")
     start.set_defaults(run=cmd_start)
 
     status = commands.add_parser(

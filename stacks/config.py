@@ -24,6 +24,7 @@ Context keys (see README "Deploy"):
 | `observeOnly` | every execution is a dry run (plan only) | `false` |
 | `isolationCidrs` | CIDRs (bastion / forensics) the quarantine group allows | none |
 | `snapshotRetention` | evidence snapshots kept per instance and account side | `7` |
+| `evidenceMinIntervalMinutes` | a finding on an instance another incident isolated collects evidence again only after this (`0`: always) | `60` |
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
 | `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
 | `logLevel` | functions' log level | `INFO` |
@@ -141,6 +142,7 @@ class Config:
     observe_only: bool = False
     isolation_cidrs: tuple[str, ...] = ()
     snapshot_retention: int = 7
+    evidence_min_interval_minutes: int = 60
     key_scope: str = "all"
     remove_console_access: bool = True
     log_level: str = "INFO"
@@ -198,6 +200,10 @@ class Config:
         snapshots = _int(get("snapshotRetention") or 7, "snapshotRetention")
         if snapshots < 1:
             raise ConfigError("context 'snapshotRetention': keep at least one evidence snapshot")
+        interval = _int(get("evidenceMinIntervalMinutes") if get("evidenceMinIntervalMinutes") is not None else 60,
+                        "evidenceMinIntervalMinutes")
+        if interval < 0:
+            raise ConfigError("context 'evidenceMinIntervalMinutes': minutes, 0 or more")
         evidence_days = _int(get("evidenceRetentionDays") or 365, "evidenceRetentionDays")
         if not 1 <= evidence_days <= MAX_SNAPSHOT_LOCK_DAYS:
             raise ConfigError(f"context 'evidenceRetentionDays': 1 to {MAX_SNAPSHOT_LOCK_DAYS} days (the EBS "
@@ -233,7 +239,8 @@ class Config:
             protected_tag=str(get("protectedTag") or "ir:protected").strip(),
             observe_only=_bool(get("observeOnly") or False, "observeOnly"),
             isolation_cidrs=_list(get("isolationCidrs"), "isolationCidrs"),
-            snapshot_retention=snapshots, key_scope=key_scope, log_level=log_level,
+            snapshot_retention=snapshots, evidence_min_interval_minutes=interval, key_scope=key_scope,
+            log_level=log_level,
             remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
                                         "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,

@@ -34,6 +34,7 @@ def function_environment(config: Config, *, partition: str, table_name: str, top
         "IR_OBSERVE_ONLY": "true" if config.observe_only else "false",
         "IR_ISOLATION_CIDRS": ",".join(config.isolation_cidrs),
         "IR_SNAPSHOT_RETENTION": str(config.snapshot_retention),
+        "IR_EVIDENCE_MIN_INTERVAL_MINUTES": str(config.evidence_min_interval_minutes),
         "IR_KEY_SCOPE": config.key_scope,
         "IR_EVIDENCE_LOCK_MODE": config.evidence_lock_mode.lower(),
         "IR_EVIDENCE_LOCK_DAYS": str(config.evidence_retention_days),

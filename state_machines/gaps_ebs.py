@@ -24,7 +24,8 @@ What AWS does and moto (5.2) does not, restored here so the evidence chain runs 
 
 Test hooks (reset on every `local.aws()`): `set_pending_polls(n)`, `tamper_listing(account, volume_id)` (the
 listing of that volume's snapshots *owned by that account* loses its last block: a forced digest mismatch),
-`fail_snapshots(account, volume_id)` (new snapshots or copies of that volume in that account end in ``error``).
+`fail_snapshots(account, volume_id)` (new snapshots or copies of that volume in that account end in ``error``),
+`not_yet_visible(*apis, calls=n)` (EC2 eventual consistency at exact calls, a context manager).
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ import base64
 import hashlib
 import json
 import random
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 from unittest import mock
 
 BLOCK_SIZE = 524288
@@ -73,6 +74,61 @@ def tamper_listing(account: str, volume_id: str) -> None:
 def fail_snapshots(account: str, volume_id: str, message: str = "Internal error during snapshot creation") -> None:
     """New snapshots or copies of `volume_id` made in `account` end in state `error`."""
     WORLD.failing[(account, volume_id)] = message
+
+
+@contextmanager
+def not_yet_visible(*apis: str, calls: int = 2) -> Iterator[dict[tuple[str, str], int]]:
+    """EC2 eventual consistency at exact calls (AWS: "if you run a command to modify or describe the resource that
+    you just created, its ID might not have propagated throughout the system, and you will get an error responding
+    that the resource does not exist"). For every snapshot the handlers made (CreateSnapshots, CopySnapshot) or
+    shared (ModifySnapshotAttribute add) inside the block, its first `calls` calls by a handler to each of `apis`
+    (e.g. "ec2:CreateTags", "ec2:CopySnapshot") that name it fail with InvalidSnapshot.NotFound; a DescribeSnapshots
+    filter simply leaves it out. Yields {(api, snapshot id): calls refused}. Calls of the local Step Functions engine
+    and of the test itself are never touched."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    from state_machines import local
+
+    fresh: set[str] = set()
+    refused: dict[tuple[str, str], int] = {}
+    original = BaseClient._make_api_call
+
+    def named(operation: str, params: dict) -> list[str]:
+        ids = list(params.get("SnapshotIds") or []) + list(params.get("Resources") or [])
+        ids += [params[k] for k in ("SnapshotId", "SourceSnapshotId") if params.get(k)]
+        ids += [v for f in params.get("Filters") or [] if f.get("Name") == "snapshot-id" for v in f.get("Values", [])]
+        return [i for i in ids if i in fresh]
+
+    def make_api_call(self, operation_name, api_params):
+        api = f"{self.meta.service_model.signing_name}:{operation_name}"
+        lagging = []
+        if local._running_function() and api in apis:
+            for sid in named(operation_name, api_params):
+                if refused.get((api, sid), 0) < calls:
+                    refused[(api, sid)] = refused.get((api, sid), 0) + 1
+                    lagging.append(sid)
+        if lagging and operation_name == "DescribeSnapshots" and not api_params.get("SnapshotIds"):
+            response = original(self, operation_name, api_params)
+            response["Snapshots"] = [s for s in response.get("Snapshots", []) if s["SnapshotId"] not in lagging]
+            return response
+        if lagging:
+            raise ClientError({"Error": {"Code": "InvalidSnapshot.NotFound",
+                                         "Message": f"The snapshot '{lagging[0]}' does not exist."},
+                               "ResponseMetadata": {"RequestId": "not-yet-visible", "HTTPStatusCode": 400}},
+                              operation_name)
+        response = original(self, operation_name, api_params)
+        if local._running_function():
+            if operation_name == "CreateSnapshots":
+                fresh.update(s["SnapshotId"] for s in response.get("Snapshots", []))
+            elif operation_name == "CopySnapshot":
+                fresh.add(response["SnapshotId"])
+            elif operation_name == "ModifySnapshotAttribute" and api_params.get("OperationType") == "add":
+                fresh.add(api_params["SnapshotId"])
+        return response
+
+    with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
+        yield refused
 
 
 def listing(volume_id: str, size_gib: int) -> list[int]:

@@ -206,7 +206,8 @@ def run_task(dep: Any, incident: dict, instance_id: str, evidence: dict | None =
     isolation = isolation or {"status": "isolated"}
     event = {"incident": incident, "instanceId": instance_id,
              "isolation": {"summary": {"status": isolation.get("status")},
-                           "volumes": (isolation.get("metadata") or {}).get("volumes") or []},
+                           "volumes": (isolation.get("metadata") or {}).get("volumes") or [],
+                           "tags": (isolation.get("metadata") or {}).get("tags") or {}},
              "evidence": {"state": previous} if previous else {"phase": "start"}}
     recorded: list[dict] = []
 

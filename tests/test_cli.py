@@ -177,3 +177,18 @@ def test_execution_names_fit_step_functions_rules():
     name = cli.execution_name("IR/" + "x" * 100)
     assert len(name) <= 80 and name.startswith("cli-IR-xxx")
     assert all(c.isalnum() or c in "-_" for c in name)
+
+
+def test_local_verify_needs_a_running_in_memory_aws_and_start_verify_needs_local(capsys, tmp_path):
+    done = run_cli("--local", "verify", "IR-1")  # a fresh process: no in-memory AWS runs there
+    assert done.returncode == cli.USAGE and "reads the in-memory AWS of this process" in done.stderr
+    code, out, err = main(capsys, "start", "--user", "u", "--account", MEMBER, "--region", REGION, "--reason", "r",
+                          "--verify")
+    assert code == cli.USAGE and "start --verify works with --local" in err
+
+
+def test_a_local_start_verifies_its_own_chain_of_custody(tmp_path):
+    done = run_cli("--local", "start", "--user", "ci-deployer", "--account", MEMBER, "--region", REGION,
+                   "--reason", "custody check", "--verify", state=tmp_path / "s.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified: the signature and every checked snapshot match the manifest" in done.stdout

@@ -39,7 +39,7 @@ def handler(event: dict, context: object) -> dict:
     isolation = event.get("isolation") or {}
     task = {"incident": incident, "instanceId": instance_id, "evidence": dict(previous),
             "isolation": {"status": (isolation.get("summary") or {}).get("status"),
-                          "metadata": {"volumes": isolation.get("volumes") or []}}}
+                          "metadata": {"volumes": isolation.get("volumes") or [], "tags": isolation.get("tags") or {}}}}
     with journals.recorded_on_failure():
         state = collect(task, adapters=adapters, settings=config, journal=journal,
                         remaining_ms=context.get_remaining_time_in_millis)

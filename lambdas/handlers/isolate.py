@@ -1,6 +1,7 @@
 """Task IsolateInstance: capture metadata, protect, detach, isolate the network, swap credentials, deregister, tag.
 
-Returns ``{"summary": TargetSummary, "volumes": [...]}`` (responder.shapes): the journal goes to the incident
+Returns ``{"summary": TargetSummary, "volumes": [...], "tags": the responder's own tags as captured}``
+(responder.shapes): the journal goes to the incident
 record as it happens - also when the attempt fails and Step Functions retries the task - and the full result
 (metadata, steps) into the record's ``results``."""
 from aws_lambda_powertools import Logger
@@ -9,7 +10,7 @@ from responder import records
 from responder.aws.clients import forensics_client, member_client
 from responder.isolation import Adapters, isolate
 from responder.settings import settings
-from responder.tasks import TaskJournal, isolation_summary
+from responder.tasks import TaskJournal, isolation_summary, responder_tags
 
 logger = Logger()
 
@@ -39,4 +40,5 @@ def handler(event: dict, context: object) -> dict:
         summary["recorded"] = False
     logger.info("isolation", extra={"incident": incident["incidentId"], "instance": instance_id,
                                     "status": summary["status"], "steps": summary.get("steps")})
-    return {"summary": summary, "volumes": ((result.get("metadata") or {}).get("volumes") or [])}
+    metadata = result.get("metadata") or {}
+    return {"summary": summary, "volumes": metadata.get("volumes") or [], "tags": responder_tags(metadata)}

@@ -57,14 +57,18 @@ from responder.blocklist import BlockListError, hash_listing
 from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
 from responder.evidence_retention import (
     FORENSICS_KINDS,
+    LOCKED_STATES,
     MEMBER_KINDS,
     TAG_COLLECTED_BY,
     TAG_HASH,
     TAG_INCIDENT,
+    TAG_QUARANTINE,
     TAG_SOURCE,
     candidate_filters,
     collector_prefix,
     copy_description,
+    parse_description,
+    recent_collection,
     retention_plan,
     set_description,
 )
@@ -81,6 +85,13 @@ INSTANCES_PER_CAP = 5
 RESERVE_MS = 60_000  # stop hashing when less than this (plus 3 slow pages) is left of the invocation
 MISSING_LIMIT = 3  # calls a known snapshot may be absent from DescribeSnapshots (eventual consistency)
 PLANNED_DIGEST = "sha256:<digest of the block list>"
+# EC2 eventual consistency: a snapshot just made (or just shared, seen from the other account) may be unknown to
+# the next calls for a while. For this incident's own snapshots it means "not yet": retried within the call after
+# these delays (seconds), then in the next NOT_YET_CALLS calls of the loop; only then is it an error.
+NOT_YET_CODES = frozenset({"InvalidSnapshot.NotFound"})
+NOT_YET_DELAYS = (0.5, 1.0, 2.0)
+NOT_YET_CALLS = 5
+QUARANTINED = ("isolated", "incomplete")  # ir:quarantine values the isolation writes
 
 # Limits that clear by themselves: retried on the next call, not a failure.
 DEFERRED_CODES = frozenset({
@@ -114,6 +125,25 @@ def isolation_gate(isolation: dict | None) -> str | None:
 def attached_volumes(instance: dict) -> list[dict[str, str]]:
     """The EBS volumes attached to the instance: [{"volumeId", "device"}], in device order."""
     return [{"volumeId": v["volumeId"], "device": v["deviceName"]} for v in ebs_volumes(instance)]
+
+
+def captured_volumes(isolation: dict | None) -> list[dict[str, str]]:
+    """The EBS volumes the isolation found attached before it changed anything: [{"volumeId", "device"}]."""
+    volumes = ((isolation or {}).get("metadata") or {}).get("volumes") or []
+    return [{"volumeId": v["volumeId"], "device": v.get("deviceName") or ""} for v in volumes if v.get("volumeId")]
+
+
+def isolated_by_another(isolation: dict | None, incident_id: str) -> str | None:
+    """The incident (or "another incident") that had already quarantined the instance when this incident reached
+    it, or None: then this incident's collection is a first collection. Read from the instance's tags as the
+    isolation captured them before any change, or from an ``already_isolated`` status."""
+    isolation = isolation or {}
+    tags = (isolation.get("metadata") or {}).get("tags") or {}
+    if tags.get(TAG_QUARANTINE) in QUARANTINED and tags.get(TAG_INCIDENT) != incident_id:
+        return tags.get(TAG_INCIDENT) or "another incident"
+    if isolation.get("status") == "already_isolated" and tags.get(TAG_INCIDENT) != incident_id:
+        return tags.get(TAG_INCIDENT) or "another incident"
+    return None
 
 
 def planned_id(what: str, volume_id: str) -> str:
@@ -178,7 +208,8 @@ class _Deadline:
 # --------------------------------------------------------------------------------------------------------
 class _Run:
     def __init__(self, event: dict, adapters: Adapters, settings: Settings, journal: Journal,
-                 remaining_ms: Callable[[], int], clock: Callable[[], datetime]):
+                 remaining_ms: Callable[[], int], clock: Callable[[], datetime],
+                 sleep: Callable[[float], None] = time.sleep):
         self.incident = event["incident"]
         self.instance_id = event["instanceId"]
         self.isolation = event.get("isolation") or {}
@@ -190,6 +221,7 @@ class _Run:
         self.j = journal
         self.clock = clock
         self.deadline = _Deadline(remaining_ms)
+        self.sleep = sleep
         self.member_account = self.incident["accountId"]
         self.region = self.incident["region"]
         self.forensics_account = settings.forensics_account or self.member_account
@@ -218,35 +250,81 @@ class _Run:
             return "start"
         return min(stages, key=STAGES.index) if stages else "retain"
 
+    def _copy_description(self, kind: str, of: str, volume_id: str) -> str:
+        return copy_description(kind, self.incident_id, self.instance_id, of, volume_id,
+                                follow_up=bool(self.state.get("followUp")))
+
     def _tags(self, source_arn: str) -> dict[str, str]:
         return {TAG_INCIDENT: self.incident_id, TAG_SOURCE: source_arn, TAG_COLLECTED_BY: self.collected_by}
 
     # -- one AWS step of one volume -----------------------------------------------------------------------
-    def _attempt(self, item: dict | None, step: str, target: str, fn: Callable[[], Any]) -> Any:
+    def _attempt(self, item: dict | None, step: str, target: str, fn: Callable[[], Any], *,
+                 subject: str | None = None) -> Any:
         """Run one step. Transient errors raise TransientAwsError; deferrable limits raise _Deferred; any other
-        AWS error is recorded, fails the volume (if one is given) and returns _FAILED."""
-        try:
-            return fn()
-        except Exception as exc:
-            if not hasattr(exc, "response"):
-                raise
-            code = error_code(exc)
-            if is_transient(exc):
-                raise TransientAwsError(f"{step} on {target}: {code}") from exc
-            if code in DEFERRED_CODES:
-                if self.j.entries and self.j.entries[-1].get("status") == "failed" and self.j.entries[-1].get("error") == code:
-                    self.j.entries[-1]["status"] = "deferred"
-                else:
-                    self.j.note("deferred", target, step=step, error=code)
+        AWS error is recorded, fails the volume (if one is given) and returns _FAILED. `subject`: the snapshot of
+        this incident the call names; while it is `_not_yet` visible, InvalidSnapshot.NotFound is retried here
+        (NOT_YET_DELAYS), then deferred to the next call, at most NOT_YET_CALLS times."""
+        delays = list(NOT_YET_DELAYS)
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                if not hasattr(exc, "response"):
+                    raise
+                if not (error_code(exc) in NOT_YET_CODES and subject and self._not_yet(subject)):
+                    return self._failed_attempt(item, step, target, exc)
+                self._relabel(target, error_code(exc), "not_yet")
+                if delays:
+                    self.sleep(delays.pop(0))
+                    continue
+                waited = self.state.setdefault("notYet", {})
+                waited[subject] = int(waited.get(subject, 0)) + 1
+                if waited[subject] > NOT_YET_CALLS:
+                    return self._failed_attempt(item, step, target, exc)
+                self.j.note("deferred", target, step=step, error=error_code(exc),
+                            detail=f"{subject} is not visible yet to this call (EC2 eventual consistency): "
+                                   "tried again in the next call")
                 if item is not None:
                     self.deferred.add(id(item))
-                raise _Deferred(code) from exc
+                raise _Deferred(error_code(exc)) from exc
+
+    def _not_yet(self, snapshot_id: str) -> bool:
+        """Can `snapshot_id` (this incident's) be merely not visible yet to the call that did not find it? Yes if
+        this call made it, or if its owner lists it now (asked once, only after a NotFound: e.g. the forensics
+        account copying right after the share); no once it is gone for good."""
+        if snapshot_id in self.fresh:
+            return True
+        forensics = {p["snapshotId"] for i in self.state.get("snapshots", []) for side, p in self._parts(i)
+                     if side == "forensics"}
+        owner = self.a.forensics if snapshot_id in forensics else self.a.member
+        return snapshot_id in owner.describe([snapshot_id])
+
+    def _relabel(self, target: str, code: str, status: str) -> None:
+        """The journal recorded the refused call as failed: it was not a failure."""
+        last = self.j.entries[-1] if self.j.entries else {}
+        if last.get("status") == "failed" and last.get("error") == code and last.get("target") == target:
+            last["status"] = status
+
+    def _failed_attempt(self, item: dict | None, step: str, target: str, exc: Exception) -> Any:
+        """Judge an AWS error of one step (see `_attempt`)."""
+        code = error_code(exc)
+        if is_transient(exc):
+            raise TransientAwsError(f"{step} on {target}: {code}") from exc
+        if code in DEFERRED_CODES:
             last = self.j.entries[-1] if self.j.entries else {}
-            if last.get("status") != "failed" or last.get("target") != target:  # reads are not journalled
-                self.j.note("failed", target, step=step, error=code, message=str(exc)[:400])
+            if last.get("status") == "failed" and last.get("error") == code:
+                last["status"] = "deferred"
+            else:
+                self.j.note("deferred", target, step=step, error=code)
             if item is not None:
-                self._fail(item, code, f"{step}: {str(exc)[:300]}")
-            return _FAILED
+                self.deferred.add(id(item))
+            raise _Deferred(code) from exc
+        last = self.j.entries[-1] if self.j.entries else {}
+        if last.get("status") != "failed" or last.get("target") != target:  # reads are not journalled
+            self.j.note("failed", target, step=step, error=code, message=str(exc)[:400])
+        if item is not None:
+            self._fail(item, code, f"{step}: {str(exc)[:300]}")
+        return _FAILED
 
     def _fail(self, item: dict, code: str, message: str) -> None:
         if not item.get("error"):
@@ -264,24 +342,37 @@ class _Run:
             return self._out(done=True, status="skipped", reason=reason)
         member = self.a.member
         instance = member.instance(self.instance_id)
-        if instance is None:
+        captured = captured_volumes(self.isolation)
+        if instance is None and not captured:
             self.j.note("not_found", self.instance_id, detail="no such instance in the account")
             return self._out(done=True, status="skipped", reason="the instance does not exist")
-        mapped = attached_volumes(instance)
-        if not mapped:
+        mapped = attached_volumes(instance or {})
+        if not mapped and not captured:
             self.j.note("skipped", self.instance_id, detail="no EBS volume is attached (instance store is not snapshotable)")
             return self._out(done=True, status="skipped", reason="no EBS volume attached")
+        if not mapped:  # every volume the isolation captured is gone from the instance: say so, volume by volume
+            return self._all_missing(captured, "no EBS volume is attached any more"
+                                     if instance is not None else "the instance no longer exists")
         volumes = member.volumes(v["volumeId"] for v in mapped)
-        description = set_description(self.incident_id, self.instance_id)
-        existing = member.find([{"Name": "description", "Values": [description]},
+        follow_up = isolated_by_another(self.isolation, self.incident_id) is not None
+        existing = member.find([{"Name": "description", "Values": [set_description(self.incident_id, self.instance_id),
+                                                                   set_description(self.incident_id, self.instance_id,
+                                                                                   follow_up=True)]},
                                 {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}])
         if existing:
             self.j.note("unchanged", member.instance_arn(self.instance_id),
                         detail=f"snapshot set already taken: {', '.join(sorted(s['SnapshotId'] for s in existing))}")
             taken = existing
             self.state["replay"] = True  # later stages look for what an earlier run made before redoing it
+            self.state["followUp"] = not all(parse_description(s.get("Description"))["first"] for s in existing)
         else:
+            self.state["followUp"] = follow_up
+            if follow_up:
+                recent = self._recent_collection()
+                if recent is not None:
+                    return recent
             tags = {TAG_INCIDENT: self.incident_id, TAG_COLLECTED_BY: self.collected_by}
+            description = set_description(self.incident_id, self.instance_id, follow_up=follow_up)
             try:
                 taken = self._attempt(None, "create_snapshot_set", member.instance_arn(self.instance_id),
                                       lambda: member.create_set(self.instance_id, description, tags))
@@ -296,8 +387,7 @@ class _Run:
                          for v in mapped]
             self.fresh.update(s["SnapshotId"] for s in taken if not is_planned(s["SnapshotId"]))
         if not taken:
-            self.j.note("skipped", self.instance_id, detail="CreateSnapshots returned no snapshot (volumes detached?)")
-            return self._out(done=True, status="skipped", reason="no EBS volume was snapshotted", snapshots=[])
+            return self._all_missing(captured or mapped, "CreateSnapshots returned no snapshot")
         devices = {v["volumeId"]: v["device"] for v in mapped}
         items = []
         for snap in sorted(taken, key=lambda s: (devices.get(s.get("VolumeId"), "~"), s["SnapshotId"])):
@@ -312,39 +402,69 @@ class _Run:
                 "source": {"snapshotId": snap["SnapshotId"], "arn": member.snapshot_arn(snap["SnapshotId"]),
                            "state": snap.get("State", "pending")},
             })
+            if tag_map(snap.get("Tags")).get(TAG_SOURCE) == member.volume_arn(volume_id):
+                items[-1]["sourceTagged"] = True
         self.state["snapshots"] = items
-        missing = self._missing_volumes(mapped, taken)
+        missing = self._missing_volumes(mapped + captured, {s.get("VolumeId") for s in taken})
         if missing:
             self.state["missingVolumes"] = missing
         self.state["forensicsAccount"] = self.forensics_account
         self.state["forensicsKeyArn"] = self.settings.forensics_key_arn or None
-        for item in items:  # ir:source names the volume: per snapshot, so right after the set call
-            source = item["source"]
-            current = tag_map(next((s.get("Tags") for s in taken if s["SnapshotId"] == source["snapshotId"]), []))
-            volume_arn = member.volume_arn(item["volumeId"])
-            if current.get(TAG_SOURCE) != volume_arn:
-                try:
-                    self._attempt(item, "tag_source", source["arn"],
-                                  lambda: member.tag(source["snapshotId"], {TAG_SOURCE: volume_arn}))
-                except _Deferred:
-                    pass
         return None
 
-    def _missing_volumes(self, mapped: list[dict], taken: list[dict]) -> list[dict[str, str]]:
+    def _recent_collection(self) -> dict[str, Any] | None:
+        """A repeated finding on an instance another incident isolated: no new collection if one was taken within
+        IR_EVIDENCE_MIN_INTERVAL_MINUTES (manual requests always collect). The final result, or None."""
+        minutes = self.settings.evidence_min_interval_minutes
+        if self.incident.get("origin") == "manual" or minutes <= 0:
+            return None
+        prefix = collector_prefix(self.incident.get("executionId"))
+        recent = recent_collection(self.a.member.find(candidate_filters(self.instance_id)),
+                                   instance_id=self.instance_id, current_incident=self.incident_id, prefix=prefix,
+                                   now=self.clock().timestamp(), interval_seconds=minutes * 60)
+        if recent is None:
+            return None
+        reason = (f"the instance is already isolated and {recent['incident']} collected its evidence "
+                  f"{recent['ageSeconds'] // 60} min ago ({', '.join(recent['snapshotIds'])}): no new collection "
+                  f"within {minutes} min (evidenceMinIntervalMinutes); a manual request collects at any time")
+        self.j.note("skipped", self.instance_id, step="collection_interval", detail=reason)
+        return self._out(done=True, status="skipped", reason=reason, recentCollection=recent, snapshots=[])
+
+    def _all_missing(self, expected: list[dict], why: str) -> dict[str, Any]:
+        missing = self._missing_volumes(expected, set(), why=why)
+        self.state["missingVolumes"] = missing
+        return self._out(done=True, status="failed", error="VolumeMissing", snapshots=[],
+                         message="; ".join(f"{m['volumeId']}: {m['message']}" for m in missing))
+
+    def _missing_volumes(self, expected: list[dict], snapped: set, *, why: str = "") -> list[dict[str, str]]:
         """Volumes the isolation captured before any change (or attached a moment ago) that are not in the snapshot
-        set: detached or deleted in between. Their evidence is lost; it must be said, never passed over."""
-        snapped = {s.get("VolumeId") for s in taken}
-        expected = {v["volumeId"]: v.get("device", "") for v in mapped}
-        for v in ((self.isolation or {}).get("metadata") or {}).get("volumes") or []:
-            if v.get("volumeId"):
-                expected.setdefault(v["volumeId"], v.get("deviceName", ""))
+        set: detached or deleted in between. Their evidence is lost; it must be said, never passed over, with
+        what became of each volume."""
+        devices: dict[str, str] = {}
+        for v in expected:
+            devices.setdefault(v["volumeId"], v.get("device", ""))
+        lost = sorted(v for v in devices if v not in snapped)
+        if not lost:
+            return []
+        now = self.a.member.volumes(lost)
         missing = []
-        for volume_id, device in sorted(expected.items()):
-            if volume_id not in snapped:
-                message = (f"{volume_id} ({device or 'device unknown'}) was attached when the instance was captured "
-                           "but is not in the snapshot set: detached or deleted before the snapshot")
-                self.j.note("failed", volume_id, error="VolumeMissing", message=message)
-                missing.append({"volumeId": volume_id, "device": device, "error": "VolumeMissing", "message": message})
+        for volume_id in lost:
+            volume = now.get(volume_id)
+            if volume is None:
+                fate = "the volume no longer exists (deleted)"
+            else:
+                holders = sorted({a.get("InstanceId") for a in volume.get("Attachments") or []} - {None})
+                if holders == [self.instance_id]:
+                    fate = "the volume still lists this instance as its attachment: snapshot it by hand"
+                elif holders:
+                    fate = f"the volume is now attached to {', '.join(holders)}: snapshot it by hand"
+                else:
+                    fate = f"the volume still exists, detached ({volume.get('State')}): snapshot it by hand"
+            message = (f"{volume_id} ({devices[volume_id] or 'device unknown'}) was attached when the instance was "
+                       f"captured but is not in the snapshot set{': ' + why if why else ''}; {fate}")
+            self.j.note("failed", volume_id, error="VolumeMissing", message=message)
+            missing.append({"volumeId": volume_id, "device": devices[volume_id], "error": "VolumeMissing",
+                            "message": message})
         return missing
 
     # -- the stages of one volume -------------------------------------------------------------------------
@@ -377,11 +497,20 @@ class _Run:
 
     def _stage_snapshot(self, item: dict) -> bool:
         source = item["source"]
+        member, sid = self.a.member, source["snapshotId"]
+        visible = sid in self.fresh or sid in self.member_states or is_planned(sid)
+        if not item.get("sourceTagged") and visible:  # ir:source names the volume: right after the set call
+            volume_arn = member.volume_arn(item["volumeId"])
+            if tag_map((self.member_states.get(sid) or {}).get("Tags")).get(TAG_SOURCE) != volume_arn:
+                if self._attempt(item, "tag_source", source["arn"], lambda: member.tag(sid, {TAG_SOURCE: volume_arn}),
+                                 subject=sid) is _FAILED:
+                    return True
+            item["sourceTagged"] = True
         state = self._snapshot_state(source, self.member_states)
         if state == "error":
             self._fail(item, "SnapshotFailed", f"snapshot {source['snapshotId']}: {source.get('stateMessage', 'state error')}")
             return True
-        if state != "completed":
+        if state != "completed" or not item.get("sourceTagged"):
             return False
         item["kmsKeyId"] = source.get("kmsKeyId") or item.get("kmsKeyId")
         item["stage"] = "reencrypt"
@@ -408,8 +537,7 @@ class _Run:
         copy = item.get("sharingCopy")
         member = self.a.member
         if copy is None:
-            description = copy_description("sharing-copy", self.incident_id, self.instance_id,
-                                           source["snapshotId"], item["volumeId"])
+            description = self._copy_description("sharing-copy", source["snapshotId"], item["volumeId"])
             sid = self._find_or_copy(item, member, member, source["snapshotId"], description, key,
                                      planned_id("sharing copy", item["volumeId"]))
             if sid is None:
@@ -443,7 +571,8 @@ class _Run:
             sid = self._attempt(item, "copy_snapshot", source_side.snapshot_arn(source_id),
                                 lambda: owner.copy(source_id, source_region=self.region, description=description,
                                                    kms_key_id=key, tags=self._tags(source_side.snapshot_arn(source_id)),
-                                                   target=source_side.snapshot_arn(source_id)))
+                                                   target=source_side.snapshot_arn(source_id)),
+                                subject=source_id)
         except _Deferred:
             return None
         if sid is _FAILED:
@@ -459,7 +588,7 @@ class _Run:
             return True
         member, sid = self.a.member, item["sharedSnapshotId"]
         if self.state.get("replay") and not item.get("shared"):  # its forensics copy may exist: no second share
-            description = copy_description("forensics-copy", self.incident_id, self.instance_id, sid, item["volumeId"])
+            description = self._copy_description("forensics-copy", sid, item["volumeId"])
             copies = self._attempt(item, "share_with_forensics", member.snapshot_arn(sid), lambda: self.a.forensics.find(
                 [{"Name": "description", "Values": [description]},
                  {"Name": f"tag:{TAG_INCIDENT}", "Values": [self.incident_id]}]))
@@ -471,14 +600,14 @@ class _Run:
                 item["stage"] = "copy"
                 return True
         found = (set(), set()) if is_planned(sid) else self._attempt(
-            item, "share_with_forensics", member.snapshot_arn(sid), lambda: member.shared_with(sid))
+            item, "share_with_forensics", member.snapshot_arn(sid), lambda: member.shared_with(sid), subject=sid)
         if found is _FAILED:
             return True
         users, _groups = found
         if self.forensics_account in users:
             self.j.note("unchanged", member.snapshot_arn(sid), detail=f"already shared with {self.forensics_account}")
         elif self._attempt(item, "share_with_forensics", member.snapshot_arn(sid),
-                           lambda: member.share(sid, self.forensics_account)) is _FAILED:
+                           lambda: member.share(sid, self.forensics_account), subject=sid) is _FAILED:
             return True
         item["shared"] = True
         item["stage"] = "copy"
@@ -492,7 +621,7 @@ class _Run:
         if copy is None:
             forensics, member = self.a.forensics, self.a.member
             sid = item["sharedSnapshotId"]
-            description = copy_description("forensics-copy", self.incident_id, self.instance_id, sid, item["volumeId"])
+            description = self._copy_description("forensics-copy", sid, item["volumeId"])
             new = self._find_or_copy(item, forensics, member, sid, description, self.settings.forensics_key_arn,
                                      planned_id("forensics copy", item["volumeId"]))
             if new is None:
@@ -526,7 +655,8 @@ class _Run:
             return True
         try:
             lock = self._attempt(item, "lock_snapshot", copy["arn"],
-                                 lambda: forensics.lock(sid, mode=mode, days=self.settings.evidence_lock_days))
+                                 lambda: forensics.lock(sid, mode=mode, days=self.settings.evidence_lock_days),
+                                 subject=sid)
         except _Deferred:
             return False
         if lock is _FAILED:
@@ -538,11 +668,11 @@ class _Run:
         if self.cross_account and item.get("shared") is True:
             member, sid = self.a.member, item["sharedSnapshotId"]
             found = ({self.forensics_account}, set()) if is_planned(sid) else self._attempt(
-                None, "remove_share", member.snapshot_arn(sid), lambda: member.shared_with(sid))
+                None, "remove_share", member.snapshot_arn(sid), lambda: member.shared_with(sid), subject=sid)
             if found is not _FAILED:
                 if self.forensics_account in found[0]:
                     done = self._attempt(None, "remove_share", member.snapshot_arn(sid),
-                                         lambda: member.unshare(sid, self.forensics_account))
+                                         lambda: member.unshare(sid, self.forensics_account), subject=sid)
                 else:
                     self.j.note("unchanged", member.snapshot_arn(sid), detail="share already removed")
                     done = None
@@ -589,7 +719,8 @@ class _Run:
                 continue
             try:
                 if self._attempt(item, "tag_hash", part["arn"],
-                                 lambda: adapter.tag(part["snapshotId"], {TAG_HASH: digest})) is _FAILED:
+                                 lambda: adapter.tag(part["snapshotId"], {TAG_HASH: digest}),
+                                 subject=part["snapshotId"]) is _FAILED:
                     return True
             except _Deferred:
                 return False
@@ -675,27 +806,48 @@ class _Run:
         out: dict[str, Any] = {"keep": keep}
         for name, adapter, kinds, source_account in sides:
             candidates = adapter.find(candidate_filters(self.instance_id))
-            plan = retention_plan(candidates, keep=keep, current_incident=self.incident_id,
-                                  instance_id=self.instance_id, kinds=kinds, prefix=prefix,
-                                  source_account=source_account, planned_collection=planned)
+            args = dict(keep=keep, current_incident=self.incident_id, instance_id=self.instance_id, kinds=kinds,
+                        prefix=prefix, source_account=source_account, planned_collection=planned)
+            plan = retention_plan(candidates, **args)
+            out[name] = {"kept": plan["kept"], "first": plan["first"]}
+            if plan["delete"]:  # never try to delete what an EBS Snapshot Lock forbids
+                locks = self._lock_states(adapter, [s["SnapshotId"] for s in plan["delete"]])
+                if locks is None:
+                    out[name]["skipped"] = "the lock states could not be read: nothing deleted"
+                    continue
+                plan = retention_plan(candidates, locked=[sid for sid, state in locks.items()
+                                                          if state in LOCKED_STATES], **args)
+            for sid in plan["locked"]:
+                self.j.note("skipped", adapter.snapshot_arn(sid), step="retention_delete",
+                            detail=f"aged out but locked ({locks[sid]}): kept until its lock expires")
             deleted, failed = [], []
-            # a locked snapshot (the forensics copies: README "Custody") is kept until its lock expires
-            held = adapter.locked([snap["SnapshotId"] for snap in plan["delete"]]) if plan["delete"] else {}
-            plan["delete"] = [snap for snap in plan["delete"] if snap["SnapshotId"] not in held]
             for snap in plan["delete"]:
                 sid = snap["SnapshotId"]
-                try:
+                try:  # a refused delete (a lock set meanwhile, a policy) is recorded; it never fails the incident
                     result = self._attempt(None, "retention_delete", adapter.snapshot_arn(sid),
                                            lambda: adapter.delete(sid))
                 except _Deferred:
                     result = _FAILED
                 (failed if result is _FAILED else deleted).append(sid)
-            out[name] = {"kept": plan["kept"], ("planned" if self.j.dry_run else "deleted"): deleted}
+            out[name]["planned" if self.j.dry_run else "deleted"] = deleted
+            if plan["locked"]:
+                out[name]["locked"] = plan["locked"]
             if failed:
                 out[name]["failed"] = failed
-            if held:
-                out[name]["locked"] = sorted(held)
         return out
+
+    def _lock_states(self, adapter: Any, snapshot_ids: list[str]) -> dict[str, str] | None:
+        """{snapshot id: lock state} of the locked ones among `snapshot_ids`; None (recorded) if unreadable."""
+        try:
+            return {sid: lock.get("LockState", "") for sid, lock in adapter.locked(snapshot_ids).items()}
+        except Exception as exc:
+            if not hasattr(exc, "response"):
+                raise
+            if is_transient(exc):
+                raise TransientAwsError(f"DescribeLockedSnapshots: {error_code(exc)}") from exc
+            self.j.note("skipped", f"{adapter.account}", step="retention", error=error_code(exc),
+                        detail="the snapshots' lock states could not be read: nothing is deleted on this side")
+            return None
 
     # -- one call ---------------------------------------------------------------------------------------
     def advance(self) -> dict[str, Any]:
@@ -760,12 +912,13 @@ def _error_name(failed: list[dict]) -> str:
 
 
 def collect(event: dict, *, adapters: Adapters, settings: Settings, journal: Journal | None = None,
-            remaining_ms: Callable[[], int] = lambda: 10 ** 9, clock: Callable[[], datetime] = utcnow) -> dict:
+            remaining_ms: Callable[[], int] = lambda: 10 ** 9, clock: Callable[[], datetime] = utcnow,
+            sleep: Callable[[float], None] = time.sleep) -> dict:
     """Advance the evidence chain of `event["instanceId"]` as far as it goes now; returns the new state
     (``done``, ``waitSeconds``, ``status``, ``phase``, ``snapshots``, ``entries``...)."""
     incident = event["incident"]
     journal = journal or Journal(dry_run=bool(incident.get("dryRun")), clock=clock)
-    run = _Run(event, adapters, settings, journal, remaining_ms, clock)
+    run = _Run(event, adapters, settings, journal, remaining_ms, clock, sleep)
     try:
         return run.advance()
     except AccountAccessError as exc:  # a role could not be assumed: record, keep every id collected so far

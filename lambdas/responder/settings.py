@@ -32,6 +32,7 @@ ENV: dict[str, str] = {
     "IR_OBSERVE_ONLY": "'true': every execution runs as a dry run (plan only, nothing changes)",
     "IR_ISOLATION_CIDRS": "comma-separated CIDRs (responder bastion / forensics) the quarantine group allows",
     "IR_SNAPSHOT_RETENTION": "evidence snapshots kept per instance and per account side",
+    "IR_EVIDENCE_MIN_INTERVAL_MINUTES": "findings on an already isolated instance collect again only after this",
     "IR_KEY_SCOPE": "'all' (runbook: deactivate every active key of the user) or 'named' (only the finding's key)",
     "IR_EVIDENCE_LOCK_MODE": "EBS Snapshot Lock mode of every forensics copy: compliance or governance ('' = none)",
     "IR_EVIDENCE_LOCK_DAYS": "EBS Snapshot Lock duration of every forensics copy, in days",
@@ -76,6 +77,7 @@ class Settings:
     observe_only: bool = False
     isolation_cidrs: tuple[str, ...] = field(default_factory=tuple)
     snapshot_retention: int = 7
+    evidence_min_interval_minutes: int = 60
     key_scope: str = "all"
     evidence_lock_mode: str = ""  # '' = forensics copies are not locked (a deployment always sets it)
     evidence_lock_days: int = 365
@@ -112,6 +114,7 @@ class Settings:
             observe_only=env.get("IR_OBSERVE_ONLY", "false").lower() == "true",
             isolation_cidrs=_csv(env.get("IR_ISOLATION_CIDRS", "")),
             snapshot_retention=int(retention),
+            evidence_min_interval_minutes=int(env.get("IR_EVIDENCE_MIN_INTERVAL_MINUTES", "60") or "60"),
             key_scope=key_scope,
             evidence_lock_mode=(env.get("IR_EVIDENCE_LOCK_MODE") or "").lower(),
             evidence_lock_days=int(env.get("IR_EVIDENCE_LOCK_DAYS") or 365),

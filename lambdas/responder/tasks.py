@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 from responder import records, shapes
 from responder.errors import TransientAwsError
+from responder.evidence_retention import TAG_INCIDENT, TAG_QUARANTINE
 from responder.journal import Journal
 
 
@@ -62,6 +63,16 @@ class TaskJournal:
             return []
         return [e for e in records.journal(item, self.incident.get("executionId"))
                 if e.get("task") == self.task and e.get("subject") == self.subject]
+
+
+RESPONDER_TAGS = (TAG_INCIDENT, TAG_QUARANTINE)
+
+
+def responder_tags(metadata: dict[str, Any]) -> dict[str, str]:
+    """The responder's own tags on the instance as the isolation captured them before any change (what evidence
+    needs to tell a first collection from a follow-up); the instance's other tags stay in the record."""
+    tags = metadata.get("tags") or {}
+    return {k: str(tags[k])[:256] for k in RESPONDER_TAGS if k in tags}
 
 
 def _changed(entries: list[dict[str, Any]]) -> bool:

@@ -101,7 +101,7 @@ def test_the_chain_step_by_step_never_shares_beyond_the_forensics_account(dep):
     shares = [e for e in final["entries"] if e.get("api") == "ec2:ModifySnapshotAttribute"]
     assert len(shares) == 2 * 3  # one share and one removal per volume
     assert final["sharingKeyArn"] == member_keys and final["forensicsKeyArn"] == dep.forensics_key_arn
-    assert final["retention"]["member"] == {"kept": ["IR-CHAIN"], "deleted": []}
+    assert final["retention"]["member"] == {"kept": ["IR-CHAIN"], "first": ["IR-CHAIN"], "deleted": []}
 
     # a state machine retry of the last call, or a late extra call, changes nothing
     again = run_task(dep, incident, inst.instance_id, states[-2])
@@ -241,7 +241,8 @@ def test_the_first_call_of_an_unknown_instance_is_skipped(dep):
 
 
 # -- retention ----------------------------------------------------------------------------------------------
-def test_retention_deletes_whole_aged_collections_of_this_instance_only(dep):
+def test_retention_deletes_whole_aged_follow_ups_of_this_instance_only(dep):
+    """IR-R1 isolated the instance (its collection is first: never aged out); IR-R2 and IR-R3 found it isolated."""
     inst = build_instance(dep, kinds=("customer",))
     other = build_instance(dep, kinds=())
     keep = {"IR_SNAPSHOT_RETENTION": "2"}
@@ -252,21 +253,54 @@ def test_retention_deletes_whole_aged_collections_of_this_instance_only(dep):
         Description=f"IR-R0 instance {inst.instance_id} evidence source",
         TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
             {"Key": "ir:incident", "Value": "IR-R0"}, {"Key": "ir:collected-by", "Value": "arn:aws:states:x"}]}])
-    finals = [drive(dep, incident_for(inst.instance_id, f"IR-R{n}"), inst.instance_id, env=keep)[-1]
-              for n in (1, 2)]
-    assert finals[1]["retention"]["member"] == {"kept": ["IR-R2", "IR-R1"], "deleted": []}
-    gone = finals[0]["snapshots"]
-    for item in gone:  # the forensics copies are locked (README "Custody"): the first collection's locks run out
+    follow_up = {"status": "already_isolated",
+                 "metadata": {"tags": {"ir:quarantine": "isolated", "ir:incident": "IR-R1"}}}
+    finals = [drive(dep, incident_for(inst.instance_id, f"IR-R{n}"), inst.instance_id, env=keep,
+                    isolation=None if n == 1 else follow_up)[-1] for n in (1, 2)]
+    assert finals[1]["retention"]["member"] == {"kept": ["IR-R2", "IR-R1"], "first": ["IR-R1"], "deleted": []}
+    assert all(s["Description"].endswith(", follow-up") for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)
+               if tags(s)["ir:incident"] != "IR-R1")
+    gone = finals[1]["snapshots"]
+    for item in gone:  # the forensics copies are locked (README "Custody"): the aged collection's locks run out
         gaps_snapshot_lock.expire(item["forensicsCopy"]["snapshotId"])
-    finals.append(drive(dep, incident_for(inst.instance_id, "IR-R3"), inst.instance_id, env=keep)[-1])
+    finals.append(drive(dep, incident_for(inst.instance_id, "IR-R3"), inst.instance_id, env=keep,
+                        isolation=follow_up)[-1])
     assert sorted(finals[2]["retention"]["member"]["deleted"]) == sorted(
         [i["source"]["snapshotId"] for i in gone] + [i["sharingCopy"]["snapshotId"] for i in gone if i["encrypted"]])
     assert sorted(finals[2]["retention"]["forensics"]["deleted"]) == sorted(i["forensicsCopy"]["snapshotId"] for i in gone)
     member = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, MEMBER, inst.instance_id)}
     forensics = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
-    assert member == {"IR-R0", "IR-R2", "IR-R3"} and forensics == {"IR-R2", "IR-R3"}
+    assert member == {"IR-R0", "IR-R1", "IR-R3"} and forensics == {"IR-R1", "IR-R3"}
     assert any(s["SnapshotId"] == foreign["SnapshotId"] for s in evidence_snapshots(dep, MEMBER, inst.instance_id))
     assert len(evidence_snapshots(dep, MEMBER, other.instance_id)) == 1  # another instance's evidence untouched
+
+
+def test_retention_never_deletes_a_locked_snapshot_and_a_refused_delete_never_fails_the_incident(dep):
+    inst = build_instance(dep, kinds=())
+    keep = {"IR_SNAPSHOT_RETENTION": "1"}  # only the current collection and the first one stay
+    follow_up = {"status": "already_isolated",
+                 "metadata": {"tags": {"ir:quarantine": "isolated", "ir:incident": "IR-L1"}}}
+    finals = {n: drive(dep, incident_for(inst.instance_id, f"IR-L{n}"), inst.instance_id, env=keep,
+                       isolation=None if n == 1 else follow_up)[-1] for n in (1, 2, 3)}
+    [copy] = [i["forensicsCopy"]["snapshotId"] for i in finals[2]["snapshots"]]  # aged out by IR-L3, but locked
+    third = finals[3]
+    assert third["status"] == "collected"
+    assert third["retention"]["forensics"]["locked"] == [copy] and third["retention"]["forensics"]["deleted"] == []
+    assert len(third["retention"]["member"]["deleted"]) == 1  # the member side of IR-L2 is not locked
+    assert any(e["status"] == "skipped" and "locked (compliance)" in e.get("detail", "") for e in third["entries"])
+    assert not [e for e in third["entries"] if e.get("api") == "ec2:DeleteSnapshot" and copy in e["target"]]
+    assert snapshot(dep, FORENSICS, copy)["SnapshotId"] == copy
+
+    # a lock the responder could not see (set between its read and its delete): AWS refuses, it is recorded
+    with mock.patch.object(Snapshots, "locked", lambda self, ids: {}):
+        fourth = drive(dep, incident_for(inst.instance_id, "IR-L4"), inst.instance_id, env=keep,
+                       isolation=follow_up)[-1]
+    assert fourth["status"] == "collected" and copy in fourth["retention"]["forensics"]["failed"]
+    refused = [e for e in fourth["entries"] if e.get("api") == "ec2:DeleteSnapshot" and e["status"] == "failed"]
+    assert refused and {e["error"] for e in refused} == {gaps_snapshot_lock.LOCKED_ERROR}
+    assert snapshot(dep, FORENSICS, copy)["SnapshotId"] == copy
+    left = {tags(s)["ir:incident"] for s in evidence_snapshots(dep, FORENSICS, inst.instance_id)}
+    assert left == {"IR-L1", "IR-L2", "IR-L3", "IR-L4"}  # every forensics copy is still under its lock
 
 
 # -- single-account layout ------------------------------------------------------------------------------------

@@ -237,10 +237,14 @@ def test_memory_does_not_grow_with_the_listing():
                 return page
         return EbsBlocks(Lazy([[]] * n_pages, volume_size=16384))
 
-    peaks = []
-    for n_pages in (2, 12):
+    def peak(n_pages):
         tracemalloc.start()
         hash_listing(pages(n_pages), SNAP)
-        peaks.append(tracemalloc.get_traced_memory()[1])
+        found = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+        return found
+
+    # tracemalloc counts every thread of the process: a thread another test left running (the local runtime's)
+    # can only add to a peak, never hide one, so the least of three measurements is the listing's own
+    peaks = [min(peak(n) for _ in range(3)) for n in (2, 12)]
     assert peaks[1] < peaks[0] * 1.5  # 6x the blocks, about the same peak (one page at a time)

@@ -393,16 +393,22 @@ def test_an_instance_terminated_mid_way_fails_loudly_and_keeps_what_was_done(dep
         "termination_protection", "delete_on_termination", "network_isolation", "instance_profile", "tag"}
     assert {s for s, status in steps.items() if status == "done"} >= {
         "auto_scaling", "revoke_older_sessions", "classic_load_balancers", "target_groups"}
-    assert {(f["api"], f["error"]) for f in summary(run)["failures"]} == {
+    captured = {v["volumeId"] for v in item["isolation"]["metadata"]["volumes"]}
+    assert {(f.get("api"), f["error"]) for f in summary(run)["failures"]} == {
         ("ec2:ModifyInstanceAttribute", gone), ("ec2:ModifyNetworkInterfaceAttribute", "InvalidNetworkInterfaceID.NotFound"),
-        ("ec2:ReplaceIamInstanceProfileAssociation", "InvalidAssociationID.NotFound"), ("ec2:CreateTags", gone)}
+        ("ec2:ReplaceIamInstanceProfileAssociation", "InvalidAssociationID.NotFound"), ("ec2:CreateTags", gone),
+        (None, "VolumeMissing")}  # the evidence: each captured volume named (below)
     timeline = recorded(dep, run, incident_id, "partially_contained", world["instanceId"])["timeline"]
-    assert {(e["api"], e["error"]) for e in timeline if e["status"] == "failed"} == {
-        (f["api"], f["error"]) for f in summary(run)["failures"]}
+    assert {(e.get("api"), e["error"]) for e in timeline if e["status"] == "failed"} == {
+        (f.get("api"), f["error"]) for f in summary(run)["failures"]}
+    assert {e["target"] for e in timeline if e.get("error") == "VolumeMissing"} == captured
     found = facts(dep, world, incident_id)
     assert found["detached"] and found["revoked"] and found["classic"] and found["targets"]
-    evidence = item["evidence"]
-    assert (evidence["status"], evidence["reason"]) == ("skipped", "the instance does not exist")
+    evidence = item["evidence"]  # every volume the isolation captured is accounted for, with what became of it
+    assert (evidence["status"], evidence["error"]) == ("failed", "VolumeMissing")
+    assert {m["volumeId"] for m in evidence["missingVolumes"]} == {
+        v["volumeId"] for v in item["isolation"]["metadata"]["volumes"]} != set()
+    assert "the instance no longer exists" in evidence["message"]
 
 
 def test_a_snapshot_deleted_before_its_forensics_copy_fails_with_the_aws_code(dep):

@@ -222,9 +222,11 @@ def test_instance_finding_replayed(dep):
                                        cutoff=summary(second)["cutoff"], instance=iid) == {}
     assert after["ec2"]["instances"][iid]["tags"]["ir:incident"] == incident_of(other)
     assert after["ec2"]["instances"][iid]["tags"]["ir:quarantine"] == "isolated"
-    assert new_collection(contained, after, 2) == (2, 2)
+    # a new finding on the isolated instance within evidenceMinIntervalMinutes: the first collection stands
+    assert new_collection(contained, after, 2) == (0, 0)
     item = instance_item(second, iid)
-    assert item["evidence"]["status"] == "collected"
+    assert item["evidence"]["status"] == "skipped"
+    assert item["evidence"]["recentCollection"]["incident"] == incident_of(ev)
     assert item["isolation"]["steps"]["network_isolation"] == "unchanged"
     assert {s for s, status in item["isolation"]["steps"].items() if status == "done"} == {"capture_metadata", "tag"}
 
@@ -254,7 +256,8 @@ def test_access_key_finding_with_instance_details_replayed(dep):
                                        cutoff=summary(second)["cutoff"], principals={("roles", role)},
                                        instance=iid) == {}
     assert revoke_cutoff(after, "roles", role) == max(summary(first)["cutoff"], summary(second)["cutoff"])
-    assert new_collection(contained, after, 1) == (1, 1)
+    assert new_collection(contained, after, 1) == (0, 0)  # within the collection interval: no second collection
+    assert instance_item(second, iid)["evidence"]["recentCollection"]["incident"] == incident_of(ev)
 
 
 # -- manual requests ---------------------------------------------------------------------------------------------
