@@ -119,7 +119,8 @@ def instance_detail(run: Any, instance_id: str | None = None) -> dict:
     out = {"instanceId": instance_id}
     for part in ("isolation", "evidence"):
         detail = dict((record.get("results") or {}).get(f"{part}:{instance_id}") or {})
-        detail.update(item.get(part) or {})
+        # the summary's status wins (a retried or failed task); its message is cut, the record has it whole
+        detail.update({k: v for k, v in (item.get(part) or {}).items() if k != "message" or "message" not in detail})
         detail["entries"] = [e for e in record.get("timeline") or [] if e.get("execution") == me
                              and e.get("task") == part and e.get("subject") == instance_id]
         out[part] = detail
