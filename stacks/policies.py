@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import Iterable
 
 from stacks import names
-from stacks.catalog import STATE_MACHINE_NAME
+from stacks.catalog import FUNCTIONS, STATE_MACHINE_NAME
 
 VERSION = "2012-10-17"
 EC2_SERVICE = "ec2.*.amazonaws.com"  # kms:ViaService, any region: the roles are global, keys regional
@@ -230,23 +230,24 @@ POLICY_WRITE_ACTIONS = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:Dele
 
 
 def guarded_resources(partition: str, account: str) -> list[str]:
-    """The responder's own identities in `account`: every `ir-responder-*` role (member, forensics, the deny-all
-    profile's role, and in a single-account layout the functions' and the state machine's), the rule's role and the
-    deny-all instance profile."""
+    """The responder's own identities in `account`, by exact ARN: the member, forensics and deny-all profile's roles,
+    the functions' and the state machine's roles (single-account layout), the rule's role and the deny-all instance
+    profile. Never a name prefix: an attacker's `ir-responder-backdoor` role must stay containable (issue 10)."""
     iam_arn = f"arn:{partition}:iam::{account}"
-    return [f"{iam_arn}:role/{names.ROLE_PREFIX}*", f"{iam_arn}:role/{names.RULE_ROLE_NAME}",
-            f"{iam_arn}:instance-profile/{names.DENY_ALL_PROFILE}"]
+    roles = [names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.DENY_ALL_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME,
+             names.RULE_ROLE_NAME, *(names.function_role_name(spec) for spec in FUNCTIONS)]
+    return [f"{iam_arn}:role/{name}" for name in roles] + [f"{iam_arn}:instance-profile/{names.DENY_ALL_PROFILE}"]
 
 
-def guard_statements(partition: str, account: str, protected_tag: str) -> list[dict]:
+def guard_statements(partition: str, account: str, protected_tag: str) -> list[dict]:  # noqa: ARG001 - see below
     """Explicit denies the role cannot remove (they sit in its own inline policy, which the first deny covers): no
-    change to the responder's identities, to any principal tagged protected, or to any managed policy."""
+    change to the responder's identities or to any managed policy. Principals tagged protected are *not* denied
+    here: a tag is a claim the responder checks in CloudTrail (who set it, when - responder.protection); an IAM deny
+    on the tag would let a stolen key that tags itself buy immunity."""
     iam_arn = f"arn:{partition}:iam::{account}"
     return [
         _statement("NeverChangeTheRespondersIdentities", IAM_WRITE_PATTERNS, guarded_resources(partition, account),
                    effect="Deny"),
-        _statement("NeverChangeProtectedPrincipals", IAM_WRITE_PATTERNS, [f"{iam_arn}:role/*", f"{iam_arn}:user/*"],
-                   {"StringEquals": {f"aws:ResourceTag/{protected_tag}": "true"}}, effect="Deny"),
         _statement("NeverChangeManagedPolicies", POLICY_WRITE_ACTIONS, [f"{iam_arn}:policy/*"], effect="Deny"),
     ]
 
@@ -644,18 +645,18 @@ _SESSIONS = ("the responder revokes the sessions of whichever role a finding nam
              "AWSRevokeOlderSessions, the runbook's command)")
 ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:PutRolePolicy"):
-        f"Needed: {_SESSIONS}. Explicit denies (NeverChangeTheRespondersIdentities, NeverChangeProtectedPrincipals) "
-        "keep it off the responder's own roles and every protected role; IAM has no condition on an inline policy's "
+        f"Needed: {_SESSIONS}. Explicit denies (NeverChangeTheRespondersIdentities) keep it off the "
+        "responder's own roles (exact ARNs); protected principals are the code's decision (tags checked in CloudTrail); IAM has no condition on an inline policy's "
         "name, so the IAM watch rule (stacks.member_watch_stack) reports any other policy name.",
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:PutUserPolicy"):
         "Needed: the quarantined user gets the same AWSRevokeOlderSessions inline policy (its console and "
         "temporary sessions end). Same explicit denies and IAM watch rule as iam:PutRolePolicy.",
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:DeleteLoginProfile"):
         "Needed: quarantine removes the compromised user's console password (context removeConsoleAccess, its "
-        "creation date recorded first); it grants nothing, and the explicit denies keep it off protected users.",
+        "creation date recorded first); it grants nothing, and the explicit denies keep it off the responder's own roles.",
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
-        "Inactive (it creates none and reads no secret); the explicit denies keep it off protected users.",
+        "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",
 }
 for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "Finalize"):
     ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (

@@ -163,6 +163,10 @@ def test_aws_no_wait_returns_at_once_and_says_how_to_follow(capsys, aws):
     code, out, _ = main(capsys, "--responder-region", REGION, "start", "--user", user(aws), "--account", MEMBER,
                         "--region", REGION, "--reason", "r", "--incident-id", "IR-AWS-2", "--no-wait")
     assert code == cli.OK and "follow it with: python -m cli status IR-AWS-2" in out
+    # let the execution end inside this in-memory AWS: left running, its thread outlives the mock and keeps
+    # retrying Lambda invocations against a real endpoint while later tests run (and measure memory)
+    arn = out.split()[1]
+    assert local.wait(arn, aws).status == "SUCCEEDED"
 
 
 def test_aws_missing_table_and_state_machine_are_clear_errors(capsys, aws):

@@ -81,6 +81,8 @@ TAG_EVENT_PAGES = 5
 
 
 def _result(identity: dict, target: str, journal: Journal, status: str, **extra: Any) -> dict[str, Any]:
+    """One target's result. ``name`` is the principal acted on (``extra`` gives it when it was resolved to
+    another than the finding's: ``findingName`` keeps what the finding said)."""
     if journal.failures:
         status = "failed"
     return {"kind": "identity", "type": identity["type"], "name": identity.get("name"), "target": target,
@@ -300,8 +302,7 @@ def contain_user(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     revoke(journal, arn, incident["cutoff"],
            read=lambda: iam.user_policy(name, REVOKE_POLICY_NAME),
            write=lambda doc: iam.put_user_policy(name, REVOKE_POLICY_NAME, doc, target=arn))
-    return _result(identity, arn, journal, _changed_status(journal), cutoff=incident["cutoff"], userName=name,
-                   **facts)
+    return _result(identity, arn, journal, _changed_status(journal), cutoff=incident["cutoff"], name=name, **facts)
 
 
 def denies_all(document: dict | None) -> bool:
@@ -330,9 +331,6 @@ def _deny_user(iam: Iam, journal: Journal, name: str, arn: str, settings: Settin
         if policy in iam.attached_user_policies(name):
             journal.note("unchanged", arn, detail=f"{policy} already attached")
             return facts
-        if denies_all(iam.user_policy(name, DENY_ALL_POLICY_NAME)):
-            journal.note("unchanged", arn, detail=f"already denied everything by the inline {DENY_ALL_POLICY_NAME}")
-            return {"denyAll": "inline deny-all already in place"}
         try:
             iam.attach_user_policy(name, policy, target=arn)
             return facts
@@ -344,9 +342,12 @@ def _deny_user(iam: Iam, journal: Journal, name: str, arn: str, settings: Settin
             why = {"LimitExceeded": "the user has as many managed policies as IAM allows (10 by default)",
                    "AccessDenied": "IAM denied it (a permissions boundary, SCP or the member role's own policy)",
                    }.get(code, code)
-            facts["denyAll"] = f"{policy} could not be attached ({code}: {why}): inline deny-all put instead"
-    with journal.step("deny_all_inline", arn):
-        iam.put_user_policy(name, DENY_ALL_POLICY_NAME, DENY_ALL, target=arn)
+            facts["denyAll"] = f"{policy} could not be attached ({code}: {why}): inline deny-all instead"
+    with journal.step("deny_all_inline", arn):  # read first: a second run finds it and changes nothing
+        if denies_all(iam.user_policy(name, DENY_ALL_POLICY_NAME)):
+            journal.note("unchanged", arn, detail=f"already denied everything by the inline {DENY_ALL_POLICY_NAME}")
+        else:
+            iam.put_user_policy(name, DENY_ALL_POLICY_NAME, DENY_ALL, target=arn)
     return facts
 
 
@@ -468,8 +469,7 @@ def contain_role(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     revoke(journal, arn, incident["cutoff"],
            read=lambda: iam.role_policy(name, REVOKE_POLICY_NAME),
            write=lambda doc: iam.put_role_policy(name, REVOKE_POLICY_NAME, doc, target=arn))
-    return _result(identity, arn, journal, _changed_status(journal), cutoff=incident["cutoff"], roleName=name,
-                   **facts)
+    return _result(identity, arn, journal, _changed_status(journal), cutoff=incident["cutoff"], name=name, **facts)
 
 
 def manual(journal: Journal, identity: dict) -> dict[str, Any]:

@@ -14,8 +14,10 @@ owned by this very execution (Triage was retried)      resumes: same attempt, sa
 recording an outcome (aborted, timed out, Finalize     it could record anything; containment is idempotent
 failed)
 ``failed``, ``partially_contained``,                   **retries** (``retry``): every action reads before it writes,
-``protection_unverified``                              so what was done is not done twice; at most
+``protection_unverified``, ``not_found``               so what was done is not done twice; at most
                                                        `MAX_AUTOMATIC_ATTEMPTS` attempts, then duplicates
+a target (type and name) the record has not answered   **responds** (``new_target``), cut-off UTC now
+``eventLastSeen`` later than the stored cut-off        **responds** (``activity``), cut-off UTC now
 an earlier dry run (observe-only) and this run is not  **responds** (``enforce``): a plan is not a response
 a higher severity band than any event responded to     **responds** (``escalation``): bands are GuardDuty's Low
 (Low < 4 <= Medium < 7 <= High < 9 <= Critical)        (<4), Medium, High, Critical. Same band, or lower: duplicate
@@ -25,11 +27,13 @@ not handled, ...)                                      the first incident's item
 
 Manual requests (`origin` manual) are never duplicates - a person asked - but share the incident's item.
 
-**Pinned cut-off.** The revoke-older-sessions cut-off is pinned per incident: an attempt on an existing record
-reuses the stored cut-off, so a replay of a contained incident changes nothing. The one exception: when the
-previous attempt did not contain (failed, partially contained, protection unverified, a dry run, not handled, or
-an execution that died), the new attempt takes UTC now - later, never earlier - because sessions minted while
-containment was not in force must be revoked too. The earlier cut-offs are kept in ``previousCutoffs``.
+**A cut-off never older than the activity.** An attempt on an existing record reuses the stored cut-off, so a replay
+of a contained incident changes nothing. It takes UTC now - later, never earlier - when the previous attempt did not
+contain (failed, partially contained, protection unverified, not found, a dry run, not handled, or an execution that
+died), for a new target (a manual request or a re-published finding naming a principal or instance the record has
+not answered), for a severity escalation, and for a finding whose ``eventLastSeen`` is later than the stored
+cut-off: sessions minted since must be revoked too. The earlier cut-offs are kept in ``previousCutoffs``; the
+record's ``targets`` is every target answered so far.
 
 **Item** (attribute: meaning): ``incidentId`` key; ``status`` ``in_progress`` or the outcome; ``origin``,
 ``accountId``, ``region``, ``partition``, ``reason``, ``findingId``, ``findingType``, ``findingArn``, ``severity``
@@ -142,6 +146,8 @@ def decide(existing: dict[str, Any], incident: dict[str, Any], execution_id: str
             return duplicate(f"{attempts} attempts made: start a manual request to try again")
         return Decision("respond", "takeover", fresh,
                         f"the earlier execution {execution_name(owner) or '?'} ended ({state}) without an outcome")
+    if status in RETRYABLE and attempts >= MAX_AUTOMATIC_ATTEMPTS:  # new names or activity do not lift the limit
+        return duplicate(f"{status} after {attempts} attempts: start a manual request to try again")
     if added:
         return Decision("respond", "new_target", fresh,
                         f"the finding now names {', '.join(added)}, which the incident has not answered")
@@ -150,8 +156,6 @@ def decide(existing: dict[str, Any], incident: dict[str, Any], execution_id: str
                         f"activity seen at {incident['eventLastSeen']}, after the cut-off {stored}: sessions issued "
                         "since are revoked too")
     if status in RETRYABLE:
-        if attempts >= MAX_AUTOMATIC_ATTEMPTS:
-            return duplicate(f"{status} after {attempts} attempts: start a manual request to try again")
         return Decision("respond", "retry", fresh, f"the previous attempt ended {status}; every action is idempotent")
     if existing.get("dryRun") and not incident.get("dryRun"):
         return Decision("respond", "enforce", fresh, "the earlier response was a dry run: it changed nothing")

@@ -39,9 +39,12 @@ def test_the_member_and_forensics_roles_cannot_change_themselves_or_the_responde
         profile = f"arn:{P}:iam::{account}:instance-profile/{names.DENY_ALL_PROFILE}"
         assert _denied(statements, "iam:RemoveRoleFromInstanceProfile", profile)
         assert _denied(statements, "iam:CreatePolicyVersion", f"arn:{P}:iam::{account}:policy/Quarantine")
-        protected = next(s for s in statements if s["Sid"] == "NeverChangeProtectedPrincipals")
-        assert protected["Effect"] == "Deny" and protected["Condition"] == {
-            "StringEquals": {f"aws:ResourceTag/{config.protected_tag}": "true"}}
+        # issue 10: no name prefix and no tag buys immunity - an attacker's ir-responder-backdoor role, or a principal
+        # that tagged itself protected, must stay containable (the code checks tags in CloudTrail)
+        assert not any(s["Sid"] == "NeverChangeProtectedPrincipals" for s in statements)
+        assert not _denied(statements, "iam:PutRolePolicy", f"arn:{P}:iam::{account}:role/ir-responder-backdoor")
+        assert not any("aws:ResourceTag/" + config.protected_tag in str(s.get("Condition")) for s in statements
+                       if s["Effect"] == "Deny" and "iam:PutUserPolicy" in str(s["Action"]))
         # what the member role must still do is not denied: revoke another role's sessions, quarantine a user
         assert not _denied(statements, "iam:PutRolePolicy", f"arn:{P}:iam::{account}:role/app-role")
         assert not _denied(statements, "iam:PutUserPolicy", f"arn:{P}:iam::{account}:user/svc-build")

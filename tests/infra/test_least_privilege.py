@@ -55,8 +55,8 @@ def test_the_member_role_grants_exactly_the_declared_member_actions(assembly):  
         statements = role_statements(role(assembly, stack, names.MEMBER_ROLE_NAME))
         assert allowed_actions(statements) == declared
         denies = {s["Sid"] for s in statements if s["Effect"] == "Deny"}
-        assert {"NeverChangeTheRespondersIdentities", "NeverChangeProtectedPrincipals",
-                "NeverChangeManagedPolicies"} <= denies
+        assert {"NeverChangeTheRespondersIdentities", "NeverChangeManagedPolicies"} <= denies
+        assert "NeverChangeProtectedPrincipals" not in denies  # a tag is a claim the code checks (issue 10)
         _assert_no_wildcard_actions(statements)
 
 

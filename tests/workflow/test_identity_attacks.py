@@ -114,7 +114,7 @@ def test_a_renamed_user_is_found_through_its_key_and_contained(dep, inbox):
     assert target["target"].endswith(f":user/{name}-renamed") and target["findingName"] == name
     assert keys_of(dep, name + "-renamed") == {key["AccessKeyId"]: "Inactive"}
     assert attached(dep, name + "-renamed") == [QUARANTINE]
-    assert only(inbox, run)["subject"].startswith("IR CONTAINED:")
+    assert only(inbox, run)["subject"].startswith(f"IR CONTAINED: user/{name}-renamed in {MEMBER}")
     before = iam_state(dep.client("iam"))
     again = local.execute(republished(ev), dep)
     assert again.status == "SUCCEEDED" and again.output["outcome"] == "duplicate"
@@ -198,6 +198,23 @@ def test_a_role_is_contained_only_when_its_role_id_issued_the_credentials(dep):
     target = identity_detail(run, 0)
     assert target["target"] == there["Arn"] and OTHER in " ".join(target["manualSteps"])
     assert inline(dep, same, MEMBER, "role") == [] and inline(dep, same, OTHER, "role") == []
+
+
+def test_a_finding_naming_the_wrong_role_leads_to_the_issuing_role_in_the_account(dep):
+    _, (key,) = user(dep)
+    named = role(dep)
+    issuer = role(dep, trust_account=MEMBER)
+    session = as_key(key, "sts").assume_role(RoleArn=issuer["Arn"], RoleSessionName="ab")["Credentials"]
+    boto3.client("ec2", region_name=REGION, aws_access_key_id=session["AccessKeyId"],
+                 aws_secret_access_key=session["SecretAccessKey"],
+                 aws_session_token=session["SessionToken"]).describe_instances()  # the stolen session at work
+    run = local.execute(role_finding(named["RoleName"], session["AccessKeyId"], f"{issuer['RoleId']}:ab"), dep)
+    assert run.output["outcome"] == "contained"
+    target = run.output["identities"][0]
+    assert target["target"] == issuer["Arn"] and target["resolvedBy"] == "cloudtrail"
+    assert target["findingName"] == named["RoleName"]
+    assert inline(dep, issuer["RoleName"], kind="role") == ["AWSRevokeOlderSessions"]
+    assert inline(dep, named["RoleName"], kind="role") == []
 
 
 def test_a_same_named_role_that_did_not_issue_the_credentials_is_never_revoked(dep, inbox):
