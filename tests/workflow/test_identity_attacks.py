@@ -210,7 +210,7 @@ def test_a_finding_naming_the_wrong_role_leads_to_the_issuing_role_in_the_accoun
                  aws_session_token=session["SessionToken"]).describe_instances()  # the stolen session at work
     run = local.execute(role_finding(named["RoleName"], session["AccessKeyId"], f"{issuer['RoleId']}:ab"), dep)
     assert run.output["outcome"] == "contained"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert target["target"] == issuer["Arn"] and target["resolvedBy"] == "cloudtrail"
     assert target["findingName"] == named["RoleName"]
     assert inline(dep, issuer["RoleName"], kind="role") == ["AWSRevokeOlderSessions"]
