@@ -11,7 +11,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
 
 BENCHMARKS = [
     ("1. cold start per handler", "bench.cold_start", []),
-    ("2-3. AWS calls and state transitions per incident", "bench.incident_cost", []),
+    ("2. finding -> first containment call", "bench.first_containment", []),
+    ("3. AWS calls and state transitions per incident", "bench.incident_cost", []),
     ("4. block-list hashing over a synthetic 16 TiB listing", "bench.hash_blocklist", []),
     ("5. finding storm", "bench.storm", []),
     ("6. largest state payload and record size (16 instances)", "bench.payload", []),

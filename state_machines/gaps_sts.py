@@ -2,17 +2,50 @@
 unless the role exists and its trust policy admits the caller, and checks `sts:ExternalId` when the trust policy
 requires one. Restored here so a finding for an account without the member stack fails like it does in AWS.
 
+Session lifetimes, which moto does not enforce (IAM User Guide, "Methods to assume a role" and "Role chaining";
+STS API reference, AssumeRole `DurationSeconds`):
+
+* a `DurationSeconds` above the role's `MaxSessionDuration` fails (ValidationError). (Above an hour it also fails
+  when the caller is itself an assumed role - role chaining, as a Lambda function's role is - which the local
+  functions, signing with long-term test keys, are not: aws/clients.py asks for exactly an hour.)
+* a request signed with session credentials past their expiry is refused with `ExpiredToken` (query and XML
+  protocols) or `ExpiredTokenException` (JSON protocols). Enforced for every session but the local
+  administrator's, on every service moto dispatches through its generic action handler (not S3). `local.time_passes`
+  moves this clock (and the responder's credential clock) ahead to test it.
+
 The role `ir-local-admin` (see local.LOCAL_ADMIN_ROLE) stands for OrganizationAccountAccessRole: the local
 runtime uses it to build worlds and read results in any account.
 """
 from __future__ import annotations
 
 import json
+import re
 from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
 from unittest import mock
 from urllib.parse import unquote
 
+import botocore.session
+
 LOCAL_ADMIN_ROLE = "ir-local-admin"
+_clock = {"offset": 0.0}
+_issued: dict[str, datetime] = {}  # access key id -> expiry of every session but the local administrator's
+_SERVICES = frozenset(botocore.session.get_session().get_available_services())
+_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+
+
+def now() -> datetime:
+    """The in-memory AWS's clock: real time, moved ahead by `advance`."""
+    return datetime.now(timezone.utc) + timedelta(seconds=_clock["offset"])
+
+
+def advance(seconds: float) -> None:
+    _clock["offset"] += seconds
+
+
+def reset_clock() -> None:
+    _clock["offset"] = 0.0
+    _issued.clear()
 
 
 def _external_ids(trust_policy: str) -> set[str] | None:
@@ -28,6 +61,23 @@ def _external_ids(trust_policy: str) -> set[str] | None:
                 value = conditions["sts:ExternalId"]
                 required.update([value] if isinstance(value, str) else value)
     return required or None
+
+
+def _expired(protocol: str) -> tuple[int, dict[str, str], str]:
+    """The error response AWS sends for an expired token, in the service's protocol."""
+    message = "The security token included in the request is expired"
+    if "json" in protocol:
+        return 400, {"x-amzn-ErrorType": "ExpiredTokenException", "Content-Type": "application/x-amz-json-1.1"}, \
+            json.dumps({"__type": "ExpiredTokenException", "message": message})
+    if protocol == "ec2":
+        body = (f"<Response><Errors><Error><Code>ExpiredToken</Code><Message>{message}</Message></Error></Errors>"
+                "<RequestID>expired</RequestID></Response>")
+    elif protocol == "query":
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>{message}</Message>"
+                "</Error><RequestId>expired</RequestId></ErrorResponse>")
+    else:
+        body = f"<Error><Code>ExpiredToken</Code><Message>{message}</Message></Error>"
+    return 400, {"Content-Type": "text/xml"}, body
 
 
 def install(stack: ExitStack) -> None:
@@ -55,6 +105,27 @@ def install(stack: ExitStack) -> None:
                 raise STSClientError(
                     "AccessDenied", f"sts:ExternalId does not match the trust policy of {role_arn}"
                 )
-        return original(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+            limit = int(role.max_session_duration or 3600)
+            if duration > limit:
+                raise STSClientError("ValidationError", "The requested DurationSeconds exceeds the "
+                                                        "MaxSessionDuration set for this role.")
+        assumed = original(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+        assumed.expiration = now().replace(tzinfo=None) + timedelta(seconds=duration)  # moto's naive UTC
+        if name != LOCAL_ADMIN_ROLE:  # the local runtime's own administrator sessions never expire
+            _issued[assumed.access_key_id] = now() + timedelta(seconds=duration)
+        return assumed
 
+    def call_action(self):
+        key = _CREDENTIAL.search(str(self.headers.get("Authorization") or ""))
+        expiry = _issued.get(key.group(1)) if key else None
+        if expiry is not None and expiry <= now() and self.boto3_service_name in _SERVICES:
+            return _expired(botocore.session.get_session().get_service_model(self.boto3_service_name).protocol)
+        return original_call_action(self)
+
+    from moto.core.responses import BaseResponse
+
+    original_call_action = BaseResponse.call_action
+    reset_clock()
+    stack.callback(reset_clock)
     stack.enter_context(mock.patch.object(STSBackend, "assume_role", assume_role))
+    stack.enter_context(mock.patch.object(BaseResponse, "call_action", call_action))

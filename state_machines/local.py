@@ -139,12 +139,49 @@ def _record_handler_calls(stack: ExitStack) -> None:
 
     def make_api_call(self, operation_name, api_params):
         function = _running_function()
+        api = f"{self.meta.service_model.signing_name}:{operation_name}"
         if function:
-            _CALLS.append({"function": function,
-                           "api": f"{self.meta.service_model.signing_name}:{operation_name}"})
-        return original(self, operation_name, api_params)
+            _CALLS.append({"function": function, "api": api})
+        try:
+            return original(self, operation_name, api_params)
+        finally:
+            if function and _JUMPS and _JUMPS[0][0] == api:
+                _advance(_JUMPS.pop(0)[1])
 
     stack.enter_context(mock.patch.object(BaseClient, "_make_api_call", make_api_call))
+
+
+_JUMPS: list[tuple[str, float]] = []  # (api, seconds): move the clock ahead right after a handler's call to api
+
+
+def _advance(seconds: float) -> None:
+    from state_machines import gaps_sts
+
+    gaps_sts.advance(seconds)
+
+
+@contextmanager
+def time_passes(seconds: float, *, after: str | None = None) -> Iterator[None]:
+    """Test switch: move the clock of the in-memory AWS and of the responder's credential refresh `seconds` ahead,
+    at once or right after the first call a handler makes to `after` (e.g. ``"ebs:ListSnapshotBlocks"``: in the
+    middle of an invocation). Session credentials issued before then expire as they would after that long (see
+    state_machines/gaps_sts.py). Production code is unchanged: only the clock it reads is patched. Must run
+    inside `aws()`; the clock moves back on exit."""
+    from responder.aws import clients
+    from state_machines import gaps_sts
+
+    with mock.patch.object(clients, "_now", gaps_sts.now):
+        if after is None:
+            _advance(seconds)
+        else:
+            _JUMPS.append((after, seconds))
+        try:
+            yield
+        finally:
+            moved = not _JUMPS
+            _JUMPS.clear()
+            if moved:
+                _advance(-seconds)
 
 
 _MANAGED_POLICY_DATA: list[dict] = []

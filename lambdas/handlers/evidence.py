@@ -3,7 +3,7 @@ the state machine until it returns ``done``; ``waitSeconds`` is how long Step Fu
 
 Returns ``{"done", "waitSeconds", "summary": TargetSummary, "state": the chain's state for the next call}``
 (responder.shapes); the journal goes to the incident record as it happens, the state into the record's ``results``."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.ebs import EbsBlocks

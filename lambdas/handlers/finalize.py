@@ -1,6 +1,6 @@
 """Task Finalize: decide the outcome, write the evidence manifest and the incident record, notify.
 Never undoes anything (responder.finalize)."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder.aws.clients import client, forensics_client
 from responder.aws.dynamodb import IncidentTable

@@ -3,7 +3,7 @@
 Returns ``{"status", "identities": [TargetSummary], "scope": {"captures", "failed"}}`` (responder.shapes): the
 journal goes to the incident record as it happens, each identity's result into the record's ``results`` and the
 CloudTrail captures into its ``scope``."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail

@@ -4,7 +4,7 @@ Returns ``{"summary": TargetSummary, "volumes": [...], "tags": the responder's o
 (responder.shapes): the journal goes to the incident
 record as it happens - also when the attempt fails and Step Functions retries the task - and the full result
 (metadata, steps) into the record's ``results``."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder import records
 from responder.aws.clients import forensics_client, member_client

@@ -1,6 +1,6 @@
 """Task Triage: validate and normalize the input (responder.triage), then claim the incident (responder.records)
 before anything changes: one response per finding, a pinned cut-off, and the record "in progress"."""
-from aws_lambda_powertools import Logger
+from responder.logs import Logger
 
 from responder import records
 from responder.aws.clients import client

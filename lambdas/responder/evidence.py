@@ -54,7 +54,7 @@ from typing import Any, Callable
 
 from responder.arns import ebs_volumes, tag_map
 from responder.blocklist import BlockListError, hash_listing
-from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.errors import AccountAccessError, error_code, recorded
 from responder.evidence_retention import (
     FORENSICS_KINDS,
     LOCKED_STATES,
@@ -268,9 +268,7 @@ class _Run:
         while True:
             try:
                 return fn()
-            except Exception as exc:
-                if not hasattr(exc, "response"):
-                    raise
+            except Exception as exc:  # a bug or a transient error is raised by _failed_attempt (errors.recorded)
                 if not (error_code(exc) in NOT_YET_CODES and subject and self._not_yet(subject)):
                     return self._failed_attempt(item, step, target, exc)
                 self._relabel(target, error_code(exc), "not_yet")
@@ -307,9 +305,7 @@ class _Run:
 
     def _failed_attempt(self, item: dict | None, step: str, target: str, exc: Exception) -> Any:
         """Judge an AWS error of one step (see `_attempt`)."""
-        code = error_code(exc)
-        if is_transient(exc):
-            raise TransientAwsError(f"{step} on {target}: {code}") from exc
+        code = recorded(exc, f"{step} on {target}")
         if code in DEFERRED_CODES:
             last = self.j.entries[-1] if self.j.entries else {}
             if last.get("status") == "failed" and last.get("error") == code:
@@ -772,11 +768,7 @@ class _Run:
                 self.state["hashing"] = None
                 continue
             except Exception as exc:
-                if not hasattr(exc, "response"):
-                    raise
-                code = error_code(exc)
-                if is_transient(exc):
-                    raise TransientAwsError(f"ListSnapshotBlocks {sid}: {code}") from exc
+                code = recorded(exc, f"ListSnapshotBlocks {sid}", "ebs")
                 if code in DEFERRED_CODES:
                     self.j.note("deferred", part["arn"], step="hash_block_list", error=code)
                     return
@@ -841,11 +833,8 @@ class _Run:
         try:
             return {sid: lock.get("LockState", "") for sid, lock in adapter.locked(snapshot_ids).items()}
         except Exception as exc:
-            if not hasattr(exc, "response"):
-                raise
-            if is_transient(exc):
-                raise TransientAwsError(f"DescribeLockedSnapshots: {error_code(exc)}") from exc
-            self.j.note("skipped", f"{adapter.account}", step="retention", error=error_code(exc),
+            code = recorded(exc, "DescribeLockedSnapshots", "ec2")
+            self.j.note("skipped", f"{adapter.account}", step="retention", error=code,
                         detail="the snapshots' lock states could not be read: nothing is deleted on this side")
             return None
 

@@ -24,12 +24,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from responder import custody
 from responder import manifest as manifests
 from responder import notify, records, shapes
-from responder.errors import InvalidInput, ResponderError, TransientAwsError, error_code, is_transient
+from responder.errors import InvalidInput, ResponderError, TransientAwsError, recorded
 from responder.outcome import decide
 
 ACTED = frozenset({"respond"})
@@ -148,16 +146,12 @@ class _Steps:
     def run(self, name: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except ClientError as exc:
-            if is_transient(exc):
-                raise TransientAwsError(f"{name}: {error_code(exc)}") from exc
-            self.errors.append({"step": name, "error": error_code(exc), "message": str(exc)[:300]})
-        except BotoCoreError as exc:
-            raise TransientAwsError(f"{name}: {type(exc).__name__}") from exc
-        except ResponderError as exc:
-            if isinstance(exc, TransientAwsError):
-                raise
-            self.errors.append({"step": name, "error": type(exc).__name__, "message": str(exc)[:300]})
+        except Exception as exc:
+            if isinstance(exc, ResponderError) and not isinstance(exc, TransientAwsError):
+                code = type(exc).__name__  # a typed error (a role that cannot be assumed, a full record)
+            else:
+                code = recorded(exc, name)
+            self.errors.append({"step": name, "error": code, "message": str(exc)[:300]})
         return None
 
     def missing(self, name: str, setting: str) -> None:

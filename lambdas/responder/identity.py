@@ -34,10 +34,10 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from responder.aws.iam import Iam
-from responder.errors import ResponderError, TransientAwsError, error_code, is_transient
+from responder.errors import best_effort, error_code, is_transient, recorded
 from responder.journal import Journal
 from responder.policies import covers, revoke_cutoff, revoke_older_sessions
 from responder.protection import TAG_UNVERIFIED, UNVERIFIABLE, protected_reason, tag_claim, tagged
@@ -116,7 +116,9 @@ class Trail:
             self.calls.append(f"{region}:{attribute}={value}")
             return self._adapters[region].lookup(attribute, value, start=end - timedelta(
                 days=RESOLUTION_LOOKBACK_DAYS), end=end, max_pages=pages)
-        except (ClientError, BotoCoreError, ResponderError):
+        except Exception as exc:  # CloudTrail is a best-effort aid here: any AWS error means "not known"
+            if not best_effort(exc):
+                raise
             return None
 
     def key_records(self, key: str) -> list[dict] | None:
@@ -275,8 +277,7 @@ def contain_user(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     try:
         tags = {t["Key"]: t["Value"] for t in user["Tags"]} if "Tags" in user else iam.user_tags(name)
     except Exception as exc:  # fail closed: an unreadable tag set means "treat as protected"
-        if not hasattr(exc, "response"):
-            raise
+        recorded(exc, f"ListUserTags {name}", "iam")  # a throttle is retried, a bug is raised
         tags = None
     reason, protection_facts = _protection(arn, "user", name, tags, incident, settings, trail)
     facts.update(protection_facts)
@@ -336,7 +337,7 @@ def _deny_user(iam: Iam, journal: Journal, name: str, arn: str, settings: Settin
             return facts
         except ClientError as exc:
             code = error_code(exc)
-            if is_transient(exc) or code not in FALLBACK_CODES:
+            if is_transient(exc, "iam") or code not in FALLBACK_CODES:
                 raise
             journal.entries[-1]["status"] = "refused"  # recorded with its error; the fallback below takes over
             why = {"LimitExceeded": "the user has as many managed policies as IAM allows (10 by default)",
@@ -504,13 +505,10 @@ def contain_all(incident: dict, *, iam_for: Callable[[Journal], Iam], settings: 
             results.append(contain(identity, incident, iam_for=iam_for, settings=settings,
                                    dry_run=bool(incident.get("dryRun")), trail=trail))
         except Exception as exc:
-            if not hasattr(exc, "response"):
-                raise
-            if is_transient(exc):
-                raise TransientAwsError(f"identity {identity.get('name')}: {error_code(exc)}") from exc
+            code = recorded(exc, f"identity {identity.get('name')}", "iam")
             journal = Journal()
             target = identity.get("name") or identity["type"]
-            journal.note("failed", target, error=error_code(exc), message=str(exc)[:400])
+            journal.note("failed", target, error=code, message=str(exc)[:400])
             results.append(_result(identity, target, journal, "failed"))
     return {"identities": results, "status": summarize([r["status"] for r in results])}
 

@@ -50,7 +50,7 @@ from responder.aws.ec2 import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK, Ec2
 from responder.aws.elb import ClassicLoadBalancers, TargetGroups
 from responder.aws.evidence_bucket import WriteOnceBucket
 from responder.aws.iam import Iam
-from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.errors import AccountAccessError, recorded
 from responder.identity import revoke
 from responder.journal import Journal, StepFailed, iso, utcnow
 from responder.protection import UNVERIFIABLE, protected_reason
@@ -542,11 +542,8 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
     try:
         instance = a.ec2.describe_instance(instance_id)
     except Exception as exc:
-        if not hasattr(exc, "response"):
-            raise
-        if is_transient(exc):
-            raise TransientAwsError(f"DescribeInstances {instance_id}: {error_code(exc)}") from exc
-        journal.note("protected", arn, detail=f"{UNVERIFIABLE}: cannot describe the instance", error=error_code(exc),
+        code = recorded(exc, f"DescribeInstances {instance_id}", "ec2")
+        journal.note("protected", arn, detail=f"{UNVERIFIABLE}: cannot describe the instance", error=code,
                      message=str(exc)[:400])
         return _result(instance_id, arn, journal, "protection_unverified", reason=UNVERIFIABLE)
     state = ((instance or {}).get("State") or {}).get("Name")

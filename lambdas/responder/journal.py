@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from responder.errors import TransientAwsError, error_code, is_transient
+from responder.errors import TransientAwsError, error_code, is_transient, recorded
 
 
 def utcnow() -> datetime:
@@ -72,11 +72,14 @@ class Journal:
             return None
         try:
             response = getattr(client, operation)(**params)
-        except Exception as exc:  # recorded, then re-raised unchanged for the step to judge
+        except Exception as exc:  # recorded, then re-raised for the step (or the caller) to judge
             if accept and error_code(exc) in accept:
                 self._add(status="unchanged", api=api, target=target, detail=error_code(exc))
                 return None
             self._add(status="failed", api=api, target=target, error=error_code(exc), message=str(exc)[:400])
+            # inside a step, judged here with the service's own codes; outside, the caller applies the policy
+            if self._step and is_transient(exc, client.meta.service_model.service_name):
+                raise TransientAwsError(f"{self._step} ({api}) on {target}: {error_code(exc)}") from exc
             raise
         request_id = (response or {}).get("ResponseMetadata", {}).get("RequestId")
         self._add(status="done", api=api, target=target, requestId=request_id)
@@ -85,19 +88,16 @@ class Journal:
     @contextmanager
     def step(self, name: str, target: str) -> Iterator[None]:
         """One logical step. Non-transient AWS errors are recorded as the step's failure and swallowed here
-        (and only here); transient ones become TransientAwsError; programming errors propagate."""
+        (and only here); transient ones become TransientAwsError; programming errors propagate (errors.classify)."""
         outer, self._step = self._step, name
         try:
             yield
         except StepFailed as exc:
             self._add(status="failed", target=target, error=exc.code, message=str(exc))
         except Exception as exc:
-            if not hasattr(exc, "response"):  # not a botocore ClientError: a bug, let it crash loudly
-                raise
-            if is_transient(exc):
-                raise TransientAwsError(f"{name} on {target}: {error_code(exc)}") from exc
+            code = recorded(exc, f"{name} on {target}")  # transient: raised for a retry; a bug: raised as is
             if not self.entries or self.entries[-1].get("status") != "failed":
-                self._add(status="failed", target=target, error=error_code(exc), message=str(exc)[:400])
+                self._add(status="failed", target=target, error=code, message=str(exc)[:400])
         finally:
             self._step = outer
 

@@ -55,9 +55,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from responder.errors import ResponderError, TransientAwsError, error_code, is_transient
+from responder.errors import IncidentRecordError, TransientAwsError, best_effort, error_code, recorded
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +81,6 @@ _KEEP = frozenset({"kind", "instanceId", "target", "status", "reason", "error", 
                    "digest", "blocks", "shared", "missingVolumes", "retention", "kept", "deleted", "failed",
                    "done", "phase", "type", "name"})
 _CLAIM_ROUNDS = 3
-
-
-class IncidentRecordError(ResponderError):
-    """The incident record could not be claimed (table missing, access denied): nothing was changed."""
 
 
 def _now() -> datetime:
@@ -350,12 +346,9 @@ def _aws_call(what: str, fn: Callable[[], Any]) -> Any:
     IncidentRecordError (Triage fails before anything changed; Finalize records and notifies)."""
     try:
         return fn()
-    except ClientError as exc:
-        if is_transient(exc):
-            raise TransientAwsError(f"{what}: {error_code(exc)}") from exc
-        raise IncidentRecordError(f"{what}: {error_code(exc)}: {str(exc)[:300]}") from exc
-    except BotoCoreError as exc:
-        raise TransientAwsError(f"{what}: {type(exc).__name__}") from exc
+    except Exception as exc:
+        code = recorded(exc, what, "dynamodb")
+        raise IncidentRecordError(f"{what}: {code}: {str(exc)[:300]}") from exc
 
 
 def execution_status(executions: Any) -> Callable[[str], str]:
@@ -364,10 +357,9 @@ def execution_status(executions: Any) -> Callable[[str], str]:
     def status(arn: str) -> str:
         try:
             return executions.status(arn)
-        except ClientError as exc:
-            if is_transient(exc):
-                raise TransientAwsError(f"states:DescribeExecution: {error_code(exc)}") from exc
-            logger.warning("cannot check execution %s: %s", arn, error_code(exc))
+        except Exception as exc:
+            code = recorded(exc, "states:DescribeExecution", "stepfunctions")
+            logger.warning("cannot check execution %s: %s", arn, code)
             return "UNKNOWN"
     return status
 
@@ -521,7 +513,9 @@ def record_task(incident: dict[str, Any], *, task: str, entries: list[dict[str, 
                       subject=subject):
             logger.warning("incident record %s does not exist: not updated (%s)", incident.get("incidentId"), task)
             return False
-    except (ClientError, BotoCoreError, ResponderError) as exc:
+    except Exception as exc:
+        if not best_effort(exc):
+            raise
         logger.warning("incident record not updated (%s): %s", task, error_code(exc))
         return False
     return True

@@ -40,9 +40,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from responder.errors import ResponderError, error_code
+from responder.errors import best_effort, error_code
 from responder.journal import Journal
 
 ATHENA_TABLE = "cloudtrail_logs"
@@ -232,7 +230,9 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
             if found.get("status") != "captured":
                 found["status"] = "failed"
                 found["error"] = (journal.failures[-1].get("error") if journal.failures else "unknown")
-        except (ClientError, BotoCoreError, ResponderError) as exc:  # reaching an account failed: record, go on
+        except Exception as exc:  # reaching an account failed: record, go on (a bug is raised)
+            if not best_effort(exc):
+                raise
             found["status"] = "failed"
             found["error"] = error_code(exc)
             journal.note("failed", target, step="capture_cloudtrail", error=error_code(exc), message=str(exc)[:400])

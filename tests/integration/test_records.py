@@ -139,7 +139,6 @@ def test_throttling_is_transient(table, monkeypatch):
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
 
     monkeypatch.setattr(table._c, "put_item", throttled)
-    monkeypatch.setattr(records, "is_transient", lambda exc: True)
     with pytest.raises(TransientAwsError):
         records.claim(table, incident(), execution_id=EXEC + "x", execution_status=running)
 

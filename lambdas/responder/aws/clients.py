@@ -1,41 +1,62 @@
-"""boto3 clients, created lazily and cached per container; sessions in other accounts via sts:AssumeRole.
+"""AWS clients, created lazily and cached per container; sessions in other accounts via sts:AssumeRole.
 
 Nothing is created at import time (cold start stays lean, and the local runtime needs no import tricks).
 All clients share one botocore Config: standard retry mode, bounded timeouts.
+
+Assumed-role credentials outlive every invocation: they are requested for `SESSION_SECONDS` (an hour) and
+refreshed by botocore before they expire (`RefreshableCredentials`: from 15 minutes before expiry, forced at 10), so
+a call made at any point of a 14-minute evidence invocation - or of a later invocation reusing the container - is
+signed with credentials that have at least 10 minutes left. One AssumeRole per role and incident, then one per
+refresh.
 """
 from __future__ import annotations
 
 import re
 import threading
-import time
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.credentials import RefreshableCredentials
+from botocore.loaders import Loader
 
-from responder.errors import AccountAccessError, TransientAwsError, error_code, is_transient
+from responder.errors import AccountAccessError, recorded
 
 CONFIG = Config(retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=5, read_timeout=30)
-_SESSION_SECONDS = 900
-_REFRESH_MARGIN = 120
+# AssumeRole called with the function's own role credentials is role chaining, which IAM caps at one hour
+# (a longer DurationSeconds fails); the member and forensics roles allow one hour (MaxSessionDuration, see
+# stacks/constructs/access_role.py).
+SESSION_SECONDS = 3600
+LEAN_MODELS = Path(__file__).resolve().parent / "models"  # written by aws/service_models.py
 _lock = threading.Lock()
 _clients: dict[tuple, Any] = {}
-_sessions: dict[tuple, tuple[dict[str, str], float]] = {}
-_base: list[boto3.session.Session] = []
+_roles: dict[tuple, RefreshableCredentials] = {}
+_base: list[botocore.session.Session] = []
 
 
 def reset() -> None:
     """Forget every cached client and session (the local runtime calls this between deployments)."""
     with _lock:
         _clients.clear()
-        _sessions.clear()
+        _roles.clear()
         _base.clear()
 
 
-def _base_session() -> boto3.session.Session:
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _base_session() -> botocore.session.Session:
+    """The one session every client is made from: botocore's own (boto3's adds only its S3 transfer methods and
+    resource handlers, which the responder does not use). Its loader reads the lean service models first
+    (aws/service_models.py): a cold start parses kilobytes of model instead of megabytes."""
     if not _base:
-        _base.append(boto3.session.Session())
+        core = botocore.session.Session()
+        core.register_component("data_loader", Loader(extra_search_paths=[str(LEAN_MODELS)]))
+        _base.append(core)
     return _base[0]
 
 
@@ -44,7 +65,7 @@ def client(service: str, region: str | None = None) -> Any:
     key = ("self", service, region)
     with _lock:
         if key not in _clients:
-            _clients[key] = _base_session().client(service, region_name=region, config=CONFIG)
+            _clients[key] = _base_session().create_client(service, region_name=region, config=CONFIG)
         return _clients[key]
 
 
@@ -54,35 +75,40 @@ def session_name(label: str) -> str:
     return f"ir-{cleaned}" if cleaned else "ir-responder"
 
 
-def assumed_credentials(role_arn: str, *, region: str, label: str, external_id: str = "") -> dict[str, str]:
-    """Temporary credentials of `role_arn`, cached until shortly before they expire."""
-    name = session_name(label)
-    key = (role_arn, name)  # credentials work in every region: one AssumeRole per role and incident
-    now = time.time()
-    with _lock:
-        cached = _sessions.get(key)
-        if cached and cached[1] - _REFRESH_MARGIN > now:
-            return cached[0]
-    params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": name, "DurationSeconds": _SESSION_SECONDS}
+def _assume(role_arn: str, name: str, region: str, external_id: str) -> dict[str, str]:
+    """One sts:AssumeRole, in the shape botocore's refresh expects. Transient errors raise TransientAwsError, a
+    refusal AccountAccessError (also when it happens at a refresh, inside a later call)."""
+    params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": name, "DurationSeconds": SESSION_SECONDS}
     if external_id:
         params["ExternalId"] = external_id
     try:
         creds = client("sts", region).assume_role(**params)["Credentials"]
-    except ClientError as exc:
-        if is_transient(exc):
-            raise TransientAwsError(f"sts:AssumeRole {role_arn}: {error_code(exc)}") from exc
+    except Exception as exc:
+        code = recorded(exc, f"sts:AssumeRole {role_arn}", "sts")  # transient: retried; a bug: raised
         raise AccountAccessError(
-            f"cannot assume {role_arn} ({error_code(exc)}): is the stack that creates it deployed in that "
+            f"cannot assume {role_arn} ({code}): is the stack that creates it deployed in that "
             f"account, and does its trust policy name this responder?"
         ) from exc
-    found = {
-        "aws_access_key_id": creds["AccessKeyId"],
-        "aws_secret_access_key": creds["SecretAccessKey"],
-        "aws_session_token": creds["SessionToken"],
-    }
+    return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+
+def role_credentials(role_arn: str, *, region: str, label: str, external_id: str = "") -> RefreshableCredentials:
+    """The role's credentials, assumed now (a refusal raises here, before any call) and refreshed before they
+    expire. Credentials work in every region: one session per role and incident."""
+    name = session_name(label)
+    key = (role_arn, name)
     with _lock:
-        _sessions[key] = (found, now + _SESSION_SECONDS)
-    return found
+        cached = _roles.get(key)
+    if cached is not None:
+        return cached
+    fetch = partial(_assume, role_arn, name, region, external_id)
+    first = fetch()
+    creds = RefreshableCredentials(
+        first["access_key"], first["secret_key"], first["token"], datetime.fromisoformat(first["expiry_time"]),
+        refresh_using=fetch, method="sts-assume-role", time_fetcher=lambda: _now())
+    with _lock:
+        return _roles.setdefault(key, creds)
 
 
 def role_arn(partition: str, account: str, role_name: str) -> str:
@@ -90,13 +116,23 @@ def role_arn(partition: str, account: str, role_name: str) -> str:
 
 
 def _role_client(service: str, role: str, *, region: str, label: str, external_id: str) -> Any:
-    """A client with the role's credentials, made from the one base session: service models are parsed once
-    per container, not once per assumed role (a new boto3 Session would re-read them)."""
-    creds = assumed_credentials(role, region=region, label=label, external_id=external_id)
-    key = ("role", creds["aws_access_key_id"], service, region)
+    """A client with the role's refreshing credentials, made from the one base session: service models are parsed
+    once per container, not once per assumed role (a new session would re-read them)."""
+    creds = role_credentials(role, region=region, label=label, external_id=external_id)
+    key = ("role", role, session_name(label), service, region)
+    with _lock:
+        if key in _clients:
+            return _clients[key]
+    current = creds.get_frozen_credentials()  # may refresh (AssumeRole): outside the lock
     with _lock:
         if key not in _clients:
-            _clients[key] = _base_session().client(service, region_name=region, config=CONFIG, **creds)
+            made = _base_session().create_client(
+                service, region_name=region, config=CONFIG, aws_access_key_id=current.access_key,
+                aws_secret_access_key=current.secret_key, aws_session_token=current.token)
+            # botocore takes only static keys here; its signer reads its credentials object on every request, so
+            # it is given the refreshing one (tests/integration/test_clients.py proves the refresh end to end)
+            made._request_signer._credentials = creds
+            _clients[key] = made
         return _clients[key]
 
 
