@@ -15,7 +15,8 @@ BENCHMARKS = [
     ("3. AWS calls and state transitions per incident", "bench.incident_cost", []),
     ("4. block-list hashing over a synthetic 16 TiB listing", "bench.hash_blocklist", []),
     ("5. finding storm", "bench.storm", []),
-    ("6. load balancers at estate scale: 500 target groups", "bench.lb_scale", []),
+    ("6. largest state payload and record size (16 instances)", "bench.payload", []),
+    ("7. load balancers at estate scale: 500 target groups", "bench.lb_scale", []),
 ]
 
 

@@ -71,7 +71,7 @@ class LocalAws:
 
 @contextmanager
 def aws(*, region: str = "us-east-1") -> Iterator[LocalAws]:
-    """An in-memory AWS configured as DESIGN.md section 4 says: real ASL execution, our handlers dispatched
+    """An in-memory AWS configured as docs/ARCHITECTURE.md section 5 says: real ASL execution, our handlers dispatched
     in-process, Wait states and retry back-offs fast-forwarded, moto's known gaps filled. Restores everything
     (environment, patches) on exit."""
     from moto import mock_aws
@@ -434,6 +434,41 @@ class Execution:
     def transitions(self) -> int:
         """State transitions (what Step Functions bills): one per state entered."""
         return len(self.states)
+
+    @property
+    def payload_sizes(self) -> list[tuple[str, str, int]]:
+        """(state, what, UTF-8 bytes) of every state input, output, task input and task result in the history.
+        Step Functions fails an execution whose state data exceed 256 KiB (``States.DataLimitExceeded``, which no
+        Catch can handle). The execution's own input is listed as state ``$input``."""
+        by_id = {e.get("id"): e for e in self.events}
+
+        def state_of(event: dict) -> str:
+            seen = 0
+            while event is not None and seen < 10_000:
+                for key in ("stateEnteredEventDetails", "stateExitedEventDetails"):
+                    if key in event:
+                        return event[key].get("name", "?")
+                event, seen = by_id.get(event.get("previousEventId")), seen + 1
+            return "?"
+
+        found = []
+        for event in self.events:
+            for key, details in event.items():
+                if not (key.endswith("EventDetails") and isinstance(details, dict)):
+                    continue
+                for what in ("input", "output", "parameters"):
+                    value = details.get(what)
+                    if isinstance(value, str):
+                        state = "$input" if event.get("type") == "ExecutionStarted" else state_of(event)
+                        found.append((state, f"{event.get('type')}.{what}", len(value.encode())))
+        return found
+
+    @property
+    def largest_payload(self) -> int:
+        """The largest state data of this execution after Triage (bytes): what the workflow carries from state to
+        state. The execution input (at most 256 KiB, EventBridge's and StartExecution's limit) and Triage's own
+        input are left out: Triage keeps only the normalized incident."""
+        return max([size for state, _, size in self.payload_sizes if state not in ("$input", "Triage")] or [0])
 
 
 def _input_text(value: Any) -> str:

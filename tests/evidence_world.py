@@ -93,12 +93,56 @@ def finalize_output(run: Any) -> dict:
     raise AssertionError(f"Finalize never ran: {run.status} {run.error} {run.cause}")
 
 
+def run_record(run: Any) -> dict:
+    """The incident record the execution wrote (the table and the id are in its summary)."""
+    from responder.aws.dynamodb import deserialize
+    from state_machines import local
+
+    where = finalize_output(run).get("record") or {}
+    ddb = local.session(None, run.arn.split(":")[3]).client("dynamodb")
+    item = ddb.get_item(TableName=where["table"], Key={"incidentId": {"S": where["incidentId"]}},
+                        ConsistentRead=True).get("Item")
+    return deserialize(item) or {}
+
+
+def instance_detail(run: Any, instance_id: str | None = None) -> dict:
+    """One instance as the incident shows it: its isolation and evidence summaries from the execution's output,
+    over the full results the tasks stored in the incident record (``results``), with this execution's journal
+    entries for the instance from the record's timeline (``entries``)."""
+    items = finalize_output(run)["instances"]
+    item = next((i for i in items if instance_id is None or i.get("instanceId") == instance_id), None)
+    if item is None:
+        raise AssertionError(f"no instance {instance_id} in the summary")
+    instance_id = item["instanceId"]
+    record = run_record(run)
+    me = run.arn.rsplit(":", 1)[-1]
+    out = {"instanceId": instance_id}
+    for part in ("isolation", "evidence"):
+        detail = dict((record.get("results") or {}).get(f"{part}:{instance_id}") or {})
+        # the summary's status wins (a retried or failed task); its message is cut, the record has it whole
+        detail.update({k: v for k, v in (item.get(part) or {}).items() if k != "message" or "message" not in detail})
+        detail["entries"] = [e for e in record.get("timeline") or [] if e.get("execution") == me
+                             and e.get("task") == part and e.get("subject") == instance_id]
+        out[part] = detail
+    return out
+
+
+def identity_detail(run: Any, index: int = 0) -> dict:
+    """One identity as the incident shows it: its summary in the execution's output over its full result in the
+    incident record (``results``), with this execution's journal entries for it (``entries``)."""
+    item = finalize_output(run)["identities"][index]
+    record = run_record(run)
+    me = run.arn.rsplit(":", 1)[-1]
+    detail = dict((record.get("results") or {}).get(f"identity:{item.get('target')}") or {})
+    detail.update(item)
+    detail["entries"] = [e for e in record.get("timeline") or [] if e.get("execution") == me
+                         and e.get("task") == "identity" and e.get("subject") == item.get("target")]
+    return detail
+
+
 def evidence_of(run: Any, instance_id: str | None = None) -> dict:
-    """The evidence result of one instance in the execution's summary."""
-    for item in finalize_output(run)["instances"]:
-        if instance_id is None or item.get("instanceId") == instance_id:
-            return item.get("evidence") or {}
-    raise AssertionError(f"no instance {instance_id} in the summary")
+    """The evidence result of one instance (`instance_detail`)."""
+    return instance_detail(run, instance_id)["evidence"]
 
 
 def tags(snapshot: dict) -> dict[str, str]:
@@ -147,21 +191,40 @@ def incident_for(instance_id: str, incident_id: str, *, region: str = REGION, ac
 
 def run_task(dep: Any, incident: dict, instance_id: str, evidence: dict | None = None, *,
              isolation: dict | None = None, env: dict | None = None, remaining_ms: Any = 840_000) -> dict:
-    """One CollectEvidence invocation, in-process, with the deployment's function environment."""
+    """One CollectEvidence invocation, in-process, with the deployment's function environment: the chain's state it
+    returned, with ``entries`` (the journal entries it recorded, added to those of `evidence`) and ``summary``.
+    `isolation` and `evidence` are given as the domain sees them (an isolation result, a previous state)."""
     import os
     from unittest import mock
 
     from handlers.evidence import handler
+    from responder import records
     from responder.settings import settings
 
-    event = {"incident": incident, "instanceId": instance_id, "isolation": isolation or {"status": "isolated"},
-             "evidence": evidence or {"phase": "start"}}
-    with mock.patch.dict(os.environ, {**dep.environment, **(env or {})}):
+    previous = dict(evidence or {})
+    earlier = previous.pop("entries", [])
+    previous.pop("summary", None)
+    isolation = isolation or {"status": "isolated"}
+    event = {"incident": incident, "instanceId": instance_id,
+             "isolation": {"summary": {"status": isolation.get("status")},
+                           "volumes": (isolation.get("metadata") or {}).get("volumes") or [],
+                           "tags": (isolation.get("metadata") or {}).get("tags") or {}},
+             "evidence": {"state": previous} if previous else {"phase": "start"}}
+    recorded: list[dict] = []
+
+    def record_task(incident, *, entries, **kw):
+        recorded.extend(entries)
+        return True
+
+    with mock.patch.dict(os.environ, {**dep.environment, **(env or {})}), \
+            mock.patch.object(records, "record_task", record_task):
         settings.cache_clear()
         try:
-            return json.loads(json.dumps(handler(json.loads(json.dumps(event)), TaskContext(remaining_ms))))
+            out = json.loads(json.dumps(handler(json.loads(json.dumps(event)), TaskContext(remaining_ms))))
         finally:
             settings.cache_clear()
+    return dict(out["state"], entries=list(earlier) + json.loads(json.dumps(recorded, default=str)),
+                summary=out["summary"])
 
 
 def drive(dep: Any, incident: dict, instance_id: str, *, limit: int = 60, **kw: Any) -> list[dict]:

@@ -17,7 +17,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from state_machines import local
-from tests.evidence_world import finalize_output
+from tests.evidence_world import finalize_output, instance_detail
 
 EC2_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -299,7 +299,7 @@ def summary(run: local.Execution) -> dict:
 
 
 def instance_item(run: local.Execution, instance_id: str) -> dict:
-    return next(i for i in summary(run)["instances"] if i["instanceId"] == instance_id)
+    return instance_detail(run, instance_id)
 
 
 def task_failures(run: local.Execution) -> list[tuple[str, str]]:

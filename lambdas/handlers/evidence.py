@@ -1,23 +1,27 @@
 """Task CollectEvidence: advance the evidence chain of one instance (see responder.evidence). Called in a loop by
-the state machine until it returns ``done``; ``waitSeconds`` is how long Step Functions waits before the next call."""
+the state machine until it returns ``done``; ``waitSeconds`` is how long Step Functions waits before the next call.
+
+Returns ``{"done", "waitSeconds", "summary": TargetSummary, "state": the chain's state for the next call}``
+(responder.shapes); the journal goes to the incident record as it happens, the state into the record's ``results``."""
 from responder.logs import Logger
 
-from responder import records
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.ebs import EbsBlocks
 from responder.aws.snapshots import Snapshots, key_arn
 from responder.evidence import Adapters, collect
 from responder.journal import Journal
 from responder.settings import settings
+from responder.tasks import TaskJournal, evidence_summary
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: object) -> dict:
-    incident = event["incident"]
+    incident, instance_id = event["incident"], event["instanceId"]
     config = settings()
-    journal = Journal(dry_run=bool(incident.get("dryRun")))
+    journals = TaskJournal(incident, task="evidence", subject=instance_id)
+    journal = journals.watch(Journal(dry_run=bool(incident.get("dryRun"))))
     where = {"region": incident["region"], "label": incident["incidentId"], "settings": config}
     in_member = dict(where, account=incident["accountId"], partition=incident["partition"])
     forensics_account = config.forensics_account or incident["accountId"]
@@ -31,12 +35,21 @@ def handler(event: dict, context: object) -> dict:
         forensics_blocks=lambda: EbsBlocks(forensics_client("ebs", **where)),
         sharing_key=lambda: key_arn(member_client("kms", **in_member), config.sharing_key_alias),
     )
-    result = collect(event, adapters=adapters, settings=config, journal=journal,
-                     remaining_ms=context.get_remaining_time_in_millis)
-    # the timeline entries carry forward from phase to phase: append only those not yet in the incident record
-    result["recordedEntries"] = int((event.get("evidence") or {}).get("recordedEntries") or 0)
-    records.append_result(incident, result, task="evidence")
-    logger.info("evidence", extra={"incident": incident["incidentId"], "instance": event["instanceId"],
-                                   "status": result["status"], "phase": result["phase"],
-                                   "waitSeconds": result["waitSeconds"]})
-    return result
+    previous = (event.get("evidence") or {}).get("state") or {}
+    isolation = event.get("isolation") or {}
+    task = {"incident": incident, "instanceId": instance_id, "evidence": dict(previous),
+            "isolation": {"status": (isolation.get("summary") or {}).get("status"),
+                          "metadata": {"volumes": isolation.get("volumes") or [], "tags": isolation.get("tags") or {}}}}
+    with journals.recorded_on_failure():
+        state = collect(task, adapters=adapters, settings=config, journal=journal,
+                        remaining_ms=context.get_remaining_time_in_millis)
+    entries = state.pop("entries", None) or []
+    summary = evidence_summary(state, entries, changes_before=int(previous.get("changes") or 0))
+    state["changes"] = summary["changes"]
+    if not journals.record(entries, results={f"evidence:{instance_id}": state}):
+        summary["recorded"] = False
+    logger.info("evidence", extra={"incident": incident["incidentId"], "instance": instance_id,
+                                   "status": state["status"], "phase": state["phase"],
+                                   "waitSeconds": state["waitSeconds"]})
+    return {"done": bool(state["done"]), "waitSeconds": int(state.get("waitSeconds") or 0), "summary": summary,
+            "state": state}

@@ -7,6 +7,7 @@ from responder.aws.dynamodb import IncidentTable
 from responder.aws.kms import CustodyKey
 from responder.aws.s3 import EvidenceObjects
 from responder.aws.sns import Topic
+from responder.aws.stepfunctions import Executions
 from responder.finalize import finalize
 from responder.settings import settings
 
@@ -23,6 +24,8 @@ def handler(event: dict, context: object) -> dict:
             forensics_client("s3", region=None, label=incident_id, settings=config), config.evidence_bucket))
         if config.evidence_bucket and config.forensics_role_arn else None,
         topic=(lambda: Topic(client("sns"), config.topic_arn)) if config.topic_arn else None,
+        execution_input=(lambda: Executions(client("stepfunctions")).input(event["executionId"]))
+        if event.get("executionId") else None,
         signer=(lambda incident_id: CustodyKey(
             forensics_client("kms", region=None, label=incident_id, settings=config), config.custody_key_arn))
         if config.custody_key_arn and config.forensics_role_arn else None,

@@ -1,7 +1,10 @@
-"""Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest."""
+"""Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest.
+
+Returns ``{"status", "identities": [TargetSummary], "scope": {"captures", "failed"}}`` (responder.shapes): the
+journal goes to the incident record as it happens, each identity's result into the record's ``results`` and the
+CloudTrail captures into its ``scope``."""
 from responder.logs import Logger
 
-from responder import records
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
 from responder.aws.iam import Iam
@@ -10,6 +13,7 @@ from responder.identity import contain_all
 from responder.journal import Journal
 from responder.scope import capture_all, summarize
 from responder.settings import settings
+from responder.tasks import TaskJournal, identity_summary
 
 logger = Logger()
 
@@ -18,13 +22,14 @@ logger = Logger()
 def handler(event: dict, context: object) -> dict:
     incident = event["incident"]
     config = settings()
+    journals = TaskJournal(incident, task="identity")
 
     def member(service, region=incident["region"]):
         return member_client(service, account=incident["accountId"], region=region,
                              partition=incident["partition"], label=incident["incidentId"], settings=config)
 
     def iam_for(journal):
-        return Iam(member("iam"), journal)
+        return Iam(member("iam"), journals.watch(journal))
 
     # Scope before touching (runbook step 2): capture recent CloudTrail activity; a failure never blocks containment.
     scope = capture_all(
@@ -32,10 +37,20 @@ def handler(event: dict, context: object) -> dict:
         bucket=lambda: EvidenceObjects(forensics_client("s3", region=None, label=incident["incidentId"],
                                                        settings=config), config.evidence_bucket),
         role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
-    result = contain_all(incident, iam_for=iam_for, settings=config,
-                         cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
-    result["scope"] = scope
-    records.append_result(incident, result, task="identity", entries=records.identity_entries(result),
-                          fields={"scope": summarize(scope["captures"])})
+    captures = summarize(scope["captures"])
+    with journals.recorded_on_failure(first=scope.get("entries") or []):
+        result = contain_all(incident, iam_for=iam_for, settings=config,
+                             cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
+    identities = result["identities"]
+    entries = list(scope.get("entries") or []) + [dict(e, subject=t.get("target")) for t in identities
+                                                  for e in t.get("entries") or []]
+    summaries = [identity_summary(t) for t in identities]
+    recorded = journals.record(entries, fields={"scope": captures},
+                               results={f"identity:{t.get('target')}": t for t in identities})
+    if not recorded:
+        for s in summaries:
+            s["recorded"] = False
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
-    return result
+    return {"status": result["status"], "identities": summaries,
+            "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")}}
+

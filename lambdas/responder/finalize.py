@@ -1,12 +1,15 @@
 """Finalize: turn the workflow's state into the incident summary (the execution output), then record and notify.
 
-Every path of the state machine ends here: success, a Catch (``$.error``), a duplicate or a finding that is not
-acted on. In this order, each step independent of the others:
+Every path of the state machine ends here: success, a Catch (the failure slot ``$.failure``), a duplicate or a
+finding that is not acted on. The state is bounded (responder.shapes): the incident and one short summary per
+target. The full detail is read back, not carried: this execution's journal and each target's result from the
+incident record (the tasks wrote them as they ran), the raw input from Step Functions (`execution_input`). In this
+order, each step independent of the others:
 
 1. **manifest** - for an attempt that acted (disposition ``respond``, not a dry run): the evidence manifest
    (responder.manifest) into the forensics evidence bucket;
-2. **record** - the outcome, this execution's timeline, the manifest's location and SHA-256, scope, plan, manual
-   steps into the incident item (responder.records.finish; not for a duplicate: its record is the first
+2. **record** - the outcome, the task failures and the closing entry, the manifest's location and SHA-256, plan,
+   manual steps into the incident item (responder.records.finish; not for a duplicate: its record is the first
    incident's, which Triage already updated);
 3. **notify** - one SNS message (responder.notify).
 
@@ -17,17 +20,19 @@ step is reported in ``recordingErrors`` and in the notification, and fails the e
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from responder import custody
 from responder import manifest as manifests
-from responder import notify, records
+from responder import notify, records, shapes
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, recorded
 from responder.outcome import decide
-from responder.scope import summarize
 
 ACTED = frozenset({"respond"})
+MAX_LISTED = 50  # failures listed in the output (the record and the manifest have them all)
+MAX_PLAN_BYTES = 32_000  # the dry-run plan in the output (the record's timeline has every planned call)
 
 
 def _now() -> datetime:
@@ -38,68 +43,49 @@ def _iso(now: datetime) -> str:
     return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# -- reading the state ---------------------------------------------------------------------------------------
-def _branches(state: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    results = state.get("results") or []
-    identity = results[0] if len(results) > 0 and isinstance(results[0], dict) else {}
-    instances = results[1] if len(results) > 1 and isinstance(results[1], list) else []
-    return identity, instances
+# -- reading the state and the record -----------------------------------------------------------------------
+def failure_entries(state: dict[str, Any], when: str) -> list[dict[str, Any]]:
+    """A timeline entry for each task (or the workflow) that failed as a whole: its journal cannot say it."""
+    return [{"time": when, "task": f["task"], "step": f["task"], "status": "failed", "target": f["target"],
+             "error": f["error"], "message": f["cause"][:400]} for f in shapes.failures(state)]
 
 
-def _failure(task: str, target: str, error: Any, when: str) -> dict[str, Any]:
-    error = error if isinstance(error, dict) else {}
-    return {"time": when, "task": task, "step": task, "status": "failed", "target": target,
-            "error": str(error.get("Error") or error.get("error") or "TaskFailed"),
-            "message": str(error.get("Cause") or error.get("cause") or "")[:400]}
-
-
-def timeline(state: dict[str, Any], when: str, *, unrecorded_only: bool = False) -> list[dict[str, Any]]:
-    """Every action of this execution (entries of every task, plus an entry for each task that failed as a
-    whole). `unrecorded_only`: leave out what tasks already appended to the record (``recordedEntries``)."""
-    identity, instances = _branches(state)
-
-    def part(task: str, result: dict[str, Any], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        skip = int(result.get("recordedEntries") or 0) if unrecorded_only else 0
-        return [dict(e, task=e.get("task") or task) for e in entries[skip:]]
-
-    out = part("identity", identity, records.identity_entries(identity))
-    if identity.get("status") == "failed" and (identity.get("error") or identity.get("cause")):
-        out.append(_failure("identity", "identities", identity, when))
-    for item in instances:
-        target = item.get("instanceId") or "instance"
-        for task, key in (("isolation", "isolation"), ("evidence", "evidence")):
-            result = item.get(key) if isinstance(item.get(key), dict) else {}
-            out += part(task, result, result.get("entries") or [])
-            if "Error" in result:  # a Catch put {Error, Cause} in place of the result
-                out.append(_failure(task, target, result, when))
-        if item.get("error") and item.get("cause") is not None:  # EvidenceFailed
-            out.append(_failure("evidence", target, item, when))
-    if state.get("error"):
-        out.append(_failure("workflow", (state.get("incident") or {}).get("incidentId") or "execution",
-                            state["error"], when))
-    return out
-
-
-def _incident(state: dict[str, Any], execution_id: str) -> dict[str, Any]:
-    """The incident; when Triage itself failed (no ``incident`` in the state), normalized again from the input
-    (pure) so the failure is still recorded and notified under the right id."""
+def _incident(state: dict[str, Any], execution_id: str, raw: Callable[[], Any]) -> dict[str, Any]:
+    """The incident; when Triage itself failed (no ``incident`` in the state), normalized again from the raw
+    input (pure) so the failure is still recorded and notified under the right id."""
     if state.get("incident"):
         return state["incident"]
     from responder.triage import normalize
 
     try:
-        return normalize(manifests.finding(state), execution_name=records.execution_name(execution_id))
+        return normalize(raw(), execution_name=records.execution_name(execution_id))
     except InvalidInput:
         return {}
 
 
+def _capped(items: list[dict[str, Any]], limit_bytes: int) -> tuple[list[dict[str, Any]], int]:
+    kept, total = [], 0
+    for item in items:
+        total += len(json.dumps(item, default=str))
+        if total > limit_bytes:
+            break
+        kept.append(item)
+    return kept, len(items) - len(kept)
+
+
 # -- the summary (the execution output) ----------------------------------------------------------------------
 def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str, Any] | None = None,
-            when: str | None = None) -> dict[str, Any]:
+            journal: list[dict[str, Any]] = (), scope: list[dict[str, Any]] | None = None,
+            results: dict[str, dict[str, Any]] | None = None, when: str | None = None) -> dict[str, Any]:
+    """The incident summary: bounded whatever the incident's size (one short summary per target, at most
+    MAX_LISTED failures, the plan cut at MAX_PLAN_BYTES; ``failuresOmitted``/``planOmitted`` count the rest).
+    `results`: the targets' full results from the incident record (the manual steps come from there)."""
     incident = incident if incident is not None else (state.get("incident") or {})
-    identity, instances = _branches(state)
+    found = shapes.branches(state)
     decision = decide(dict(state, incident=incident))
-    entries = timeline(dict(state, incident=incident), when or _iso(_now()))
+    entries = list(journal) + failure_entries(state, when or _iso(_now()))
+    failures = [{k: e[k] for k in ("task", "target", "step", "api", "error", "message") if e.get(k)}
+                for e in entries if e.get("status") == "failed"]
     out: dict[str, Any] = {
         "incidentId": incident.get("incidentId"),
         "outcome": decision["outcome"],
@@ -116,12 +102,13 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         "disposition": incident.get("disposition"),
         "dispositionReason": incident.get("dispositionReason"),
         "cutoff": incident.get("cutoff"),
-        "identities": identity.get("identities", []),
-        "instances": instances,
-        "failures": [{k: e[k] for k in ("task", "target", "step", "api", "error", "message") if e.get(k)}
-                     for e in entries if e.get("status") == "failed"],
+        "identities": list(found["identity"].get("identities") or []),
+        "instances": found["instances"],
+        "failures": failures[:MAX_LISTED],
         "executionId": execution_id,
     }
+    if len(failures) > MAX_LISTED:
+        out["failuresOmitted"] = len(failures) - MAX_LISTED
     if incident.get("record"):
         out["attempt"] = incident["record"]
     if incident.get("duplicateOf"):
@@ -130,15 +117,20 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["protectionConfigError"] = incident["protectionConfigError"]
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
-    captures = (identity.get("scope") or {}).get("captures")
-    if captures:
-        out["scope"] = summarize(captures)
-    if state.get("error"):
-        out["workflowError"] = state["error"]
+    if scope:
+        out["scope"] = [{k: c[k] for k in ("principal", "status", "events", "truncated", "key", "sha256", "error")
+                         if k in c} for c in scope][:MAX_LISTED]
+    failure = shapes.failure_of(state.get("failure"))
+    if failure:
+        out["failure"] = failure
     if out["dryRun"]:
-        out["plan"] = [{k: e[k] for k in ("task", "step", "api", "target", "params") if k in e}
-                       for e in entries if e.get("status") == "planned"]
-    manual = [{"target": t.get("target"), "steps": t["manualSteps"]} for t in out["identities"] if t.get("manualSteps")]
+        plan = [{k: e[k] for k in ("task", "step", "api", "target", "params") if k in e}
+                for e in entries if e.get("status") == "planned"]
+        out["plan"], omitted = _capped(plan, MAX_PLAN_BYTES)
+        if omitted:
+            out["planOmitted"] = omitted
+    full = [(results or {}).get(f"identity:{t.get('target')}") or {} for t in out["identities"]]
+    manual = [{"target": t.get("target"), "steps": t["manualSteps"]} for t in full if t.get("manualSteps")]
     if manual:
         out["manualSteps"] = manual
     return out
@@ -168,25 +160,41 @@ class _Steps:
 
 def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[], Any] | None = None,
              bucket: Callable[[str], Any] | None = None, topic: Callable[[], Any] | None = None,
-             table_name: str = "", now: datetime | None = None,
-             signer: Callable[[str], Any] | None = None) -> dict[str, Any]:
+             execution_input: Callable[[], Any] | None = None, table_name: str = "",
+             now: datetime | None = None, signer: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """The execution output, after writing the manifest and the record and publishing the notification.
     `table()`, `bucket(incident_id)`, `topic()` and `signer(incident_id)` (the custody key) build the adapters
-    (None: that piece is not configured)."""
+    (None: that piece is not configured); `execution_input()` reads the raw execution input back (None: not
+    available)."""
     now = now or _now()
     when = _iso(now)
-    incident = _incident(state, execution_id)
-    full = dict(state, incident=incident)
-    out = summary(full, execution_id=execution_id, incident=incident, when=when)
     steps = _Steps()
+    raw_input: dict[str, Any] = {}
+
+    def raw() -> Any:
+        if "value" not in raw_input:
+            raw_input["value"] = steps.run("input", execution_input) if execution_input else None
+        return raw_input["value"]
+
+    incident = _incident(state, execution_id, raw)
     incident_id = incident.get("incidentId")
     duplicate = incident.get("disposition") == "duplicate"
+    item: dict[str, Any] | None = None
+    if incident_id and not duplicate and table is not None:
+        item = steps.run("read record", lambda: table().get(incident_id))
+    journal = records.journal(item, execution_id)
+    out = summary(state, execution_id=execution_id, incident=incident, journal=journal,
+                  scope=(item or {}).get("scope"), results=(item or {}).get("results"), when=when)
+    if (item or {}).get("timelineOmitted"):
+        out["timelineOmitted"] = item["timelineOmitted"]
 
     if incident_id and incident.get("disposition") in ACTED and not incident.get("dryRun"):
         if bucket is None:
             steps.missing("manifest", "IR_EVIDENCE_BUCKET (and IR_FORENSICS_ROLE_ARN)")
         else:
-            document = manifests.build(full, summary=out, timeline=timeline(full, when), generated_at=when)
+            document = manifests.build(
+                incident=incident, finding=raw(), summary=out, generated_at=when,
+                timeline=journal + failure_entries(state, when), record=item or {}, failure=out.get("failure"))
             body = manifests.serialize(document)
             stored = steps.run("manifest", lambda: bucket(incident_id).put_json(manifests.key(incident_id), body))
             if stored:
@@ -208,19 +216,18 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
         else:
             fields = {
                 "targetStatus": _target_status(out),
-                "scope": out.get("scope"),
                 "manifest": out.get("manifest"),
                 "plan": records.compact(out["plan"], execution=records.execution_name(execution_id), task="plan")
                 if out.get("plan") else None,
                 "manualSteps": out.get("manualSteps"),
-                "error": state.get("error"),
+                "error": out.get("failure"),
                 "dispositionReason": incident.get("dispositionReason") or None,
                 "notification": {"subject": subject, "priority": notify.PRIORITY.get(out["outcome"], "high")},
                 "recordingErrors": list(steps.errors) or None,
             }
             result = steps.run("record", lambda: records.finish(
                 table(), incident, execution_id=execution_id, outcome=out["outcome"],
-                entries=timeline(full, when, unrecorded_only=True) + [_closing(out, when)], fields=fields, now=now))
+                entries=failure_entries(state, when) + [_closing(out, when)], fields=fields, now=now))
             if result:
                 out["record"]["result"] = result
 
@@ -245,11 +252,10 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
 def _target_status(out: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{k: t.get(k) for k in ("type", "target", "status", "reason") if t.get(k)} for t in out["identities"]]
     for item in out["instances"]:
-        isolation = item.get("isolation") if isinstance(item.get("isolation"), dict) else {}
-        evidence = item.get("evidence") if isinstance(item.get("evidence"), dict) else {}
+        isolation = item.get("isolation") or {}
+        evidence = item.get("evidence") or {}
         rows.append({"type": "Instance", "target": item.get("instanceId"),
-                     "status": isolation.get("status") or ("failed" if "Error" in isolation else None),
-                     "evidence": evidence.get("status")})
+                     "status": shapes.status_of(isolation), "evidence": shapes.status_of(evidence)})
     return rows
 
 

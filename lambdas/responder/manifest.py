@@ -10,11 +10,12 @@ the incident record together with the object's version id. To verify a manifest:
 
 Contents (``manifestVersion`` 1): ``incidentId``, ``executionId``, ``generatedAt``, ``outcome``, ``incident`` (the
 normalized incident: targets, cut-off, dry run...), ``finding`` (the execution input exactly as received: the
-GuardDuty event, finding or manual request), ``timeline`` (every action of this attempt: what, target, when,
-result, request id or error), ``evidence`` (``cloudtrail``: each capture's bucket, key, version and digest;
-``instances``: each instance's isolation and evidence results as the tasks returned them - snapshot and copy ids,
-keys, digests - without their timeline entries, which are in ``timeline``; ``artifacts``: every item of an
-``artifacts`` list a task returned), and ``error`` (the workflow error, if any).
+GuardDuty event, finding or manual request, read back from Step Functions), ``timeline`` (every action of this
+attempt as the tasks recorded it in the incident record: what, target, when, result, request id or error;
+``timelineOmitted`` counts entries that did not fit the record's bound), ``evidence`` (``cloudtrail``: each
+capture's bucket, key, version and digest; ``instances``: each instance's isolation and evidence results as the
+tasks stored them in the record - snapshot and copy ids, keys, digests; ``identities``: each identity's result;
+``artifacts``: every item of an ``artifacts`` list in those results), and ``error`` (the failure slot, if any).
 
 Serialisation: JSON, keys sorted, no insignificant whitespace, UTF-8.
 """
@@ -24,24 +25,10 @@ import json
 from typing import Any
 
 MANIFEST_VERSION = 1
-STATE_KEYS = ("incident", "results", "error")
 
 
 def key(incident_id: str) -> str:
     return f"incidents/{incident_id}/manifest.json"
-
-
-def finding(state: dict[str, Any]) -> dict[str, Any]:
-    """The raw execution input: Finalize's state without what the workflow added."""
-    return {k: v for k, v in state.items() if k not in STATE_KEYS}
-
-
-def _without_entries(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_entries(v) for k, v in value.items() if k not in ("entries", "recordedEntries")}
-    if isinstance(value, list):
-        return [_without_entries(v) for v in value]
-    return value
 
 
 def _artifacts(value: Any) -> list[Any]:
@@ -58,31 +45,37 @@ def _artifacts(value: Any) -> list[Any]:
     return found
 
 
-def evidence(results: list | None) -> dict[str, Any]:
-    results = results or []
-    identity = results[0] if results and isinstance(results[0], dict) else {}
-    instances = results[1] if len(results) > 1 and isinstance(results[1], list) else []
+def evidence(incident: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The evidence section from the incident record: CloudTrail captures (``scope``) and each target's result
+    (``results``, written by the tasks)."""
+    results = record.get("results") or {}
     cloudtrail = [{k: c[k] for k in ("principal", "bucket", "key", "uri", "versionId", "sha256", "events",
                                      "truncated", "status", "error") if k in c}
-                  for c in (identity.get("scope") or {}).get("captures", []) if c.get("key")]
-    return {"cloudtrail": cloudtrail, "instances": _without_entries(instances),
+                  for c in record.get("scope") or [] if c.get("key")]
+    instances = [{"instanceId": i, "isolation": results.get(f"isolation:{i}") or {},
+                  "evidence": results.get(f"evidence:{i}") or {}} for i in incident.get("instances") or []]
+    identities = [v for k, v in sorted(results.items()) if k.startswith("identity:")]
+    return {"cloudtrail": cloudtrail, "instances": instances, "identities": identities,
             "artifacts": _artifacts(instances)}
 
 
-def build(state: dict[str, Any], *, summary: dict[str, Any], timeline: list[dict[str, Any]],
-          generated_at: str) -> dict[str, Any]:
-    return {
+def build(*, incident: dict[str, Any], finding: Any, summary: dict[str, Any], timeline: list[dict[str, Any]],
+          record: dict[str, Any], failure: dict[str, Any] | None, generated_at: str) -> dict[str, Any]:
+    document = {
         "manifestVersion": MANIFEST_VERSION,
         "incidentId": summary.get("incidentId"),
         "executionId": summary.get("executionId"),
         "generatedAt": generated_at,
         "outcome": summary.get("outcome"),
-        "incident": state.get("incident") or {},
-        "finding": finding(state),
+        "incident": incident,
+        "finding": finding,
         "timeline": timeline,
-        "evidence": evidence(state.get("results")),
-        "error": state.get("error"),
+        "evidence": evidence(incident, record),
+        "error": failure,
     }
+    if record.get("timelineOmitted"):
+        document["timelineOmitted"] = record["timelineOmitted"]
+    return document
 
 
 def serialize(document: dict[str, Any]) -> bytes:

@@ -22,6 +22,8 @@ import json
 import re
 from typing import Any
 
+from responder import shapes
+
 MAX_SUBJECT = 99
 MAX_MESSAGE_BYTES = 200_000
 MAX_LISTED = 100
@@ -72,7 +74,7 @@ def subject(summary: dict[str, Any]) -> str:
     outcome = summary.get("outcome") or "unknown"
     label = LABELS.get(outcome, outcome.upper())
     if outcome == "dry_run_plan":
-        label += f" ({len(summary.get('plan') or [])} changes planned)"
+        label += f" ({len(summary.get('plan') or []) + int(summary.get('planOmitted') or 0)} changes planned)"
     if outcome == "duplicate":
         label += f" ({(summary.get('duplicateOf') or {}).get('status') or '?'})"
     names = target_names(summary)
@@ -115,7 +117,8 @@ def headline(summary: dict[str, Any]) -> str:
         "manual_action_required": f"IAM cannot contain {names} in {where}: follow the manual steps.",
         "not_found": f"Not found in {where}, so not contained: {'; '.join(missing(summary)) or names}. Find where "
                      "the credentials or the instance went (renamed, deleted, another account) and contain it by hand.",
-        "dry_run_plan": f"Dry run for {names} in {where}: {len(summary.get('plan') or [])} change(s) would be "
+        "dry_run_plan": f"Dry run for {names} in {where}: "
+                        f"{len(summary.get('plan') or []) + int(summary.get('planOmitted') or 0)} change(s) would be "
                         "made. Nothing changed.",
         "not_handled": f"Not acted on: {summary.get('dispositionReason') or 'not handled'}.",
         "duplicate": f"Re-published finding, already handled by {(summary.get('duplicateOf') or {}).get('executionId')}"
@@ -145,14 +148,14 @@ def message(summary: dict[str, Any]) -> dict[str, Any]:
         "targets": [{k: t.get(k) for k in ("type", "name", "target", "status", "reason") if t.get(k)}
                     for t in summary.get("identities") or []]
         + [{"instanceId": i.get("instanceId"),
-            "isolation": (i.get("isolation") or {}).get("status") or ("failed" if "Error" in (i.get("isolation") or {}) else None),
-            "evidence": (i.get("evidence") or {}).get("status")} for i in summary.get("instances") or []],
+            "isolation": shapes.status_of(i.get("isolation") or {}),
+            "evidence": shapes.status_of(i.get("evidence") or {})} for i in summary.get("instances") or []],
         "failures": (summary.get("failures") or [])[:MAX_LISTED],
         "nothingUndone": True,
     }
     for key in ("attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
                 "record", "manifest",
-                "recordingErrors", "workflowError", "scope"):
+                "recordingErrors", "failure", "scope"):
         if summary.get(key):
             out[key] = summary[key]
     if summary.get("plan") is not None:

@@ -22,47 +22,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from responder import shapes
+
 FAILING = {"failed": "ContainmentFailed", "partially_contained": "ContainmentIncomplete",
            "protection_unverified": "ProtectionCheckFailed"}
+DONE = frozenset({"contained", "already_contained", "isolated", "already_isolated", "collected", "planned"})
 
 
-def _instance_statuses(item: dict) -> list[str]:
-    statuses = []
-    for part in ("isolation", "evidence"):
-        value = item.get(part) or {}
-        if "Error" in value:  # a Catch put {Error, Cause} here
-            statuses.append("failed")
-        elif value.get("status"):
-            statuses.append(value["status"])
-    return statuses
-
-
-def target_statuses(results: list | None) -> list[str]:
-    """Per-target statuses from the Parallel state's results: [identity branch, instance branch]."""
-    if not results:
-        return []
-    statuses: list[str] = []
-    identity = results[0] if len(results) > 0 else {}
-    statuses += [r["status"] for r in (identity or {}).get("identities", [])]
-    if (identity or {}).get("status") == "failed" and not (identity or {}).get("identities"):
+def target_statuses(state: dict[str, Any]) -> list[str]:
+    """Per-target statuses from the state's summaries (responder.shapes): a task that failed as a whole is
+    ``failed``, and so is an identity branch that failed before it had any identity."""
+    statuses = [s for s in (shapes.status_of(t) for t in shapes.target_summaries(state)) if s]
+    identity = shapes.branches(state)["identity"]
+    if identity.get("failure") and not identity.get("identities"):
         statuses.append("failed")
-    for item in (results[1] if len(results) > 1 else None) or []:
-        statuses += _instance_statuses(item)
     return statuses
 
 
 def decide(state: dict[str, Any]) -> dict[str, Any]:
     incident = state.get("incident") or {}
-    error = state.get("error")
-    statuses = target_statuses(state.get("results"))
+    failure = shapes.failure_of(state.get("failure"))
+    statuses = target_statuses(state)
     disposition = incident.get("disposition")
     if disposition in ("not_handled", "duplicate"):
         outcome = disposition
-    elif error and not statuses:
+    elif failure and not statuses:
         outcome = "failed"
-    elif "failed" in statuses or error:
-        done = {"contained", "already_contained", "isolated", "already_isolated", "collected", "planned"}
-        outcome = "partially_contained" if done & set(statuses) or _changed(state.get("results")) else "failed"
+    elif "failed" in statuses or failure:
+        outcome = "partially_contained" if DONE & set(statuses) or _changed(state) else "failed"
     elif "protection_unverified" in statuses:
         outcome = "protection_unverified"
     elif "protected" in statuses:
@@ -76,60 +63,51 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
     else:
         outcome = "contained"
     name = FAILING.get(outcome)
-    if name and _integrity_failure(state.get("results")):
+    if name and _integrity_failure(state):
         name = "EvidenceIntegrityError"
-    cause = None
-    if name:
-        cause = _cause(incident, statuses, error, state.get("results"))
+    cause = _cause(incident, statuses, failure, state) if name else None
     return {"outcome": outcome, "fail": name is not None, "error": name, "cause": cause}
 
 
-def _changed(results: list | None) -> bool:
-    """Did any containment step change something (a journal entry ``done``)? Scope captures do not count."""
-    results = results or []
-    identity = results[0] if results and isinstance(results[0], dict) else {}
-    entries = [e for t in identity.get("identities") or [] for e in t.get("entries") or []]
-    for item in (results[1] if len(results) > 1 and isinstance(results[1], list) else []):
-        for part in ("isolation", "evidence"):
-            value = item.get(part) if isinstance(item.get(part), dict) else {}
-            entries += value.get("entries") or []
-    return any(e.get("status") == "done" for e in entries)
+def _changed(state: dict[str, Any]) -> bool:
+    """Did any step change something (``changes`` counted by the tasks)? Scope captures do not count."""
+    return any((t.get("changes") or 0) > 0 for t in shapes.target_summaries(state))
 
 
-def _integrity_failure(results: list | None) -> bool:
-    for item in ((results or [None, None])[1:] or [None])[0] or []:
+def _integrity_failure(state: dict[str, Any]) -> bool:
+    for item in shapes.branches(state)["instances"]:
         evidence = item.get("evidence") or {}
-        if evidence.get("error") == "EvidenceIntegrityError" or item.get("error") == "EvidenceIntegrityError":
+        if "EvidenceIntegrityError" in (evidence.get("error"), (evidence.get("failure") or {}).get("error")):
             return True
     return False
 
 
-def first_failures(results: list | None, limit: int = 3) -> list[str]:
-    """'target: Error: message' for the first failures found in the branch results, for the cause."""
+def first_failures(state: dict[str, Any], limit: int = 3) -> list[str]:
+    """'target: Error: message' for the first failures found in the summaries, for the cause."""
     found: list[str] = []
-    identity = (results or [None])[0] or {}
-    if identity.get("error"):
-        found.append(f"identities: {identity['error']}: {str(identity.get('cause'))[:300]}")
-    for result in identity.get("identities", []):
-        for entry in result.get("entries", []):
-            if entry.get("status") == "failed":
-                found.append(f"{entry.get('target')}: {entry.get('error')}: {str(entry.get('message'))[:200]}")
-    for item in ((results or [None, None])[1:] or [None])[0] or []:
-        for part in ("isolation", "evidence"):
-            value = item.get(part) or {}
-            if "Error" in value:
-                found.append(f"{item.get('instanceId')} {part}: {value['Error']}: {str(value.get('Cause'))[:200]}")
+    identity = shapes.branches(state)["identity"]
+    if identity.get("failure"):
+        f = identity["failure"]
+        found.append(f"identities: {f['error']}: {str(f.get('cause'))[:300]}")
+    for t in identity.get("identities") or []:
+        if t.get("status") == "failed" and t.get("error"):
+            found.append(f"{t.get('target')}: {t.get('error')}: {str(t.get('message'))[:200]}")
+    for item in shapes.branches(state)["instances"]:
+        for part, value in shapes.parts(item):
+            if value.get("failure"):
+                f = value["failure"]
+                found.append(f"{item.get('instanceId')} {part}: {f['error']}: {str(f.get('cause'))[:200]}")
             elif value.get("status") == "failed" and value.get("error"):
                 found.append(f"{item.get('instanceId')} {part}: {value['error']}: {str(value.get('message'))[:200]}")
     return found[:limit]
 
 
-def _cause(incident: dict, statuses: list[str], error: dict | None, results: list | None = None) -> str:
+def _cause(incident: dict, statuses: list[str], failure: dict | None, state: dict[str, Any]) -> str:
     parts = [f"incident {incident.get('incidentId', '?')}"]
     if statuses:
-        parts.append("targets: " + ", ".join(statuses))
-    if error:
-        parts.append(f"{error.get('Error')}: {str(error.get('Cause'))[:300]}")
-    parts += first_failures(results)
+        parts.append("targets: " + ", ".join(statuses[:20]) + (f" (+{len(statuses) - 20} more)" if len(statuses) > 20 else ""))
+    if failure:
+        parts.append(f"{failure['task']}: {failure['error']}: {str(failure.get('cause'))[:300]}")
+    parts += first_failures(state)
     parts.append("nothing was undone; see the execution output and the incident record")
     return "; ".join(parts)

@@ -68,6 +68,18 @@ MAX_AUTOMATIC_ATTEMPTS = 3
 RUNNING = frozenset({"RUNNING", "UNKNOWN"})
 MAX_ENTRY_BYTES = 4_000
 MAX_APPEND_BYTES = 120_000
+# The item's bound by design (DynamoDB items are at most 400 KB): the timeline takes at most MAX_TIMELINE_BYTES
+# (counted in ``timelineBytes``; what does not fit is counted in ``timelineOmitted``), the targets' results in
+# ``results`` together at most MAX_RESULTS_BYTES (each its share; a bigger one keeps its ids and digests only,
+# `_bounded`).
+MAX_TIMELINE_BYTES = 100_000
+MAX_RESULTS_BYTES = 130_000
+MAX_RESULT_BYTES = 16_000
+# What a result keeps when it is larger than its share: ids, stages, digests (the chain of custody).
+_KEEP = frozenset({"kind", "instanceId", "target", "status", "reason", "error", "message", "steps", "stage",
+                   "volumeId", "device", "snapshots", "source", "sharingCopy", "forensicsCopy", "snapshotId",
+                   "digest", "blocks", "shared", "missingVolumes", "retention", "kept", "deleted", "failed",
+                   "done", "phase", "type", "name"})
 _CLAIM_ROUNDS = 3
 
 
@@ -224,6 +236,7 @@ def new_item(incident: dict[str, Any], execution_id: str, now: datetime) -> dict
         "dryRun": bool(incident.get("dryRun")), "cutoff": incident["cutoff"], "executionId": execution_id,
         "createdAt": stamp(now), "updatedAt": stamp(now), "targets": targets(incident),
         "attempts": [attempt(incident, execution_id, "first", now)], "timeline": [], "duplicates": 0,
+        "results": {}, "timelineBytes": 0,
     }
     item.update({k: incident[k] for k in FINDING_FIELDS if incident.get(k) not in (None, "")})
     return {k: v for k, v in item.items() if v is not None}
@@ -233,7 +246,8 @@ def _size(value: Any) -> int:
     return len(json.dumps(value, default=str))
 
 
-def compact(entries: list[dict[str, Any]], *, execution: str, task: str) -> list[dict[str, Any]]:
+def compact(entries: list[dict[str, Any]], *, execution: str, task: str,
+            subject: str | None = None) -> list[dict[str, Any]]:
     """Timeline entries as stored in the item: tagged with execution and task, each at most `MAX_ENTRY_BYTES`
     (planned call parameters and long messages are cut: the manifest keeps them whole), all together at most
     `MAX_APPEND_BYTES` (failures are kept first; a marker says how many were left out)."""
@@ -241,6 +255,8 @@ def compact(entries: list[dict[str, Any]], *, execution: str, task: str) -> list
     for entry in entries:
         item = {k: v for k, v in entry.items() if v is not None}
         item.setdefault("task", task)
+        if subject:
+            item.setdefault("subject", subject)
         item["execution"] = execution
         if _size(item) > MAX_ENTRY_BYTES:
             if isinstance(item.get("params"), dict):
@@ -377,6 +393,7 @@ def claim(table: Any, incident: dict[str, Any], *, execution_id: str, execution_
                   .set("cutoff", decision.cutoff).set("updatedAt", stamp(now)).set("dryRun", bool(incident.get("dryRun")))
                   .set("disposition", incident.get("disposition"))
                   .set("targets", merged_targets(existing.get("targets"), incident))
+                  .set("results", {})
                   .append("attempts", [attempt(taken, execution_id, decision.trigger, now)]))
         severities = [s for s in (existing.get("severity"), incident.get("severity")) if isinstance(s, (int, float))]
         if severities:
@@ -398,41 +415,102 @@ def claim(table: Any, incident: dict[str, Any], *, execution_id: str, execution_
 
 
 # -- progress (any task) -----------------------------------------------------------------------------------
+# Shares of MAX_RESULTS_BYTES: an instance's evidence (ids and digests per volume) weighs four times the others.
+_WEIGHT = {"evidence": 4}
+
+
+def share(incident: dict[str, Any], key: str = "") -> int:
+    """The bytes the result `key` (``<task>:<target>``) may take in ``results``: its weighted share of
+    MAX_RESULTS_BYTES over every result the incident can write (isolation and evidence per instance, one per
+    identity), at most MAX_RESULT_BYTES."""
+    instances = len(incident.get("instances") or [])
+    units = instances * (1 + _WEIGHT["evidence"]) + len(incident.get("identities") or [])
+    weight = _WEIGHT.get(key.split(":", 1)[0], 1)
+    return max(400, min(MAX_RESULT_BYTES, MAX_RESULTS_BYTES * weight // max(units, 1)))
+
+
+def _essentials(value: Any, nested: bool = False) -> Any:
+    """The ids, stages and digests of a result; inside a snapshot part only its id (the verified digest is the
+    volume's own ``digest``)."""
+    if isinstance(value, dict):
+        if nested and "snapshotId" in value:
+            return {"snapshotId": value["snapshotId"]}
+        return {k: _essentials(v, True) for k, v in value.items() if k in _KEEP and k != "sharingCopy"}
+    if isinstance(value, list):
+        return [_essentials(v, nested) for v in value]
+    return value
+
+
+def _bounded(value: dict[str, Any], limit: int = MAX_RESULT_BYTES) -> dict[str, Any]:
+    """A target's result as stored in ``results``: at most `limit` bytes. A bigger one keeps its ids, stages and
+    digests (`_KEEP`), and if that is still too big its short fields, and says so (``truncated``); the journal
+    entries are in the timeline, the snapshots are tagged and described with the incident."""
+    value = {k: v for k, v in value.items() if k != "entries" and v is not None}
+    if _size(value) <= limit:
+        return value
+    size = _size(value)
+    small = _essentials(value)
+    if _size(small) > limit:
+        small = {k: v for k, v in small.items() if _size(v) <= 300}
+    small["truncated"] = f"{size} bytes: larger than its share of the record"
+    return small
+
+
 def append(table: Any, incident: dict[str, Any], entries: list[dict[str, Any]], *, task: str,
-           fields: dict[str, Any] | None = None, now: datetime | None = None) -> bool:
-    """Append timeline entries (and set `fields`) on the incident's item while the execution runs. False when the
-    item does not exist (never creates one). Raises the AWS error; use `append_result` from a task."""
+           fields: dict[str, Any] | None = None, results: dict[str, dict[str, Any]] | None = None,
+           subject: str | None = None, now: datetime | None = None) -> bool:
+    """Append timeline entries, set `fields` and ``results[key] = value`` for each of `results`, on the
+    incident's item while the execution runs. The timeline stays within MAX_TIMELINE_BYTES: entries that do not fit
+    are counted in ``timelineOmitted`` instead. False when the item does not exist (never creates one). Raises the
+    AWS error; use `record_task` from a task."""
     now = now or _now()
-    update = _Update().append("timeline", compact(entries, execution=execution_name(incident.get("executionId")),
-                                                  task=task)).set("updatedAt", stamp(now))
-    for key, value in (fields or {}).items():
-        update.set(key, value)
-    return update.run(table, incident["incidentId"], "attribute_exists(incidentId)")
+    batch = compact(entries, execution=execution_name(incident.get("executionId")), task=task, subject=subject)
+    size = _size(batch)
+
+    def run(with_timeline: bool, with_result: bool) -> bool:
+        update = _Update().set("updatedAt", stamp(now))
+        condition = "attribute_exists(incidentId)"
+        if batch and with_timeline:
+            update.append("timeline", batch).add("timelineBytes", size)
+            used = update.n("timelineBytes")
+            condition += f" AND (attribute_not_exists({used}) OR {used} <= {update.v(MAX_TIMELINE_BYTES - size)})"
+        elif batch:
+            update.add("timelineOmitted", len(batch))
+        for key, value in (fields or {}).items():
+            update.set(key, value)
+        for number, (key, value) in enumerate((results or {}).items() if with_result else ()):
+            update.sets.append(f"{update.n('results')}.#r{number} = {update.v(_bounded(value, share(incident, key)))}")
+            update.names[f"#r{number}"] = key
+        return update.run(table, incident["incidentId"], condition)
+
+    with_result = True
+    try:
+        if run(True, with_result):
+            return True
+    except ClientError as exc:  # a record without ``results`` (written before it existed): keep the journal
+        if not results or error_code(exc) != "ValidationException":
+            raise
+        logger.warning("incident record %s: result not stored (%s)", incident.get("incidentId"), str(exc)[:200])
+        with_result = False
+        if run(True, with_result):
+            return True
+    return bool(batch) and run(False, with_result)  # the timeline is full (or the item does not exist)
 
 
-def identity_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The identity branch's timeline in one order (scope first, then each identity): what the identity
-    handler appends live and what Finalize reads back."""
-    out = list((result.get("scope") or {}).get("entries") or [])
-    for target in result.get("identities") or []:
-        out += target.get("entries") or []
-    return out
-
-
-def append_result(incident: dict[str, Any], result: dict[str, Any], *, task: str, table: Any = None,
-                  entries: list[dict[str, Any]] | None = None, fields: dict[str, Any] | None = None) -> bool:
-    """Best effort, for a task's handler: append the result's entries that are not yet in the record and mark
-    them (``result["recordedEntries"]``) so Finalize does not append them again. A failure is logged, never
-    raised: the record is bookkeeping and must not fail containment; Finalize writes what is missing.
-    Skipped for duplicates (their record belongs to the first execution)."""
+def record_task(incident: dict[str, Any], *, task: str, entries: list[dict[str, Any]], table: Any = None,
+                subject: str | None = None, results: dict[str, dict[str, Any]] | None = None,
+                fields: dict[str, Any] | None = None) -> bool:
+    """Best effort, for a task's handler: append the journal entries of this invocation (and the target's result)
+    as they happen. A failure is logged, never raised: the record is bookkeeping and must not fail containment;
+    the summary then says ``recorded: false`` and Finalize reports it. Skipped for duplicates (their record belongs
+    to the first execution)."""
     if incident.get("disposition") == "duplicate":
         return False
-    entries = (result.get("entries") or []) if entries is None else entries
-    done = int(result.get("recordedEntries") or 0)
-    if not entries[done:] and not fields:
+    if not entries and not fields and not results:
         return True
     try:
-        if not append(table or default_table(), incident, entries[done:], task=task, fields=fields):
+        if not append(table or default_table(), incident, entries, task=task, fields=fields, results=results,
+                      subject=subject):
             logger.warning("incident record %s does not exist: not updated (%s)", incident.get("incidentId"), task)
             return False
     except Exception as exc:
@@ -440,8 +518,13 @@ def append_result(incident: dict[str, Any], result: dict[str, Any], *, task: str
             raise
         logger.warning("incident record not updated (%s): %s", task, error_code(exc))
         return False
-    result["recordedEntries"] = len(entries)
     return True
+
+
+def journal(item: dict[str, Any] | None, execution_id: str | None) -> list[dict[str, Any]]:
+    """This execution's timeline entries in the record (what its tasks appended as they ran), in order."""
+    me = execution_name(execution_id)
+    return [e for e in (item or {}).get("timeline") or [] if e.get("execution") == me]
 
 
 def default_table() -> Any:

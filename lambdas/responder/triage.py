@@ -1,6 +1,6 @@
 """Triage: turn any accepted execution input into one normalized incident. Pure: no AWS calls.
 
-Accepted inputs (DESIGN.md section 3):
+Accepted inputs (docs/ARCHITECTURE.md, section 1):
 
 1. the EventBridge event exactly as GuardDuty sends it (``detail-type`` "GuardDuty Finding");
 2. a bare finding: the ``detail`` object of such an event, or what ``aws guardduty get-findings`` prints

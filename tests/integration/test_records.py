@@ -147,11 +147,11 @@ def test_live_appends_then_an_idempotent_finish(table):
     inc = incident()
     inc["executionId"] = EXEC + "one"
     records.claim(table, inc, execution_id=inc["executionId"], execution_status=running, now=NOW)
-    result = {"entries": [{"time": "t1", "step": "attach", "status": "done", "api": "iam:AttachUserPolicy",
-                           "target": "u", "requestId": "r1"}]}
-    assert records.append_result(inc, result, task="identity", table=table) is True
-    assert result["recordedEntries"] == 1
-    assert records.append_result(inc, result, task="identity", table=table) is True  # nothing new: no write
+    entries = [{"time": "t1", "step": "attach", "status": "done", "api": "iam:AttachUserPolicy", "target": "u",
+                "requestId": "r1"}]
+    assert records.record_task(inc, task="identity", entries=entries, table=table,
+                               results={"identity:u": {"status": "contained", "entries": entries}}) is True
+    assert records.record_task(inc, task="identity", entries=[], table=table) is True  # nothing new: no write
     closing = [{"time": "t2", "step": "outcome", "status": "contained", "target": inc["incidentId"]}]
     fields = {"manifest": {"key": "k", "sha256": "sha256:aa"}, "error": None}
     assert records.finish(table, inc, execution_id=inc["executionId"], outcome="contained", entries=closing,
@@ -163,6 +163,8 @@ def test_live_appends_then_an_idempotent_finish(table):
     assert [(e["task"], e["status"], e["execution"]) for e in item["timeline"]] == [
         ("identity", "done", "one"), ("finalize", "contained", "one")]
     assert item["timeline"][0]["requestId"] == "r1" and item["manifest"]["sha256"] == "sha256:aa"
+    assert item["results"] == {"identity:u": {"status": "contained"}}  # the result, its entries in the timeline
+    assert records.journal(item, inc["executionId"]) == item["timeline"]
 
 
 def test_a_late_finish_of_an_older_execution_does_not_overwrite_the_new_owner_s_status(table):
@@ -187,14 +189,60 @@ def test_finish_creates_a_record_when_triage_could_not(table):
 
 def test_append_never_creates_a_stray_item(table):
     inc = incident()
-    assert records.append_result(inc, {"entries": [{"time": "t", "status": "done", "target": "x"}]},
-                                 task="identity", table=table) is False
+    assert records.record_task(inc, entries=[{"time": "t", "status": "done", "target": "x"}], task="identity",
+                               table=table, results={"identity:x": {"status": "contained"}}) is False
     assert table.get(inc["incidentId"]) is None
 
 
 def test_a_duplicate_s_task_never_appends(table):
-    assert records.append_result(incident(disposition="duplicate"), {"entries": [{}]}, task="identity",
-                                 table=table) is False
+    assert records.record_task(incident(disposition="duplicate"), entries=[{}], task="identity",
+                               table=table) is False
+
+
+def _entries(n: int, task: str = "isolation", size: int = 900) -> list[dict]:
+    return [{"time": f"t{i:05d}", "step": "network_isolation", "status": "done", "api": "ec2:CreateTags",
+             "target": f"eni-{i:017x}", "detail": "x" * size} for i in range(n)]
+
+
+def test_the_timeline_stops_at_its_budget_and_counts_what_it_left_out(table, monkeypatch):
+    """Bounded by design: the item never reaches DynamoDB's 400 KB, however many calls an incident makes."""
+    monkeypatch.setattr(records, "MAX_TIMELINE_BYTES", 40_000)
+    inc = dict(incident(), executionId=EXEC + "big")
+    records.claim(table, inc, execution_id=inc["executionId"], execution_status=running, now=NOW)
+    for n in range(8):  # 8 appends of ~10 KB each
+        assert records.record_task(inc, task="isolation", subject=f"i-{n}", entries=_entries(10), table=table,
+                                   results={f"isolation:i-{n}": {"status": "isolated", "tags": {"k": "v" * 20_000}}})
+    item = table.get(inc["incidentId"])
+    assert item["timelineBytes"] <= 40_000 and len(item["timeline"]) % 10 == 0  # whole appends, or none
+    assert item["timelineOmitted"] == 80 - len(item["timeline"]) > 0
+    assert set(item["results"]) == {f"isolation:i-{n}" for n in range(8)}  # results are still written
+    assert all(r["truncated"] and r["status"] == "isolated" and "tags" not in r for r in item["results"].values())
+    assert {e["subject"] for e in item["timeline"]} <= {f"i-{n}" for n in range(8)}
+
+
+def test_a_result_larger_than_its_share_keeps_its_ids_and_digests():
+    volume = {"volumeId": "vol-1", "stage": "done", "kmsKeyId": "k" * 2000,
+              "source": {"snapshotId": "snap-1", "arn": "a" * 2000, "digest": "sha256:d", "progress": "100%"}}
+    kept = records._bounded({"status": "collected", "snapshots": [volume] * 3, "startedAt": "t"}, 2_000)
+    assert kept["snapshots"] == [{"volumeId": "vol-1", "stage": "done", "source": {"snapshotId": "snap-1"}}] * 3
+    assert kept["status"] == "collected" and "startedAt" not in kept and kept["truncated"]
+    fifty = {"instances": ["i"] * 50, "identities": [{}] * 50}
+    assert records.share(fifty, "evidence:i") == 4 * records.MAX_RESULTS_BYTES // 300
+    assert records.share(fifty, "isolation:i") == records.MAX_RESULTS_BYTES // 300
+
+
+def test_finish_falls_back_to_an_overflow_marker_when_the_item_is_full(table):
+    """records.finish: DynamoDB refuses the update (item over 400 KB): the outcome is still recorded, with a
+    marker in place of the timeline entries that did not fit."""
+    inc = dict(incident(), executionId=EXEC + "full")
+    records.claim(table, inc, execution_id=inc["executionId"], execution_status=running, now=NOW)
+    table.update(inc["incidentId"], "SET #p = :p", {":p": "x" * 300_000}, names={"#p": "padding"})
+    closing = _entries(150, task="finalize", size=3000)  # ~500 KB: the item would exceed 400 KB
+    assert records.finish(table, inc, execution_id=inc["executionId"], outcome="contained", entries=closing,
+                          fields={"manifest": {"key": "k"}}, now=NOW) == "recorded"
+    item = table.get(inc["incidentId"])
+    assert item["status"] == "contained" and item["manifest"] == {"key": "k"}
+    assert [(e["status"], e["target"]) for e in item["timeline"]] == [("truncated", "timeline")]
 
 
 def test_executions_adapter_reports_missing_executions():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -21,21 +23,27 @@ def entry(status, **more):
 
 
 def ident(status, *entries, **more):
+    """An identity's summary (responder.shapes) after a task whose journal was `entries`."""
     return {"kind": "identity", "type": "IAMUser", "name": "u", "target": "arn:aws:iam::1:user/u", "status": status,
-            "entries": list(entries), **more}
+            "changes": sum(1 for e in entries if e["status"] in ("done", "planned")), **more}
 
 
-def state(*identities, instances=None, error=None, scope=None, **incident):
+def state(*identities, instances=None, failure=None, scope=None, **incident):
     inc = {"incidentId": "gd-abc", "origin": "guardduty", "accountId": "444455556666", "region": "eu-west-1",
            "partition": "aws", "disposition": "respond", "dryRun": False, "cutoff": "2024-06-02T02:00:01Z",
            "identities": [{"type": "IAMUser", "name": "u"}], "instances": [], **incident}
     first = {"identities": list(identities), "status": "x"}
     if scope:
         first["scope"] = scope
-    out = {**EVENT, "incident": inc, "results": [first, instances or []]}
-    if error:
-        out["error"] = error
+    out = {"incident": inc, "results": {"identity": first, "instances": instances or []}}
+    if failure:
+        out["failure"] = failure
     return out
+
+
+def journal(*entries):
+    """Timeline entries of this execution as the tasks recorded them."""
+    return [dict(e, execution="run-1", task=e.get("task", "identity")) for e in entries]
 
 
 # -- outcome -------------------------------------------------------------------------------------------------
@@ -71,45 +79,60 @@ def test_dry_run_duplicate_and_not_handled():
 
 
 def test_an_evidence_digest_mismatch_names_its_error():
-    item = {"instanceId": "i-1", "isolation": {"status": "isolated", "entries": []},
-            "evidence": {"status": "failed", "error": "EvidenceIntegrityError", "entries": []}}
+    item = {"instanceId": "i-1", "isolation": {"status": "isolated", "changes": 3},
+            "evidence": {"status": "failed", "error": "EvidenceIntegrityError"}}
     assert decide(state(instances=[item], identities=[]))["error"] == "EvidenceIntegrityError"
 
 
 # -- summary and timeline ------------------------------------------------------------------------------------
-def test_catch_paths_become_failed_timeline_entries():
-    s = state(instances=[{"instanceId": "i-1", "isolation": {"Error": "States.Timeout", "Cause": "took too long"},
-                          "evidence": {"status": "failed", "done": True}, "error": "SnapshotFailed", "cause": "error"}],
-              error={"Error": "States.Runtime", "Cause": "boom"}, identities=[])
-    failed = [(e["task"], e["target"], e["error"]) for e in fin.timeline(s, "now") if e["status"] == "failed"]
+def test_every_failure_slot_becomes_a_failed_timeline_entry():
+    s = state(instances=[{"instanceId": "i-1",
+                          "isolation": {"status": "failed", "failure": {"task": "isolation", "target": "i-1",
+                                                                        "error": "States.Timeout", "cause": "slow"}},
+                          "evidence": {"status": "failed", "failure": {"task": "evidence", "target": "i-1",
+                                                                       "error": "SnapshotFailed", "cause": "error"}}}],
+              failure={"task": "contain", "target": "workflow", "error": "States.Runtime", "cause": "boom"},
+              identities=[])
+    failed = [(e["task"], e["target"], e["error"]) for e in fin.failure_entries(s, "now")]
     assert failed == [("isolation", "i-1", "States.Timeout"), ("evidence", "i-1", "SnapshotFailed"),
-                      ("workflow", "gd-abc", "States.Runtime")]
+                      ("contain", "workflow", "States.Runtime")]
+    assert decide(s)["outcome"] == "failed"
 
 
 def test_the_identity_branch_failing_as_a_whole_is_recorded():
     s = state()
-    s["results"][0] = {"status": "failed", "identities": [], "error": "AccountAccessError", "cause": "cannot assume"}
+    s["results"]["identity"] = {"status": "failed", "identities": [],
+                                "failure": {"task": "identity", "target": "identities", "error": "AccountAccessError",
+                                            "cause": "cannot assume"}}
     [failure] = fin.summary(s)["failures"]
     assert failure == {"task": "identity", "target": "identities", "step": "identity", "error": "AccountAccessError",
                        "message": "cannot assume"}
 
 
-def test_what_a_task_already_recorded_is_not_recorded_twice():
-    s = state(ident("contained", entry("done", n=1), entry("done", n=2)))
-    s["results"][0]["recordedEntries"] = 2
-    assert fin.timeline(s, "now", unrecorded_only=True) == []
-    assert len(fin.timeline(s, "now")) == 2
+def test_the_failures_listed_come_from_this_execution_s_journal():
+    entries = journal(entry("done", n=1), entry("failed", error="AccessDenied", api="iam:AttachUserPolicy"))
+    out = fin.summary(state(ident("failed", *entries)), journal=entries)
+    assert [(f["api"], f["error"]) for f in out["failures"]] == [("iam:AttachUserPolicy", "AccessDenied")]
 
 
 def test_a_dry_run_plan_lists_every_planned_call_with_api_and_target():
-    scope = {"entries": [entry("planned", api="s3:PutObject", target="s3://b/k", params={"Bucket": "b", "Key": "k"})],
-             "captures": [{"principal": "user-u", "status": "planned", "uri": "s3://b/k"}]}
-    s = state(ident("planned", entry("planned", api="iam:AttachUserPolicy", target="arn:aws:iam::1:user/u",
-                                     params={"UserName": "u"})), scope=scope, dryRun=True)
-    out = fin.summary(s)
+    entries = journal(entry("planned", api="s3:PutObject", target="s3://b/k", params={"Bucket": "b", "Key": "k"}),
+                      entry("planned", api="iam:AttachUserPolicy", target="arn:aws:iam::1:user/u",
+                            params={"UserName": "u"}))
+    out = fin.summary(state(ident("planned", *entries[1:]), dryRun=True), journal=entries)
     assert [(p["api"], p["target"]) for p in out["plan"]] == [("s3:PutObject", "s3://b/k"),
                                                                 ("iam:AttachUserPolicy", "arn:aws:iam::1:user/u")]
     assert out["plan"][1]["params"] == {"UserName": "u"}
+
+
+def test_the_output_stays_bounded_however_many_calls_were_planned_or_failed():
+    entries = journal(*[entry("planned", api="iam:PutUserPolicy", target=f"u{i}", params={"PolicyDocument": "x" * 900})
+                        for i in range(400)],
+                      *[entry("failed", api="iam:PutUserPolicy", target=f"u{i}", error="AccessDenied",
+                              message="m" * 300) for i in range(200)])
+    out = fin.summary(state(ident("failed", *entries), dryRun=True), journal=entries)
+    assert len(out["failures"]) == fin.MAX_LISTED and out["failuresOmitted"] == 200 - fin.MAX_LISTED
+    assert out["planOmitted"] == 400 - len(out["plan"]) and len(json.dumps(out)) < 64 * 1024
 
 
 # -- finalize with fakes ---------------------------------------------------------------------------------------
@@ -129,8 +152,8 @@ class FakeBucket:
 
 
 class FakeTable:
-    def __init__(self, calls, fail=None):
-        self.calls, self.fail, self.items = calls, fail, {}
+    def __init__(self, calls, fail=None, timeline=()):
+        self.calls, self.fail, self.items, self.timeline = calls, fail, {}, list(timeline)
 
     def update(self, incident_id, expression, values, *, names=None, condition=None):
         self.calls.append(("record", incident_id))
@@ -140,7 +163,7 @@ class FakeTable:
         return True
 
     def get(self, incident_id):
-        return {}
+        return {"incidentId": incident_id, "timeline": self.timeline}
 
 
 class FakeTopic:
@@ -159,12 +182,13 @@ def client_error(code):
     return ClientError({"Error": {"Code": code, "Message": code}}, "Op")
 
 
-def run(s, *, bucket_fail=None, table_fail=None, topic_fail=None, configured=True):
+def run(s, *, bucket_fail=None, table_fail=None, topic_fail=None, configured=True, timeline=(), raw=None):
     calls = Calls()
-    b, t, p = FakeBucket(calls, bucket_fail), FakeTable(calls, table_fail), FakeTopic(calls, topic_fail)
+    b, t, p = FakeBucket(calls, bucket_fail), FakeTable(calls, table_fail, timeline), FakeTopic(calls, topic_fail)
     out = fin.finalize(s, execution_id=EXEC, table=(lambda: t) if configured else None,
                        bucket=(lambda incident_id: b) if configured else None,
-                       topic=(lambda: p) if configured else None, table_name="ir-responder-incidents", now=NOW)
+                       topic=(lambda: p) if configured else None, table_name="ir-responder-incidents", now=NOW,
+                       execution_input=lambda: raw if raw is not None else EVENT)
     return out, calls, t, p
 
 
@@ -215,9 +239,10 @@ def test_missing_configuration_is_reported_not_ignored():
 
 
 def test_when_triage_failed_the_incident_is_derived_from_the_input_and_recorded():
-    s = {**{"manual": {"accountId": "444455556666", "region": "eu-west-1", "reason": "r", "iamUsers": ["u"],
-                       "incidentId": "IR-9"}}, "error": {"Error": "IncidentRecordError", "Cause": "table missing"}}
-    out, calls, table, topic = run(s)
+    raw = {"manual": {"accountId": "444455556666", "region": "eu-west-1", "reason": "r", "iamUsers": ["u"],
+                      "incidentId": "IR-9"}}
+    s = {"failure": {"task": "triage", "target": "incident", "error": "IncidentRecordError", "cause": "table missing"}}
+    out, calls, table, topic = run(s, raw=raw)
     assert out["incidentId"] == "IR-9" and out["outcome"] == "failed" and out["error"] == "ContainmentFailed"
     assert [c[0] for c in calls] == ["manifest", "record", "notify"]
     assert topic.sent[0][0].startswith("IR FAILED - ACT NOW: user/u in 444455556666")

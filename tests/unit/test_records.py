@@ -196,6 +196,10 @@ def test_execution_name_is_the_last_field_of_the_arn():
     assert records.execution_name("") == ""
 
 
-def test_identity_entries_put_the_scope_first():
-    result = {"scope": {"entries": [{"n": 1}]}, "identities": [{"entries": [{"n": 2}]}, {"entries": [{"n": 3}]}]}
-    assert [e["n"] for e in records.identity_entries(result)] == [1, 2, 3]
+def test_the_journal_of_an_execution():
+    item = {"timeline": [{"execution": "first", "task": "isolation", "subject": "i-1", "status": "done"},
+                         {"execution": "run-2", "task": "isolation", "subject": "i-1", "status": "done"},
+                         {"execution": "run-2", "task": "isolation", "subject": "i-2", "status": "done"},
+                         {"execution": "run-2", "task": "isolation", "subject": "i-1", "status": "unchanged"}]}
+    assert len(records.journal(item, "arn:aws:states:r:1:execution:sm:run-2")) == 3
+    assert records.journal(None, "x") == []

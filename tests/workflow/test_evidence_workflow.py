@@ -20,6 +20,7 @@ from tests.evidence_world import (
     evidence_snapshots,
     finalize_output,
     manual_request,
+    run_record,
     tags,
 )
 from tests.reliability_world import intercept
@@ -72,8 +73,11 @@ def test_three_volumes_end_in_three_verified_forensics_copies(dep):
         assert dep.client("ec2").describe_snapshot_attribute(
             SnapshotId=item["sharedSnapshotId"], Attribute="createVolumePermission")["CreateVolumePermissions"] == []
 
-    # every snapshot id, copy id, key ARN and digest is in the execution's summary
-    summary = str(finalize_output(run))
+    # every snapshot id, copy id, key ARN and digest is in the evidence manifest (the output only counts them)
+    assert finalize_output(run)["instances"][0]["evidence"]["counts"] == {"volumes": 3, "done": 3, "failed": 0}
+    where = run_record(run)["manifest"]
+    summary = dep.client("s3", FORENSICS).get_object(Bucket=dep.bucket, Key=where["key"],
+                                                     VersionId=where["versionId"])["Body"].read().decode()
     for item in items:
         for part in ("source", "sharingCopy", "forensicsCopy"):
             if part in item:
@@ -240,8 +244,8 @@ def test_a_crashing_evidence_task_keeps_every_id_it_had_collected(dep):
     with mock.patch.object(chain._Run, "advance", crash_on_third_call):
         run = local.execute(manual_request(inst.instance_id, "IR-WF-CRASH"), dep)
     item = next(i for i in finalize_output(run)["instances"] if i["instanceId"] == inst.instance_id)
-    assert item["evidence"]["status"] == "failed" and item["error"] == "RuntimeError"
-    last = item["evidence"]["lastState"]
+    assert item["evidence"]["status"] == "failed" and item["evidence"]["failure"]["error"] == "RuntimeError"
+    last = evidence_of(run, inst.instance_id)  # the last state stored in the record before the crash
     assert last["snapshots"][0]["source"]["snapshotId"] == evidence_snapshots(dep, MEMBER, inst.instance_id)[0]["SnapshotId"]
     assert run.status == "FAILED"
 

@@ -15,11 +15,9 @@ the responder just before a call (`tests.reliability_world.intercept`). For ever
 
 A forced block-list mismatch (EvidenceIntegrityError) is covered by tests/workflow/test_evidence_workflow.py.
 Each test reads back the execution output (the Finalize summary), its history (the attempts Step Functions
-retried), the incident record in DynamoDB (outcome, and a timeline that holds exactly what the output holds) and the
+retried), the incident record in DynamoDB (outcome, and a timeline that holds exactly what the manifest holds) and the
 AWS state.
 
-Tests marked xfail(strict=True) document a bug found by this suite (the reason names it): they fail today and
-turn into an error (XPASS) once it is fixed, so that the marker is removed.
 """
 from __future__ import annotations
 
@@ -31,7 +29,7 @@ from responder.aws.ec2 import QUARANTINE, UNTRACK
 from state_machines import gaps_ebs, local
 from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
 from tests.faults import inject
-from tests.operations_world import record
+from tests.operations_world import evidence_object, record
 from tests.reliability_world import (
     evidence_view,
     instance_item,
@@ -93,15 +91,17 @@ def _row(e: dict) -> tuple:
 
 
 def recorded(dep, run, incident_id: str, outcome: str, instance_id: str) -> dict:
-    """The incident record: its outcome, its timeline holding exactly the isolation and evidence entries of the
-    output, and a closing entry with the outcome (and the cause when the incident failed)."""
+    """The incident record: its outcome, its timeline holding exactly the isolation and evidence entries the
+    manifest lists for the instance, and a closing entry with the outcome (and the cause when the incident
+    failed)."""
     item = record(dep, incident_id)
     assert item is not None and (item["status"], item["outcome"]) == (outcome, outcome)
     assert item["executionId"] == run.arn
-    result = instance_item(run, instance_id)
+    manifest = json.loads(evidence_object(dep, item["manifest"]["key"], item["manifest"]["versionId"]))
     for task in ("isolation", "evidence"):  # (a task that failed as a whole has one entry of its own: step = task)
-        assert [_row(e) for e in item["timeline"] if e.get("task") == task and e.get("step") != task] == [
-            _row(e) for e in entries(result, task)]
+        listed = [_row(e) for e in manifest["timeline"] if e.get("task") == task and e.get("step") != task]
+        assert [_row(e) for e in item["timeline"] if e.get("task") == task and e.get("step") != task] == listed
+        assert listed == [_row(e) for e in entries(instance_item(run, instance_id), task)]
     closing = item["timeline"][-1]
     assert (closing["task"], closing["step"], closing["status"]) == ("finalize", "outcome", outcome)
     if run.status == "FAILED":
@@ -158,7 +158,10 @@ def test_throttling_is_retried_then_the_instance_is_isolated_once(dep, api, step
     assert found == dict.fromkeys(found, True)
     if api.split(":")[0] in ("ec2", "autoscaling", "elasticloadbalancing", "iam", "s3") and api != "ec2:DescribeInstances":
         made = [e for e in entries(item, "isolation") + entries(item, "evidence") if e.get("api") == api]
-        assert made and {e["status"] for e in made} <= {"done", "unchanged"}  # the retried call itself is recorded
+        # the throttled attempt is recorded as retried (it stays in the timeline), then the retry's call itself
+        assert "retried" in [e["status"] for e in made]
+        assert made[-1]["status"] in ("done", "unchanged") and {e["status"] for e in made} <= {
+            "done", "unchanged", "retried"}
     # nothing was made twice: two responder groups in the VPC, one evidence collection
     view = instance_view(dep, world)
     assert set(view["responderGroups"]) == {QUARANTINE, UNTRACK}
@@ -179,7 +182,7 @@ def test_endless_throttling_fails_the_isolation_after_its_retries_and_keeps_what
     assert run.status == "FAILED" and run.error == "ContainmentIncomplete"
     assert "isolation: TransientAwsError" in run.cause and "network_isolation" in run.cause
     item = instance_item(run, world["instanceId"])
-    assert item["isolation"]["Error"] == "TransientAwsError"
+    assert item["isolation"]["failure"]["error"] == "TransientAwsError"
     timeline = recorded(dep, run, incident_id, "partially_contained", world["instanceId"])["timeline"]
     assert [(e["task"], e["status"], e["error"]) for e in timeline if e["status"] == "failed"] == [
         ("isolation", "failed", "TransientAwsError")]
@@ -190,10 +193,6 @@ def test_endless_throttling_fails_the_isolation_after_its_retries_and_keeps_what
     assert item["evidence"]["status"] == "collected"  # evidence is still preserved
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: when Step Functions retries IsolateInstance after a TransientAwsError, "
-                                       "the journal of the failed attempt (the changes it made) is discarded with "
-                                       "the error: the output lists only the last attempt's calls "
-                                       "(handlers/isolate.py, responder/isolation.py isolate)")
 def test_a_retried_isolation_still_reports_the_changes_its_failed_attempt_made(dep):
     """Throttled at the last step (tag): the first attempt made every other change, then Step Functions retried the
     task. The output must still say this incident isolated the instance (not `already_isolated`) and list the calls
@@ -203,9 +202,12 @@ def test_a_retried_isolation_still_reports_the_changes_its_failed_attempt_made(d
     with inject("ec2:CreateTags", "Throttling", times=1):
         run = local.execute(ev, dep)
     assert run.status == "SUCCEEDED", run.cause
-    isolation = instance_item(run, world["instanceId"])["isolation"]
+    assert [error for error, _ in task_failures(run)] == ["TransientAwsError"]  # the first attempt was retried
+    isolation = instance_item(run, world["instanceId"])["isolation"]  # this execution's entries from the record
     made = {e.get("api") for e in isolation["entries"] if e["status"] == "done"}
-    assert isolation["status"] == "isolated", isolation["steps"]
+    assert summary(run)["instances"][0]["isolation"]["status"] == "isolated", isolation["steps"]
+    assert summary(run)["instances"][0]["isolation"]["changes"] >= 3
+    assert isolation["steps"]["network_isolation"] == "done" and isolation["steps"]["tag"] == "done"
     assert {"ec2:ModifyNetworkInterfaceAttribute", "ec2:ReplaceIamInstanceProfileAssociation",
             "autoscaling:DetachInstances"} <= made
     timeline = record(dep, incident_id)["timeline"]
@@ -265,24 +267,43 @@ def test_a_refused_isolation_step_is_recorded_and_every_other_step_stands(dep, a
     assert item["evidence"]["status"] == "collected"  # a failed isolation does not stop evidence
 
 
-def test_a_refused_move_to_quarantine_does_not_leave_the_interface_open_unreported(dep):
+def test_a_refused_move_to_quarantine_returns_the_interface_to_its_groups(dep):
     """The first move (to the untrack group, which allows all traffic from and to anywhere) succeeds, the second
-    (to the quarantine group) is refused. The instance is then more exposed than before the response: that must
-    not happen silently. Acceptable: the interface is not left in the untrack group, or the output names the
-    interface and the allow-all group it is left in."""
+    (to the quarantine group) is refused. The instance must not be left more exposed than before the response:
+    the interface goes back to the groups it had, and the record says so."""
     world = isolation_world(dep)
     ev, _ = finding(world)
     with intercept("ec2:ModifyNetworkInterfaceAttribute", skip=1, code="UnauthorizedOperation") as seen:
         run = local.execute(ev, dep)
-    assert seen["acted"] == 1
+    # untrack, quarantine (refused), back to its groups, then the connection-tracking timeouts (networkAclIsolation)
+    assert seen["acted"] == 1 and seen["calls"] == 4
+    assert run.status == "FAILED" and run.error == "ContainmentIncomplete"
+    view = instance_view(dep, world)
+    assert view["interfaces"][world["eni"]] == [world["securityGroupId"]]  # read back: out of the allow-all group
+    isolation = instance_item(run, world["instanceId"])["isolation"]
+    assert isolation["steps"]["network_isolation"] == "failed"
+    restored = [e for e in isolation["entries"] if e["status"] == "restored"]
+    assert [e["target"] for e in restored] == [world["eni"]] and view["responderGroups"][UNTRACK] in restored[0]["detail"]
+    assert "LeftInAllowAllGroup" not in json.dumps(summary(run)["failures"])
+
+
+def test_an_interface_that_cannot_leave_the_allow_all_group_is_reported_as_danger(dep):
+    """The move to quarantine and the way back are both refused: the interface stays in the allow-all untrack
+    group. That is more open than before the response, so the failures, the cause and the notification name the
+    interface and the group (LeftInAllowAllGroup, DANGER) for a person to fix at once."""
+    world = isolation_world(dep)
+    ev, incident_id = finding(world)
+    with intercept("ec2:ModifyNetworkInterfaceAttribute", skip=1, times=2, code="UnauthorizedOperation") as seen:
+        run = local.execute(ev, dep)
+    assert seen["acted"] == 2
     assert run.status == "FAILED" and run.error == "ContainmentIncomplete"
     view = instance_view(dep, world)
     untrack = view["responderGroups"][UNTRACK]
-    groups = view["interfaces"][world["eni"]]
-    if groups == [untrack]:
-        failures = json.dumps(summary(run)["failures"]) + json.dumps(instance_item(run, world["instanceId"])["isolation"]
-                                                                     .get("message"))
-        assert untrack in failures and world["eni"] in failures
+    assert view["interfaces"][world["eni"]] == [untrack]  # read back: the state the report must name
+    [danger] = [f for f in summary(run)["failures"] if f["error"] == "LeftInAllowAllGroup"]
+    assert danger["target"] == world["eni"] and "DANGER" in danger["message"] and untrack in danger["message"]
+    timeline = record(dep, incident_id)["timeline"]
+    assert any(e.get("error") == "LeftInAllowAllGroup" and e["target"] == world["eni"] for e in timeline)
 
 
 def test_the_member_role_refused_leaves_the_instance_untouched_and_says_why(dep):
@@ -295,7 +316,7 @@ def test_the_member_role_refused_leaves_the_instance_untouched_and_says_why(dep)
     assert run.status == "FAILED" and run.error == "ContainmentIncomplete"
     assert "isolation: AccountAccessError: " in run.cause and "ir-responder-member" in run.cause
     item = instance_item(run, world["instanceId"])
-    assert item["isolation"]["Error"] == "AccountAccessError"
+    assert item["isolation"]["failure"]["error"] == "AccountAccessError"
     timeline = recorded(dep, run, incident_id, "partially_contained", world["instanceId"])["timeline"]
     assert [(e["task"], e["error"]) for e in timeline if e["status"] == "failed"] == [("isolation", "AccountAccessError")]
     assert not any(facts(dep, world, incident_id).values())
@@ -456,7 +477,10 @@ def test_a_volume_deleted_before_the_snapshot_set_is_reported(dep):
     item = instance_item(run, world["instanceId"])
     assert data in [v["volumeId"] for v in item["isolation"]["metadata"]["volumes"]]
     evidence = item["evidence"]
-    assert evidence["status"] != "collected" or data in json.dumps(evidence.get("snapshots"))
+    assert (evidence["status"], evidence["error"]) == ("failed", "VolumeMissing")
+    assert [v["volumeId"] for v in evidence["missingVolumes"]] == [data]
+    assert data not in json.dumps(evidence.get("snapshots"))  # no snapshot claimed for it
+    assert ("evidence", data, "VolumeMissing") in {(f["task"], f["target"], f["error"]) for f in summary(run)["failures"]}
     assert run.status == "FAILED"
 
 

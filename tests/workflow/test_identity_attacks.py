@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from state_machines import local
+from tests.evidence_world import identity_detail
 from tests.operations_world import Inbox, configured, record, summary
 from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
 
@@ -109,7 +110,7 @@ def test_a_renamed_user_is_found_through_its_key_and_contained(dep, inbox):
     run = local.deliver(ev, dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "contained"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert target["target"].endswith(f":user/{name}-renamed") and target["findingName"] == name
     assert keys_of(dep, name + "-renamed") == {key["AccessKeyId"]: "Inactive"}
     assert attached(dep, name + "-renamed") == [QUARANTINE]
@@ -127,7 +128,7 @@ def test_a_user_name_that_is_not_the_key_owner_leads_to_the_owner(dep):
     run = local.execute(user_finding(alice, bob_key["AccessKeyId"]), dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "contained"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert target["target"].endswith(f":user/{bob}") and target["findingName"] == alice
     assert "belongs to " + bob in target["mismatch"]
     assert keys_of(dep, bob) == {bob_key["AccessKeyId"]: "Inactive"}
@@ -194,7 +195,7 @@ def test_a_role_is_contained_only_when_its_role_id_issued_the_credentials(dep):
     run = local.execute(role_finding(same, session["AccessKeyId"], f"{there['RoleId']}:xs"), dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "manual_action_required"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert target["target"] == there["Arn"] and OTHER in " ".join(target["manualSteps"])
     assert inline(dep, same, MEMBER, "role") == [] and inline(dep, same, OTHER, "role") == []
 
@@ -209,7 +210,7 @@ def test_a_finding_naming_the_wrong_role_leads_to_the_issuing_role_in_the_accoun
                  aws_session_token=session["SessionToken"]).describe_instances()  # the stolen session at work
     run = local.execute(role_finding(named["RoleName"], session["AccessKeyId"], f"{issuer['RoleId']}:ab"), dep)
     assert run.output["outcome"] == "contained"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert target["target"] == issuer["Arn"] and target["resolvedBy"] == "cloudtrail"
     assert target["findingName"] == named["RoleName"]
     assert inline(dep, issuer["RoleName"], kind="role") == ["AWSRevokeOlderSessions"]
@@ -223,7 +224,7 @@ def test_a_same_named_role_that_did_not_issue_the_credentials_is_never_revoked(d
     run = local.execute(role_finding(name, "ASIAEXAMPLEKEY000077", f"{other['RoleId']}:s"), dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "not_found"
-    assert "not the finding's principal" in run.output["identities"][0]["reason"]
+    assert "not the finding's principal" in identity_detail(run, 0)["reason"]
     assert inline(dep, name, MEMBER, "role") == []
     assert only(inbox, run)["subject"].startswith("IR NOT FOUND - NOT CONTAINED:")
 
@@ -235,7 +236,7 @@ def test_the_issuing_role_is_contained_when_its_role_id_matches(dep):
     assert inline(dep, found["RoleName"], kind="role") == ["AWSRevokeOlderSessions"]
     before = iam_state(dep.client("iam"))
     again = replay(dep, run, roles=[found["RoleName"]])
-    assert again.output["identities"][0]["status"] == "already_contained" and iam_state(dep.client("iam")) == before
+    assert identity_detail(again, 0)["status"] == "already_contained" and iam_state(dep.client("iam")) == before
 
 
 # -- 3. protection an attacker cannot claim --------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_the_member_role_is_protected_by_its_exact_arn(dep):
     member = dep.client("iam").get_role(RoleName="ir-responder-member")["Role"]
     before = iam_state(dep.client("iam"))
     run = local.execute(role_finding("ir-responder-member", "ASIAEXAMPLEKEY000080", f"{member['RoleId']}:s"), dep)
-    assert run.output["outcome"] == "protected" and "own roles" in run.output["identities"][0]["reason"]
+    assert run.output["outcome"] == "protected" and "own roles" in identity_detail(run, 0)["reason"]
     assert iam_state(dep.client("iam")) == before
 
 
@@ -262,7 +263,7 @@ def test_a_tag_the_user_set_on_itself_protects_nothing(dep, inbox):
     backdate_cloudtrail("TagUser", name, days=30)  # even long before the incident
     run = local.execute(user_finding(name, key["AccessKeyId"]), dep)
     assert run.output["outcome"] == "contained"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert target["protectionTag"]["verdict"] == "void" and "on itself" in target["protectionTag"]["why"]
     assert keys_of(dep, name) == {key["AccessKeyId"]: "Inactive"} and attached(dep, name) == [QUARANTINE]
 
@@ -272,7 +273,7 @@ def test_a_tag_set_during_the_incident_window_protects_nothing(dep):
     dep.client("iam").tag_user(UserName=name, Tags=[{"Key": "ir:protected", "Value": "true"}])
     run = local.execute(user_finding(name, key["AccessKeyId"]), dep)
     assert run.output["outcome"] == "contained"
-    assert "during the incident's window" in run.output["identities"][0]["protectionTag"]["why"]
+    assert "during the incident's window" in identity_detail(run, 0)["protectionTag"]["why"]
     assert keys_of(dep, name) == {key["AccessKeyId"]: "Inactive"}
 
 
@@ -282,7 +283,7 @@ def test_a_tag_an_administrator_set_before_the_incident_protects(dep, inbox):
     before = iam_state(dep.client("iam"))
     run = local.execute(user_finding(name, key["AccessKeyId"]), dep)
     assert run.output["outcome"] == "protected"
-    assert "ir-local-admin" in run.output["identities"][0]["reason"]
+    assert "ir-local-admin" in identity_detail(run, 0)["reason"]
     assert iam_state(dep.client("iam")) == before
     assert only(inbox, run)["subject"].startswith("IR PROTECTED - NOT CONTAINED:")
 
@@ -407,13 +408,13 @@ def test_console_access_is_removed_and_its_creation_date_recorded(dep):
     assert run.output["outcome"] == "contained"
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_login_profile(UserName=name)
-    profile = run.output["identities"][0]["loginProfile"]
+    profile = identity_detail(run, 0)["loginProfile"]
     assert profile["existed"] is True and profile["createDate"][:19] == created.strftime("%Y-%m-%dT%H:%M:%S")
     timeline = record(dep, run.output["incidentId"])["timeline"]
     assert any(e.get("api") == "iam:DeleteLoginProfile" and e["status"] == "done" for e in timeline)
     again = replay(dep, run, users=[name])
-    assert again.output["identities"][0]["status"] == "already_contained"
-    assert again.output["identities"][0]["loginProfile"] == {"existed": False}
+    assert identity_detail(again, 0)["status"] == "already_contained"
+    assert identity_detail(again, 0)["loginProfile"] == {"existed": False}
 
 
 def test_console_access_stays_when_the_deployment_says_so(dep):
@@ -437,7 +438,7 @@ def test_a_user_at_the_managed_policy_quota_is_denied_by_an_inline_policy(dep):
     run = local.execute(user_finding(name, key["AccessKeyId"]), dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "contained"
-    target = run.output["identities"][0]
+    target = identity_detail(run, 0)
     assert "LimitExceeded" in target["denyAll"]
     assert QUARANTINE not in attached(dep, name)
     doc = iam.get_user_policy(UserName=name, PolicyName="ir-quarantine-deny-all")["PolicyDocument"]
@@ -445,4 +446,4 @@ def test_a_user_at_the_managed_policy_quota_is_denied_by_an_inline_policy(dep):
     assert keys_of(dep, name) == {key["AccessKeyId"]: "Inactive"}
     before = iam_state(iam)
     again = replay(dep, run, users=[name])
-    assert again.output["identities"][0]["status"] == "already_contained" and iam_state(iam) == before
+    assert identity_detail(again, 0)["status"] == "already_contained" and iam_state(iam) == before

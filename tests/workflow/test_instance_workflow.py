@@ -14,6 +14,7 @@ from demo.world_instance import state as demo_state
 from responder.aws.ec2 import QUARANTINE
 from state_machines import local
 from tests import isolation_world as w
+from tests.evidence_world import instance_detail
 from tests.workflow_world import event
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
@@ -42,7 +43,7 @@ def summary(run) -> dict:
 
 
 def item(run, instance_id: str) -> dict:
-    return next(i for i in summary(run)["instances"] if i["instanceId"] == instance_id)
+    return instance_detail(run, instance_id)
 
 
 def isolation_calls(run) -> list[str]:
