@@ -3,6 +3,7 @@ read back. The attacker's own calls are made with the attacker's credentials in 
 history the responder reads is the one those calls made."""
 from __future__ import annotations
 
+import calendar
 import json
 import time
 import uuid
@@ -389,9 +390,13 @@ def test_activity_after_the_cutoff_moves_it_forward(dep):
     name, (key,) = user(dep)
     ev = user_finding(name, key["AccessKeyId"])
     first = local.execute(ev, dep)
-    time.sleep(1.1)
+    # activity seen strictly after the stored cut-off (which triage rounded *up* to the second): wait until the
+    # clock's whole second is past it, whatever the sub-second phase the first run started in
+    cutoff = calendar.timegm(time.strptime(first.output["cutoff"], "%Y-%m-%dT%H:%M:%SZ"))
+    time.sleep(max(0.0, cutoff + 1.05 - time.time()))
     later = republished(ev)
     later["detail"]["service"]["eventLastSeen"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    assert later["detail"]["service"]["eventLastSeen"][:19] + "Z" > first.output["cutoff"]
     second = local.execute(later, dep)
     assert second.output["attempt"]["trigger"] == "activity"
     assert second.output["cutoff"] > first.output["cutoff"]
