@@ -29,15 +29,6 @@ class _Topic:
         return events.RuleTargetConfig(arn=self._topic.topic_arn)
 
 
-def watch_patterns(partition: str, account: str) -> dict[str, dict]:
-    from responder import permissions
-    from responder.settings import REVOKE_POLICY_NAME
-
-    return policies.iam_watch_patterns(
-        member_role_arn=names.role_arn(partition, account, names.MEMBER_ROLE_NAME),
-        member_actions=permissions.member_actions(), own_policy_names=[REVOKE_POLICY_NAME])
-
-
 class MemberWatchStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: Config, account: str) -> None:
         super().__init__(
@@ -47,7 +38,7 @@ class MemberWatchStack(Stack):
         )
         partition = Aws.PARTITION
         region = policies.IAM_EVENTS_REGION
-        patterns = watch_patterns(partition, account)
+        patterns = policies.watch_patterns(partition, account)
         rule_arns = [policies.rule_arn(partition, region, account, names.IAM_WATCH_RULE_PREFIX + suffix)
                      for suffix in patterns]
         key = ManagedKey(

@@ -607,6 +607,17 @@ def iam_write_events(member_actions: Iterable[str]) -> list[str]:
                   and not a.split(":", 1)[1].startswith(("Get", "List")))
 
 
+def watch_patterns(partition: str, account: str) -> dict[str, dict]:
+    """The IAM watch rules' patterns for a member account, from the code's declarations. Here, not in the CDK
+    stack module, so the local runtime builds the same rules without starting the CDK (jsii) runtime."""
+    from responder import permissions
+    from responder.settings import REVOKE_POLICY_NAME
+
+    return iam_watch_patterns(
+        member_role_arn=names.role_arn(partition, account, names.MEMBER_ROLE_NAME),
+        member_actions=permissions.member_actions(), own_policy_names=[REVOKE_POLICY_NAME])
+
+
 def iam_watch_patterns(*, member_role_arn: str, member_actions: Iterable[str],
                        own_policy_names: Iterable[str]) -> dict[str, dict]:
     """EventBridge patterns on CloudTrail IAM calls made with the member role's sessions: an inline policy whose

@@ -115,13 +115,11 @@ def _custody_key(kms: Any, account: str) -> str:
 def member_watch(sess: Any, *, account: str) -> list[str]:
     """The member account's IAM watch (stacks.member_watch_stack): the rules on the member role's IAM calls, in
     us-east-1, publishing to their own topic. Returns the rules' ARNs."""
-    from stacks.member_watch_stack import watch_patterns
-
     region = policies.IAM_EVENTS_REGION
     events, sns = sess.client("events", region_name=region), sess.client("sns", region_name=region)
     topic_arn = sns.create_topic(Name=names.IAM_WATCH_TOPIC)["TopicArn"]
     arns = []
-    for suffix, pattern in watch_patterns(PARTITION, account).items():
+    for suffix, pattern in policies.watch_patterns(PARTITION, account).items():
         name = names.IAM_WATCH_RULE_PREFIX + suffix
         arns.append(events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED",
                                     Description="IAM write by the responder's member role that the responder never "
