@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -32,6 +32,16 @@ def _missing(exc: ClientError) -> bool:
     return error_code(exc) == "NoSuchEntity"
 
 
+def _unless_missing(fetch: Callable[[], Any]) -> Any:
+    """The read's result, or None when IAM answers NoSuchEntity; every other error propagates."""
+    try:
+        return fetch()
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
 def _document(raw: Any) -> dict:
     """IAM returns policy documents URL-encoded (real AWS) or already decoded (some SDK paths)."""
     if isinstance(raw, dict):
@@ -46,12 +56,7 @@ class Iam:
 
     # -- reads -----------------------------------------------------------------------------------------
     def get_user(self, name: str) -> dict | None:
-        try:
-            return self._c.get_user(UserName=name)["User"]
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: self._c.get_user(UserName=name)["User"])
 
     def user_tags(self, name: str) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -68,21 +73,11 @@ class Iam:
     def access_key_owner(self, key_id: str) -> str | None:
         """The name of the IAM user that owns the access key (GetAccessKeyLastUsed), or None if IAM knows no such
         key. Callers confirm the key is among that user's keys in this account before trusting the name."""
-        try:
-            return self._c.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or None
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: self._c.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or None)
 
     def login_profile(self, name: str) -> dict | None:
         """The user's console password profile (UserName, CreateDate, PasswordResetRequired), or None."""
-        try:
-            return self._c.get_login_profile(UserName=name)["LoginProfile"]
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: self._c.get_login_profile(UserName=name)["LoginProfile"])
 
     def access_keys(self, name: str) -> list[dict]:
         keys: list[dict] = []
@@ -91,38 +86,20 @@ class Iam:
         return keys
 
     def user_policy(self, user: str, policy: str) -> dict | None:
-        try:
-            return _document(self._c.get_user_policy(UserName=user, PolicyName=policy)["PolicyDocument"])
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: _document(
+            self._c.get_user_policy(UserName=user, PolicyName=policy)["PolicyDocument"]))
 
     def get_role(self, name: str) -> dict | None:
         """The role with its tags (GetRole returns them), or None if it does not exist."""
-        try:
-            return self._c.get_role(RoleName=name)["Role"]
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: self._c.get_role(RoleName=name)["Role"])
 
     def instance_profile(self, name: str) -> dict | None:
         """The instance profile with its roles (a profile holds at most one), or None if it does not exist."""
-        try:
-            return self._c.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: self._c.get_instance_profile(InstanceProfileName=name)["InstanceProfile"])
 
     def role_policy(self, role: str, policy: str) -> dict | None:
-        try:
-            return _document(self._c.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        return _unless_missing(lambda: _document(
+            self._c.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]))
 
     # -- changes ---------------------------------------------------------------------------------------
     def attach_user_policy(self, user: str, policy_arn: str, *, target: str) -> None:
