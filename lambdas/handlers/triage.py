@@ -3,12 +3,13 @@ before anything changes: one response per finding, a pinned cut-off, and the rec
 from responder.logs import Logger
 
 from responder import records
-from responder.aws.clients import client
+from responder.aws.clients import client, member_client
 from responder.aws.dynamodb import IncidentTable
 from responder.aws.stepfunctions import Executions
 from responder.scope import first_seen, window
 from responder.settings import settings
-from responder.triage import normalize
+from responder.signals_groups import expand
+from responder.triage import MAX_TARGETS, normalize
 
 logger = Logger()
 
@@ -23,6 +24,8 @@ def handler(event: dict, context: object) -> dict:
         incident["observeOnly"] = True
     if config.protection_config_error:  # fail closed: every target ends protection_unverified; say why
         incident["protectionConfigError"] = config.protection_config_error
+    if incident.get("autoScalingGroups"):  # an attack sequence's groups: their instances as Auto Scaling has them
+        incident = expand(incident, lambda names: _groups(incident, config).group_instances(names), MAX_TARGETS)
     execution_id = event.get("executionId", "")
     incident["executionId"] = execution_id
     if not config.incident_table:
@@ -35,3 +38,12 @@ def handler(event: dict, context: object) -> dict:
     logger.info("triaged", extra={"incident": incident["incidentId"], "disposition": incident["disposition"],
                                   "trigger": incident["record"]["trigger"]})
     return incident
+
+
+def _groups(incident: dict, config):
+    from responder.aws.autoscaling import AutoScaling  # only for attack sequences: the usual cold start stays lean
+    from responder.journal import Journal
+
+    return AutoScaling(member_client("autoscaling", account=incident["accountId"], region=incident["region"],
+                                     partition=incident["partition"], label=incident["incidentId"], settings=config),
+                       Journal())
