@@ -8,7 +8,7 @@ from responder.aws.dynamodb import IncidentTable
 from responder.aws.stepfunctions import Executions
 from responder.scope import first_seen, window
 from responder.settings import settings
-from responder.signals_groups import expand
+from responder.signals_groups import expand, reader
 from responder.triage import MAX_TARGETS, normalize
 
 logger = Logger()
@@ -25,7 +25,7 @@ def handler(event: dict, context: object) -> dict:
     if config.protection_config_error:  # fail closed: every target ends protection_unverified; say why
         incident["protectionConfigError"] = config.protection_config_error
     if incident.get("autoScalingGroups"):  # an attack sequence's groups: their instances as Auto Scaling has them
-        incident = expand(incident, lambda names: _groups(incident, config).group_instances(names), MAX_TARGETS)
+        incident = expand(incident, _group_reader(incident, config), MAX_TARGETS)
     execution_id = event.get("executionId", "")
     incident["executionId"] = execution_id
     if not config.incident_table:
@@ -40,10 +40,14 @@ def handler(event: dict, context: object) -> dict:
     return incident
 
 
-def _groups(incident: dict, config):
-    from responder.aws.autoscaling import AutoScaling  # only for attack sequences: the usual cold start stays lean
+def _group_reader(incident: dict, config):
+    # only for attack sequences: the usual cold start stays lean
+    from responder.aws.autoscaling import AutoScaling
+    from responder.aws.ec2 import Ec2
     from responder.journal import Journal
 
-    return AutoScaling(member_client("autoscaling", account=incident["accountId"], region=incident["region"],
-                                     partition=incident["partition"], label=incident["incidentId"], settings=config),
-                       Journal())
+    def member(service: str):
+        return member_client(service, account=incident["accountId"], region=incident["region"],
+                             partition=incident["partition"], label=incident["incidentId"], settings=config)
+
+    return reader(lambda: AutoScaling(member("autoscaling"), Journal()), lambda: Ec2(member("ec2"), Journal()))

@@ -20,9 +20,12 @@ from responder.errors import InvalidInput
 RESOURCE_TYPE = "S3Bucket"
 MAX_BUCKETS = 10  # recorded per incident; GuardDuty lists the bucket(s) the calls touched
 _A = re.ASCII
-# S3 bucket naming rules (general purpose buckets): 3-63 lower-case letters, digits, dots and hyphens.
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", _A)
-BUCKET_ARN = re.compile(r"arn:aws(-cn|-us-gov|-iso[a-z-]*)?:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", _A)
+# S3 bucket naming rules: today 3-63 lower-case letters, digits, dots and hyphens; buckets created in us-east-1
+# before March 2018 may still have up to 255 characters with upper-case letters and underscores (legacy names), and a
+# finding on one must not be refused.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}"
+BUCKET_NAME = re.compile(_NAME, _A)
+BUCKET_ARN = re.compile(r"arn:aws(-cn|-us-gov|-iso[a-z-]*)?:s3:::" + _NAME, _A)
 # userType values that name a principal the identity branch can contain, or give manual steps for.
 ACTORS = ("IAMUser", "AssumedRole", "Root", "FederatedUser")
 
@@ -45,7 +48,7 @@ def buckets(resource: dict, p: str) -> list[dict[str, str]]:
             value = bucket.get(key)
             if value in (None, ""):
                 continue
-            if not isinstance(value, str) or len(value) > 128 or not pattern.fullmatch(value):
+            if not isinstance(value, str) or len(value) > 300 or not pattern.fullmatch(value):
                 raise InvalidInput(f"{f}.{key}", f"{str(value)[:80]!r} is not an S3 bucket {key}")
             entry[key] = value
         if entry.get("arn") and entry.get("name") and not entry["arn"].endswith(f":::{entry['name']}"):
@@ -59,13 +62,13 @@ def actor(resource: dict, p: str) -> tuple[dict | None, str]:
     """(the ``accessKeyDetails`` to contain, or None with why it is not usable)."""
     details = resource.get("accessKeyDetails")
     if details in (None, {}):
-        return None, "the S3 finding names no actor (no accessKeyDetails): nothing to contain automatically"
+        return None, "the S3Bucket finding names no actor (no accessKeyDetails): nothing to contain automatically"
     if not isinstance(details, dict):
         raise InvalidInput(f"{p}accessKeyDetails", "must be an object")
     user_type = details.get("userType")
     if user_type in ACTORS:
         return details, ""
     if not isinstance(user_type, str) or not user_type:
-        return None, "the S3 finding's actor has no userType: nothing to contain automatically"
-    return None, (f"the S3 finding's actor is of type {user_type[:64]!r}, which names no principal the responder "
+        return None, "the S3Bucket finding's actor has no userType: nothing to contain automatically"
+    return None, (f"the S3Bucket finding's actor is of type {user_type[:64]!r}, which names no principal the responder "
                   "can contain")

@@ -68,9 +68,9 @@ def test_s3_finding_without_a_usable_actor_is_not_handled_with_the_reason_and_th
     assert incident["identities"] == [] and incident["signal"]["buckets"][0]["name"] == "example-payroll-exports"
 
 
-@pytest.mark.parametrize("key, value", [("name", "Payroll"), ("name", "payroll\n"), ("arn", "arn:aws:s3:::other"),
-                                        ("name", "pay\u0440oll")])
-def test_s3_bucket_names_are_checked_whole(key, value):
+@pytest.mark.parametrize("key, value", [("name", "pay roll"), ("name", "payroll\n"), ("arn", "arn:aws:s3:::other"),
+                                        ("name", "pay\u0440oll"), ("arn", "arn:aws:s3:::pay/../x")])
+def test_s3_bucket_names_are_checked_whole(key, value):  # legacy names (upper case, _) are still buckets
     event = load_example("guardduty-s3.json")
     event["detail"]["resource"]["s3BucketDetails"][0][key] = value
     invalid(event, f"detail.resource.s3BucketDetails[0].{key}")
@@ -269,15 +269,26 @@ def _sequence_incident():
     return normalize(load_example("guardduty-attack-sequence.json"), now=NOW)
 
 
+LAUNCHED = "2024-06-01T20:00:00Z"  # before the fixture's eventLastSeen (2024-06-02T03:05:00Z)
+
+
 def test_group_instances_come_from_auto_scaling_not_the_finding():
-    incident = expand(_sequence_incident(), lambda names: {"web-asg": ["i-0a1b2c3d4e5f60002", "i-0fedcba9876543210"]},
-                      MAX_TARGETS)
+    incident = expand(_sequence_incident(), lambda names: {
+        "web-asg": {"i-0a1b2c3d4e5f60002": LAUNCHED, "i-0fedcba9876543210": LAUNCHED}}, MAX_TARGETS)
     assert incident["instances"][-1] == "i-0fedcba9876543210" and len(incident["instances"]) == 4
     assert incident["signal"]["groupInstances"] == {"web-asg": 2}
 
 
+def test_replacements_launched_after_the_last_activity_and_gone_instances_are_left_alone():
+    incident = expand(_sequence_incident(), lambda names: {"web-asg": {
+        "i-0fedcba9876543210": "2024-06-02T03:20:00Z", "i-0fedcba9876543211": "", "i-0fedcba9876543212": LAUNCHED}},
+        MAX_TARGETS)
+    assert incident["instances"][3:] == ["i-0fedcba9876543212"]
+    assert incident["signal"]["launchedAfterActivity"] == 1 and incident["signal"]["gone"] == 1
+
+
 def test_group_instances_over_the_cap_are_counted():
-    many = [f"i-{n:017x}" for n in range(MAX_TARGETS)]
+    many = {f"i-{n:017x}": LAUNCHED for n in range(MAX_TARGETS)}
     incident = expand(_sequence_incident(), lambda names: {"web-asg": many}, MAX_TARGETS)
     assert len(incident["instances"]) == MAX_TARGETS and incident["signal"]["omitted"] == {"instances": 3}
 
