@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 
 from stacks import names
 from stacks.catalog import SIGNAL_PATTERNS
-from tests.infra_world import as_list, assembly, flat, multi, role, role_statements  # noqa: F401
+from tests.worlds.infra import as_list, assembly, flat, multi, role, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
 

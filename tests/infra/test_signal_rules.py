@@ -7,7 +7,7 @@ import pytest
 
 from stacks import names, policies
 from stacks.catalog import SIGNAL_PATTERNS, SIGNAL_REGIONS, signal_forwarders
-from tests.infra_world import as_list, assembly, flat, multi, role_statements, single  # noqa: F401
+from tests.worlds.infra import as_list, assembly, flat, multi, role_statements, single  # noqa: F401
 
 P = "<AWS::Partition>"
 

@@ -14,18 +14,16 @@ from demo.world_instance import build
 from responder.aws.ec2 import QUARANTINE
 from state_machines import local
 from tests.conftest import load_example
-from tests.isolation_world import interface_groups, responder_groups
-from tests.operations_world import record
-from tests.workflow_world import backdate_cloudtrail, iam_state
+from tests.worlds.deployment import deployment
+from tests.worlds.isolation import interface_groups, responder_groups
+from tests.worlds.operations import record
+from tests.worlds.workflow import backdate_cloudtrail, iam_state
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 QUARANTINE_POLICY = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 def new_user(dep, name: str | None = None, keys: int = 2) -> tuple[str, list[str]]:
