@@ -518,7 +518,7 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
             raise UnscopedAction(f"{action}: only sts:AssumeRole (on the member and forensics roles) is granted")
         groups[service].append(action)
     statements = []
-    if assume_role_arns:  # only the tasks that act there (stacks.tasks): Triage assumes nothing
+    if assume_role_arns:  # only the tasks that act there (stacks.tasks): Finalize only the forensics role
         statements.append(_statement("AssumeMemberAndForensicsRoles", ["sts:AssumeRole"],
                                      sorted(set(assume_role_arns))))
     if groups["dynamodb"]:
