@@ -107,15 +107,24 @@ def _bare(event: dict, allowed: set[str], account_key: str | None = None) -> tup
     return detail, _field(account, "accountId", _ACCOUNT, "a 12-digit account id")
 
 
+def _open(event: dict, bare: bool, *, source: str, detail_type: str, keys: set[str], kind: tuple[str, str],
+          account_key: str | None = None) -> tuple[dict, str, str | None, str]:
+    """(detail, account, event region, field prefix) of a whole event or a pasted detail, whose `kind` field
+    (name, value) says it is the one handled."""
+    if bare:
+        (detail, account), region, p = _bare(event, keys, account_key), None, ""
+    else:
+        (detail, account, region), p = _envelope(event, source, detail_type), "detail."
+    field, wanted = kind
+    if detail.get(field) != wanted:
+        raise InvalidInput(f"{p}{field}", f"only {wanted!r} is handled, got {str(detail.get(field))[:80]!r}")
+    return detail, account, region, p
+
+
 def trusted_advisor(event: dict, *, bare: bool) -> dict[str, Any]:
     """{incidentKey, account, eventRegion, identities, disposition reason or "", signal} of a Trusted Advisor event."""
-    if bare:
-        (detail, account), region, p = _bare(event, TA_KEYS), None, ""
-    else:
-        (detail, account, region), p = _envelope(event, TRUSTED_ADVISOR, TA_DETAIL_TYPE), "detail."
-    if detail.get("check-name") != TA_CHECK:
-        raise InvalidInput(f"{p}check-name", f"only the {TA_CHECK!r} check is handled, got "
-                                             f"{str(detail.get('check-name'))[:80]!r}")
+    detail, account, region, p = _open(event, bare, source=TRUSTED_ADVISOR, detail_type=TA_DETAIL_TYPE,
+                                       keys=TA_KEYS, kind=("check-name", TA_CHECK))
     item = detail.get("check-item-detail")
     if not isinstance(item, dict):
         raise InvalidInput(f"{p}check-item-detail", "must be an object")
@@ -147,13 +156,8 @@ def trusted_advisor(event: dict, *, bare: bool) -> dict[str, Any]:
 
 def health(event: dict, *, bare: bool) -> dict[str, Any]:
     """The same for an AWS Health AWS_RISK_CREDENTIALS_EXPOSED event."""
-    if bare:
-        (detail, account), region, p = _bare(event, HEALTH_KEYS, "affectedAccount"), None, ""
-    else:
-        (detail, account, region), p = _envelope(event, HEALTH, HEALTH_DETAIL_TYPE), "detail."
-    if detail.get("eventTypeCode") != HEALTH_CODE:
-        raise InvalidInput(f"{p}eventTypeCode", f"only {HEALTH_CODE} is handled, got "
-                                                f"{str(detail.get('eventTypeCode'))[:80]!r}")
+    detail, account, region, p = _open(event, bare, source=HEALTH, detail_type=HEALTH_DETAIL_TYPE, keys=HEALTH_KEYS,
+                                       kind=("eventTypeCode", HEALTH_CODE), account_key="affectedAccount")
     affected = detail.get("affectedAccount")
     if affected not in (None, "") and _field(affected, f"{p}affectedAccount", _ACCOUNT,
                                              "a 12-digit account id") != account:
