@@ -311,3 +311,25 @@ def test_a_throttled_group_read_is_retried_by_step_functions():
 
     with pytest.raises(TransientAwsError):
         expand(_sequence_incident(), throttled, MAX_TARGETS)
+
+
+def test_triage_reads_the_groups_before_the_claim_and_only_for_sequences_that_name_them(iam_user_event):
+    from responder.settings import Settings
+    from responder.triage import triage
+
+    asked, claimed = [], []
+
+    def groups(incident):
+        asked.append(incident["incidentId"])
+        return lambda names: {"web-asg": {"i-0fedcba9876543210": LAUNCHED}}
+
+    def claim(incident):
+        claimed.append(list(incident["instances"]))
+        return {"cutoff": incident["cutoff"], "record": {"trigger": "first", "attempt": 1}}
+
+    config = Settings.from_env({"IR_PROTECTED_PRINCIPALS": "", "IR_INCIDENT_TABLE": "incidents"})
+    incident = triage(load_example("guardduty-attack-sequence.json"), execution_name="x", execution_id="e",
+                      settings=config, claim=claim, groups=groups, now=NOW)
+    assert incident["instances"][-1] == "i-0fedcba9876543210" and claimed[0] == incident["instances"]
+    triage(iam_user_event, execution_name="x", execution_id="e", settings=config, claim=claim, groups=groups, now=NOW)
+    assert asked == [incident["incidentId"]]  # an AccessKey finding reads nothing
