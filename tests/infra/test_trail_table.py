@@ -11,7 +11,7 @@ from responder.trail_query import named_queries
 from stacks import names, tasks
 from stacks.catalog import FUNCTIONS
 from stacks.config import Config, ConfigError, load_context
-from tests.infra_world import EXTERNAL_ID, allowed_actions, as_list, flat, multi, role_statements  # noqa: F401
+from tests.worlds.infra import EXTERNAL_ID, allowed_actions, as_list, flat, multi, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
 TRAIL = {"athenaDatabase": "org_trail", "athenaTable": "cloudtrail_logs", "athenaWorkgroup": "ir-scope",

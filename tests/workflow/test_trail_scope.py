@@ -14,17 +14,15 @@ import boto3
 import pytest
 
 from state_machines import gaps_athena, local
-from tests.operations_world import evidence_object, record
-from tests.workflow_world import access_key_event
+from tests.worlds.deployment import deployed, deployment
+from tests.worlds.operations import evidence_object, record
+from tests.worlds.workflow import access_key_event
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 TRAIL = {"athena_database": "org_trail", "athena_table": "cloudtrail_logs", "athena_workgroup": "ir-scope"}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION, **TRAIL)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION, **TRAIL)
 
 
 def attacker(dep):
@@ -154,8 +152,7 @@ def test_a_query_that_does_not_finish_in_time_is_stopped_and_event_history_used(
 
 
 def test_without_a_trail_table_event_history_stays_the_source():
-    with local.aws(region=REGION):
-        plain = local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+    with deployed(member_account=MEMBER, forensics_account=FORENSICS, region=REGION) as plain:
         name, _, _, ev = attacker(plain)
         started = time.perf_counter()
         run = local.execute(ev, plain)
