@@ -39,7 +39,7 @@ def handler(event: dict, context: object) -> dict:
     if config.trail_database and config.trail_table and config.trail_workgroup:
         trail = Trail(database=config.trail_database, table=config.trail_table, workgroup=config.trail_workgroup,
                       date_partition=config.trail_date_partition,
-                      engine=lambda: Athena(client("athena", incident["region"]), workgroup=config.trail_workgroup,
+                      engine=lambda: Athena(client("athena"), workgroup=config.trail_workgroup,  # the stack's Region
                                             database=config.trail_database))
     sources = dict(
         cloudtrail=lambda region: CloudTrail(member("cloudtrail", region)),
@@ -51,8 +51,9 @@ def handler(event: dict, context: object) -> dict:
         result = contain_all(incident, iam_for=iam_for, settings=config,
                              cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
     first = len(scope.get("entries") or [])
-    scope = complete_trail(incident, scope, trail=trail, **sources,
-                           budget=max(0.0, min(scopes.TRAIL_SECONDS, context.get_remaining_time_in_millis() / 1000 - 25)))
+    seconds_left = lambda: context.get_remaining_time_in_millis() / 1000 - 15  # noqa: E731 - record + return
+    scope = complete_trail(incident, scope, trail=trail, **sources, time_left=seconds_left,
+                           budget=max(0.0, min(scopes.TRAIL_SECONDS, seconds_left() - 10)))
     captures = summarize(scope["captures"])
     identities = result["identities"]
     entries = list(scope.get("entries") or [])[:first] + [dict(e, subject=t.get("target")) for t in identities

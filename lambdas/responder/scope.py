@@ -336,10 +336,12 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
 def complete_trail(incident: dict[str, Any], scope: dict[str, Any], *, trail: Trail | None,
                    cloudtrail: Callable[[str], Any], bucket: Callable[[], Any],
                    role_arn: Callable[[str], str | None], monotonic: Callable[[], float] = time.monotonic,
-                   budget: float = TRAIL_SECONDS) -> dict[str, Any]:
+                   budget: float = TRAIL_SECONDS,
+                   time_left: Callable[[], float] | None = None) -> dict[str, Any]:
     """After containment: wait for the started trail queries (all of them within `budget`), store each one's
-    events like a LookupEvents capture, fall back to event history for any that failed or did not finish.
-    Returns the scope with the captures completed and the new journal entries appended."""
+    events like a LookupEvents capture, fall back to event history for any that failed or did not finish (within
+    `BUDGET_SECONDS`, or what `time_left()` still allows). Returns the scope with the captures completed and the
+    new journal entries appended."""
     started = [c for c in scope.get("captures") or [] if c.get("status") == "started"]
     if not started or trail is None:
         return scope
@@ -374,7 +376,8 @@ def complete_trail(incident: dict[str, Any], scope: dict[str, Any], *, trail: Tr
             if not best_effort(exc):
                 raise
             about.update(status="failed", error=error_code(exc))
-    run.deadline = monotonic() + BUDGET_SECONDS  # the fallback's own budget, as a capture without a trail has
+    # the fallback's own budget, as a capture without a trail has, within what the task still has
+    run.deadline = monotonic() + max(0.0, min(BUDGET_SECONDS, time_left() if time_left else BUDGET_SECONDS))
     for found in started:
         if found["status"] != "captured":
             found["status"] = "fallback"
