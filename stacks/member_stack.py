@@ -58,6 +58,10 @@ WILDCARD_REASONS = {
                          "whichever instance, interface or load balancer a finding names, which no tag selects in "
                          "advance. The trust admits only the exact roles of the functions that act in members.",
 }
+READ_REASONS = {
+    "ReadOnly": "DescribeAutoScalingGroups and DescribeInstances support no resource-level permission; the role "
+                "allows nothing else, and its trust admits only the exact role of the function that reads (Triage).",
+}
 
 
 class MemberStack(Stack):
@@ -98,4 +102,19 @@ class MemberStack(Stack):
         ).role
         self.acknowledgements = wildcard_acknowledgements(self.member_role, policy, WILDCARD_REASONS)
         CfnOutput(self, "MemberRoleArn", value=self.member_role.role_arn)
+        readers = tasks.member_read_tasks()
+        if readers:  # Triage's reads (an attack sequence's Auto Scaling groups): never the member role's power
+            read_policy = policies.member_read_policy(permissions.member_read_actions())
+            self.member_read_role = ResponderAccessRole(
+                self, "MemberReadRole",
+                role_name=names.MEMBER_READ_ROLE_NAME,
+                description="Assumed by the GuardDuty auto-responder's triage to read (Describe calls only) what a "
+                            "finding names in this account",
+                security_account=config.security_account,
+                external_id=config.external_id,
+                policy=read_policy,
+                protected_tag=config.protected_tag,
+                principal_arns=tasks.role_arns(partition, config.security_account, readers),
+            ).role
+            self.read_acknowledgements = wildcard_acknowledgements(self.member_read_role, read_policy, READ_REASONS)
         CfnOutput(self, "SharingKeyArn", value=self.sharing_key.key_arn)

@@ -13,6 +13,9 @@ ROLE_PREFIX = "ir-responder-"
 # The names below that the Lambda code also knows (responder.settings) are repeated here on purpose, so that
 # this module imports nothing from the Lambda asset; tests/infra checks they are equal.
 MEMBER_ROLE_NAME = "ir-responder-member"
+# Read-only twin of the member role (stacks.member_stack): what Triage may read in a member account (an attack
+# sequence's Auto Scaling groups), without the member role's power to change anything.
+MEMBER_READ_ROLE_NAME = MEMBER_ROLE_NAME + "-read"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
 SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"

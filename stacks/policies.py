@@ -231,12 +231,12 @@ POLICY_WRITE_ACTIONS = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:Dele
 
 
 def guarded_resources(partition: str, account: str) -> list[str]:
-    """The responder's own identities in `account`, by exact ARN: the member, forensics and deny-all profile's roles,
-    the functions' and the state machine's roles (single-account layout), the rule's role and the deny-all instance
-    profile. Never a name prefix: an attacker's `ir-responder-backdoor` role must stay containable (issue 10)."""
+    """The responder's own identities in `account`, by exact ARN: the member role and its read-only twin, the
+    forensics and deny-all profile's roles, the functions' and the state machine's roles (single-account layout),
+    the rule's role and the deny-all instance profile. Never a name prefix: an attacker's `ir-responder-backdoor` role must stay containable (issue 10)."""
     iam_arn = f"arn:{partition}:iam::{account}"
-    roles = [names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.DENY_ALL_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME,
-             names.RULE_ROLE_NAME, *(names.function_role_name(spec) for spec in FUNCTIONS)]
+    roles = [names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.DENY_ALL_ROLE_NAME,
+             names.STATE_MACHINE_ROLE_NAME, names.RULE_ROLE_NAME, *(names.function_role_name(spec) for spec in FUNCTIONS)]
     return [f"{iam_arn}:role/{name}" for name in roles] + [f"{iam_arn}:instance-profile/{names.DENY_ALL_PROFILE}"]
 
 
@@ -277,6 +277,18 @@ SECURITY_GROUP_RULE_ACTIONS = frozenset({
     "ec2:RevokeSecurityGroupEgress"})
 # EBS direct APIs take snapshot ARNs and tag conditions: only the responder's own snapshots are listed.
 EBS_LIST_ACTIONS = frozenset({"ebs:ListSnapshotBlocks"})
+
+
+def member_read_policy(actions: Iterable[str]) -> dict:
+    """The read-only member role's permissions: exactly `actions` (responder.permissions.member_read_actions(), the
+    Describe calls Triage makes in a member account), on ``*``: DescribeAutoScalingGroups and DescribeInstances
+    support no resource-level permission (Service Authorization Reference). No write of any kind is accepted."""
+    actions = sorted(set(actions))
+    for action in actions:
+        verb = action.split(":", 1)[1]
+        if not verb.startswith(("Describe", "Get", "List")):
+            raise UnscopedAction(f"{action}: the read-only member role takes only Describe/Get/List actions")
+    return _document([_statement("ReadOnly", actions, ["*"])]) if actions else _document([])
 
 
 def member_policy(*, partition: str, account: str, security_account: str, actions: Iterable[str],
@@ -759,4 +771,5 @@ for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "Fi
 ANALYZER_REASONS[("ir-responder-Triage-role", "CredentialsExposure", "sts:AssumeRole")] = (
     "Triage reads the instances of the Auto Scaling groups an attack sequence names (DescribeAutoScalingGroups in "
     "the member account, responder.signals_groups) instead of trusting the finding's strings: the resource names "
-    "exactly the member roles (stacks.tasks), and their trust names exactly this role's ARN with the external id.")
+    "exactly the read-only twins of the member roles (stacks.member_stack: Describe calls only, no write), whose "
+    "trust names exactly this role's ARN with the external id. Triage never assumes the member role itself.")

@@ -6,7 +6,8 @@ each function a role of its own from this, so a function holds only what its tas
 * the responder actions (``RESPONDER_ACTIONS`` of every adapter module its handler reaches through imports,
   `responder.permissions` for the convention), on the responder's own resources;
 * `sts:AssumeRole` on the member roles only when the handler's code path imports ``member_client`` from
-  `responder.aws.clients`, and on the forensics role only when it imports ``forensics_client``.
+  `responder.aws.clients`, on their read-only twins only when it imports ``member_read_client``, and on the
+  forensics role only when it imports ``forensics_client``.
 
 A new adapter, a new declaration or a new import flows into the roles at the next synth; the member and forensics
 roles then trust exactly the function roles that may assume them (`stacks.policies.responder_trust`).
@@ -23,6 +24,7 @@ from stacks.catalog import FUNCTIONS, LAMBDA_ROOT, FunctionSpec
 
 CLIENTS_MODULE = "responder.aws.clients"
 MEMBER_CLIENT = "member_client"
+MEMBER_READ_CLIENT = "member_read_client"
 FORENSICS_CLIENT = "forensics_client"
 
 
@@ -34,6 +36,7 @@ class TaskAccess:
     member: bool  # may assume the member role of every member account
     forensics: bool  # may assume the forensics role
     trail_actions: tuple[str, ...] = ()  # the trail queries' actions (granted when the deployment names a table)
+    member_read: bool = False  # may assume the read-only member role of every member account
 
 
 def _path(module: str) -> Path | None:
@@ -84,7 +87,7 @@ def task_access(spec: FunctionSpec) -> TaskAccess:
                 trail.update(getattr(adapter, attr, ()))
     return TaskAccess(key=spec.key, modules=tuple(sorted(seen)), responder_actions=tuple(sorted(actions)),
                       member=MEMBER_CLIENT in client_names, forensics=FORENSICS_CLIENT in client_names,
-                      trail_actions=tuple(sorted(trail)))
+                      trail_actions=tuple(sorted(trail)), member_read=MEMBER_READ_CLIENT in client_names)
 
 
 def all_access() -> dict[str, TaskAccess]:
@@ -93,6 +96,10 @@ def all_access() -> dict[str, TaskAccess]:
 
 def member_tasks() -> tuple[FunctionSpec, ...]:
     return tuple(spec for spec in FUNCTIONS if task_access(spec).member)
+
+
+def member_read_tasks() -> tuple[FunctionSpec, ...]:
+    return tuple(spec for spec in FUNCTIONS if task_access(spec).member_read)
 
 
 def forensics_tasks() -> tuple[FunctionSpec, ...]:
@@ -114,6 +121,8 @@ def assume_role_arns(spec: FunctionSpec, *, partition: str, member_accounts: tup
 
     access = task_access(spec)
     arns = [names.role_arn(partition, a, names.MEMBER_ROLE_NAME) for a in member_accounts] if access.member else []
+    if access.member_read:
+        arns += [names.role_arn(partition, a, names.MEMBER_READ_ROLE_NAME) for a in member_accounts]
     if access.forensics:
         arns.append(names.role_arn(partition, forensics_account, names.FORENSICS_ROLE_NAME))
     return sorted(set(arns))

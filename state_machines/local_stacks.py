@@ -156,6 +156,10 @@ def member_stack(sess: Any, *, region: str, security_account: str, forensics_acc
                                     forensics_account=forensics_account, protected_tag=PROTECTED_TAG)
     role_arn = _role(iam, MEMBER_ROLE_NAME, responder_trust(security_account, external_id, tasks.member_tasks()),
                      policy, tags=PROTECTED)
+    readers = tasks.member_read_tasks()
+    if readers:  # stacks.member_stack: the read-only twin, trusted by Triage alone
+        _role(iam, names.MEMBER_READ_ROLE_NAME, responder_trust(security_account, external_id, readers),
+              policies.member_read_policy(permissions.member_read_actions()), tags=PROTECTED)
     watch = member_watch(sess, account=account)
     return {"role_arn": role_arn, "sharing_key_arn": sharing_key, "deny_all_role_arn": deny_all_role,
             "iam_watch_rule_arns": watch}

@@ -3,7 +3,7 @@ per finding, a pinned cut-off, and the record "in progress" (responder.triage.tr
 from responder.logs import Logger
 
 from responder import records
-from responder.aws.clients import client, member_client
+from responder.aws.clients import client, member_read_client
 from responder.aws.dynamodb import IncidentTable
 from responder.aws.stepfunctions import Executions
 from responder.settings import settings
@@ -39,7 +39,7 @@ def _group_reader(incident: dict, config):
     from responder.journal import Journal
 
     def member(service: str):
-        return member_client(service, account=incident["accountId"], region=incident["region"],
+        return member_read_client(service, account=incident["accountId"], region=incident["region"],
                              partition=incident["partition"], label=incident["incidentId"], settings=config)
 
     return reader(lambda: AutoScaling(member("autoscaling"), Journal()), lambda: Ec2(member("ec2"), Journal()))

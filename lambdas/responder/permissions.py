@@ -44,6 +44,11 @@ def member_actions() -> tuple[str, ...]:
     return _union("MEMBER_ACTIONS")
 
 
+def member_read_actions() -> tuple[str, ...]:
+    """What the read-only member role allows (Triage's reads in a member account)."""
+    return _union("MEMBER_READ_ACTIONS")
+
+
 def forensics_actions() -> tuple[str, ...]:
     return _union("FORENSICS_ACTIONS")
 

@@ -4,7 +4,7 @@ A target is protected when any of these holds:
 
 * it is one of the responder's own roles, by **exact ARN**: the function and state machine roles in the security
   account (``IR_RESPONDER_ROLE_ARNS``), the forensics role (``IR_FORENSICS_ROLE_ARN``), and in the account acted
-  in the member role (``IR_MEMBER_ROLE_NAME``) and the deny-all profile's role, both at path ``/``. Never by a name
+  in the member role (``IR_MEMBER_ROLE_NAME``), its read-only twin (``<name>-read``) and the deny-all profile's role, both at path ``/``. Never by a name
   prefix: an attacker's ``ir-responder-backdoor`` role, or an ``ir-responder-member`` in an account or path the
   stacks did not make, is contained like any other;
 * its ARN matches one of the configured patterns (``IR_PROTECTED_PRINCIPALS``, shell-style wildcards). IAM names
@@ -40,7 +40,7 @@ def own_role_arns(settings: Settings, *, partition: str = "aws", account: str | 
         arns.add(settings.forensics_role_arn)
     if account:
         arns.update(f"arn:{partition}:iam::{account}:role/{name}"
-                    for name in (settings.member_role_name, DENY_ALL_ROLE_NAME))
+                    for name in (settings.member_role_name, settings.member_role_name + "-read", DENY_ALL_ROLE_NAME))
     return frozenset(arns)
 
 

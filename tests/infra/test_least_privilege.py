@@ -247,7 +247,7 @@ def test_each_function_role_grants_exactly_what_its_task_declares(assembly):  # 
     for spec in FUNCTIONS:
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.forensics else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics else set()
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
         assert allowed_actions(statements) == assume | declared | policies.function_extra_actions(declared), spec.key
         _assert_no_wildcard_actions(statements)
@@ -258,10 +258,12 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
 
     config = assembly.config
     members = {f"arn:{P}:iam::{a}:role/{names.MEMBER_ROLE_NAME}" for a in config.member_accounts}
+    readers = {f"arn:{P}:iam::{a}:role/{names.MEMBER_READ_ROLE_NAME}" for a in config.member_accounts}
     forensics = {f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"}
     # Triage reads an attack sequence's Auto Scaling groups in the member account (DescribeAutoScalingGroups,
-    # responder.signals_groups): their instances as AWS has them, never the finding's strings
-    expected = {"Triage": members, "Finalize": forensics, "ContainIdentities": members | forensics,
+    # responder.signals_groups) through the read-only twin of the member role, never the member role (issue 12:
+    # Triage and Finalize assume no member role)
+    expected = {"Triage": readers, "Finalize": forensics, "ContainIdentities": members | forensics,
                 "IsolateInstance": members | forensics, "CollectEvidence": members | forensics}
     assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:
@@ -287,3 +289,37 @@ def test_the_responder_actions_touch_only_the_responders_own_resources(assembly)
                 text = flat(resource)
                 assert text.startswith(owned) or text == policies.executions_arn(
                     P, assembly.config.region, assembly.config.security_account, "ir-responder-containment"), text
+
+
+def test_the_read_only_member_role_reads_and_trusts_triage_alone(assembly):  # noqa: F811
+    """Triage's reads in a member account go through a role that can change nothing, and only Triage may assume it;
+    the member role itself does not trust Triage."""
+    from responder import permissions
+    from stacks.catalog import FUNCTIONS
+
+    triage_arn = names.role_arn(P, assembly.config.security_account,
+                                names.function_role_name(next(s for s in FUNCTIONS if s.key == "Triage")))
+    for stack in assembly.member_stacks:
+        read = role(assembly, stack, names.MEMBER_READ_ROLE_NAME)
+        statements = role_statements(read)
+        assert allowed_actions(statements) == set(permissions.member_read_actions()) == {
+            "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"}
+        assert all(a.split(":", 1)[1].startswith("Describe") for s in statements for a in as_list(s["Action"]))
+        trust = read["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert len(trust) == 1
+        assert [flat(a) for a in as_list(trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"])] == [triage_arn]
+        assert trust[0]["Condition"]["StringEquals"]["sts:ExternalId"] == assembly.config.external_id
+        member_trust = role(assembly, stack, names.MEMBER_ROLE_NAME)["Properties"]["AssumeRolePolicyDocument"]
+        trusted = {flat(a) for s in member_trust["Statement"]
+                   for a in as_list(s["Condition"]["ArnEquals"]["aws:PrincipalArn"])}
+        assert trusted and triage_arn not in trusted
+
+
+def test_the_read_only_role_takes_no_write():
+    with pytest.raises(policies.UnscopedAction, match="ec2:ModifyInstanceAttribute"):
+        policies.member_read_policy(["ec2:DescribeInstances", "ec2:ModifyInstanceAttribute"])
+
+
+def test_the_member_role_cannot_change_its_read_only_twin():
+    guarded = policies.guarded_resources("aws", "111122223333")
+    assert f"arn:aws:iam::111122223333:role/{names.MEMBER_READ_ROLE_NAME}" in guarded

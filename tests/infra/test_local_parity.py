@@ -37,6 +37,7 @@ def deployed():
 
         roles = {
             "member": role(MEMBER, names.MEMBER_ROLE_NAME),
+            "member_read": role(MEMBER, names.MEMBER_READ_ROLE_NAME),
             "forensics": role(FORENSICS, names.FORENSICS_ROLE_NAME),
             **{spec.key: role(None, names.function_role_name(spec)) for spec in FUNCTIONS},
         }
@@ -72,10 +73,12 @@ def test_local_roles_have_the_shipped_names_trust_and_permissions(deployed):
     for spec in FUNCTIONS:
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.forensics else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics else set()
         assert allowed_actions(roles[spec.key]["policies"][0]["Statement"]) == (
             assume | declared | policies.function_extra_actions(declared))
-    for key, specs in (("member", tasks.member_tasks()), ("forensics", tasks.forensics_tasks())):
+    assert allowed_actions(roles["member_read"]["policies"][0]["Statement"]) == set(permissions.member_read_actions())
+    for key, specs in (("member", tasks.member_tasks()), ("member_read", tasks.member_read_tasks()),
+                       ("forensics", tasks.forensics_tasks())):
         (trust,) = roles[key]["trust"]["Statement"]
         assert trust["Condition"] == policies.responder_trust_conditions(
             "aws", "123456789012", "ir-responder", tasks.role_arns("aws", "123456789012", specs))

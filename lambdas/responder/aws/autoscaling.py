@@ -22,6 +22,8 @@ from responder.journal import Journal
 
 MEMBER_ACTIONS = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                   "autoscaling:DetachInstances")
+# What Triage reads through the read-only member role (group_instances: an attack sequence's groups).
+MEMBER_READ_ACTIONS = ("autoscaling:DescribeAutoScalingGroups",)
 GROUP_NAMES_PER_CALL = 50  # DescribeAutoScalingGroups: AutoScalingGroupNames, at most 50 (MaxRecords up to 100)
 
 DETACHABLE = ("InService", "Standby")

@@ -142,6 +142,14 @@ def member_client(service: str, *, account: str, region: str, partition: str, la
     return _role_client(service, arn, region=region, label=label, external_id=settings.external_id)
 
 
+def member_read_client(service: str, *, account: str, region: str, partition: str, label: str,
+                       settings: Any) -> Any:
+    """A client reading in a workload account through the member role's read-only twin (``<member role>-read``:
+    Describe calls only, trusted by Triage alone), never the member role itself."""
+    arn = role_arn(partition, account, settings.member_role_name + "-read")
+    return _role_client(service, arn, region=region, label=label, external_id=settings.external_id)
+
+
 def forensics_client(service: str, *, region: str, label: str, settings: Any) -> Any:
     """A client acting in the forensics account through the forensics role."""
     return _role_client(

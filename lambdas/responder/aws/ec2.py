@@ -45,6 +45,8 @@ CHANGE_ACTIONS = (
     "iam:PassRole",
 )
 MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
+# What Triage reads through the read-only member role (launch_times of an attack sequence's group instances).
+MEMBER_READ_ACTIONS = ("ec2:DescribeInstances",)
 
 PURPOSE_TAG = "ir:purpose"
 QUARANTINE = "quarantine"
