@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from responder.aws.query_engine import pages, poll
+
 LAKE_ACTIONS = ("cloudtrail:CancelQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults",
                 "cloudtrail:StartQuery")
 PAGE_ROWS = 1000
@@ -36,17 +38,11 @@ class Lake:
     def wait(self, query_id: str, *, deadline: float, interval: float = 1.0) -> dict[str, Any]:
         """Poll until the query ends or `deadline` passes (then it is cancelled). Returns ``{"state" (Athena's
         names: SUCCEEDED, FAILED, CANCELLED, TIMED_OUT when we gave up), "reason", "scannedBytes", "polls"}``."""
-        polls, delay = 0, min(0.25, interval)
-        while True:
-            described = self._c.describe_query(EventDataStore=self.event_data_store, QueryId=query_id)
-            polls += 1
-            status = described.get("QueryStatus", "")
-            if status in _STATES or self._monotonic() + delay > deadline:
-                break
-            self._sleep(delay)
-            delay = min(delay * 2, interval)
-        stats = described.get("QueryStatistics") or {}
-        found = {"state": _STATES.get(status, "TIMED_OUT"), "reason": (described.get("ErrorMessage") or "")[:400]
+        answer, polls = poll(lambda: self._c.describe_query(EventDataStore=self.event_data_store, QueryId=query_id),
+                             lambda d: d.get("QueryStatus", ""), tuple(_STATES), deadline=deadline,
+                             monotonic=self._monotonic, sleep=self._sleep, interval=interval)
+        status, stats = answer.get("QueryStatus", ""), answer.get("QueryStatistics") or {}
+        found = {"state": _STATES.get(status, "TIMED_OUT"), "reason": (answer.get("ErrorMessage") or "")[:400]
                  or None, "scannedBytes": stats.get("BytesScanned"), "engineMillis": stats.get("ExecutionTimeInMillis"),
                  "polls": polls}
         if status == "TIMED_OUT":
@@ -57,23 +53,8 @@ class Lake:
 
     def rows(self, query_id: str, *, max_rows: int, deadline: float) -> dict[str, Any]:
         """The result rows as dicts (column -> text), at most `max_rows`: ``{"rows", "pages", "truncated"}``."""
-        params: dict[str, Any] = {"EventDataStore": self.event_data_store, "QueryId": query_id,
-                                  "MaxQueryResults": PAGE_ROWS}
-        rows: list[dict[str, Any]] = []
-        pages, truncated = 0, False
-        while True:
-            page = self._c.get_query_results(**params)
-            pages += 1
-            for row in page.get("QueryResultRows") or []:
-                rows.append({k: v for cell in row for k, v in cell.items()})
-            token = page.get("NextToken")
-            if len(rows) > max_rows:
-                rows, truncated = rows[:max_rows], True
-                break
-            if not token:
-                break
-            if self._monotonic() > deadline:
-                truncated = True
-                break
-            params["NextToken"] = token
-        return {"rows": rows, "pages": pages, "truncated": truncated}
+        return pages(lambda params: self._c.get_query_results(**params),
+                     lambda page, _: [{k: v for cell in row for k, v in cell.items()}
+                                      for row in page.get("QueryResultRows") or []],
+                     {"EventDataStore": self.event_data_store, "QueryId": query_id, "MaxQueryResults": PAGE_ROWS},
+                     max_rows=max_rows, deadline=deadline, monotonic=self._monotonic)
