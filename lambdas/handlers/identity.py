@@ -5,8 +5,9 @@ journal goes to the incident record as it happens, each identity's result into t
 CloudTrail captures into its ``scope``."""
 from responder.logs import Logger
 
-from responder.aws.clients import forensics_client, member_client
+from responder.aws.clients import Clients
 from responder.aws.cloudtrail import CloudTrail
+from responder.aws.dynamodb import incident_table
 from responder.aws.iam import Iam
 from responder.aws.s3 import EvidenceObjects
 from responder.identity import contain_all
@@ -22,25 +23,21 @@ logger = Logger()
 def handler(event: dict, context: object) -> dict:
     incident = event["incident"]
     config = settings()
-    journals = TaskJournal(incident, task="identity")
-
-    def member(service, region=incident["region"]):
-        return member_client(service, account=incident["accountId"], region=region,
-                             partition=incident["partition"], label=incident["incidentId"], settings=config)
+    aws = Clients(config, incident)
+    journals = TaskJournal(incident, task="identity", table=lambda: incident_table(aws, config.incident_table))
 
     def iam_for(journal):
-        return Iam(member("iam"), journals.watch(journal))
+        return Iam(aws.member("iam"), journals.watch(journal))
 
     # Scope before touching (runbook step 2): capture recent CloudTrail activity; a failure never blocks containment.
     scope = capture_all(
-        incident, cloudtrail=lambda region: CloudTrail(member("cloudtrail", region)),
-        bucket=lambda: EvidenceObjects(forensics_client("s3", region=None, label=incident["incidentId"],
-                                                       settings=config), config.evidence_bucket),
-        role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
+        incident, cloudtrail=lambda region: CloudTrail(aws.member("cloudtrail", region)),
+        bucket=lambda: EvidenceObjects(aws.forensics("s3"), config.evidence_bucket),
+        role_arn=lambda name: (Iam(aws.member("iam"), Journal()).get_role(name) or {}).get("Arn"))
     captures = summarize(scope["captures"])
     with journals.recorded_on_failure(first=scope.get("entries") or []):
         result = contain_all(incident, iam_for=iam_for, settings=config,
-                             cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
+                             cloudtrail_for=lambda region: CloudTrail(aws.member("cloudtrail", region)))
     identities = result["identities"]
     entries = list(scope.get("entries") or []) + [dict(e, subject=t.get("target")) for t in identities
                                                   for e in t.get("entries") or []]
@@ -53,4 +50,3 @@ def handler(event: dict, context: object) -> dict:
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
     return {"status": result["status"], "identities": summaries,
             "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")}}
-

@@ -3,8 +3,8 @@ per finding, a pinned cut-off, and the record "in progress" (responder.triage.tr
 from responder.logs import Logger
 
 from responder import records
-from responder.aws.clients import client
-from responder.aws.dynamodb import IncidentTable
+from responder.aws.clients import Clients
+from responder.aws.dynamodb import incident_table
 from responder.aws.stepfunctions import Executions
 from responder.settings import settings
 from responder.triage import triage
@@ -15,12 +15,12 @@ logger = Logger()
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: object) -> dict:
     config = settings()
+    aws = Clients(config)
     execution_id = event.get("executionId", "")
 
     def claim(incident: dict) -> dict:
-        return records.claim(IncidentTable(client("dynamodb"), config.incident_table), incident,
-                             execution_id=execution_id,
-                             execution_status=records.execution_status(Executions(client("stepfunctions"))))
+        return records.claim(incident_table(aws, config.incident_table), incident, execution_id=execution_id,
+                             execution_status=records.execution_status(Executions(aws.own("stepfunctions"))))
 
     incident = triage(event.get("input"), execution_name=event.get("executionName") or "",
                       execution_id=execution_id, settings=config, claim=claim)

@@ -147,3 +147,27 @@ def forensics_client(service: str, *, region: str, label: str, settings: Any) ->
     return _role_client(
         service, settings.forensics_role_arn, region=region, label=label, external_id=settings.external_id
     )
+
+
+class Clients:
+    """The clients of one task invocation, made the same way by every handler: `own(service)` with the function's
+    own role; `member(service, region)` in the incident's account through the member role (region None: the
+    incident's); `forensics(service, region)` in the forensics account through the forensics role (region None: the
+    function's own Region, where the evidence bucket and the custody key live). Role sessions are named after the
+    incident (`label`: another incident's name, for Finalize before it has read the incident)."""
+
+    def __init__(self, settings: Any, incident: dict | None = None):
+        self.settings = settings
+        self.incident = incident or {}
+
+    def own(self, service: str) -> Any:
+        return client(service)
+
+    def member(self, service: str, region: str | None = None) -> Any:
+        incident = self.incident
+        return member_client(service, account=incident["accountId"], region=region or incident["region"],
+                             partition=incident["partition"], label=incident["incidentId"], settings=self.settings)
+
+    def forensics(self, service: str, region: str | None = None, *, label: str | None = None) -> Any:
+        return forensics_client(service, region=region, label=label or self.incident["incidentId"],
+                                settings=self.settings)

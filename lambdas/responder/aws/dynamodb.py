@@ -12,7 +12,7 @@ from typing import Any, Iterator
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from responder.errors import error_code
+from responder.errors import IncidentRecordError, error_code
 
 # IAM actions this adapter calls, for the functions' role (see responder.permissions). Scan is the CLI's, which
 # runs with a person's credentials, not with a function role.
@@ -121,3 +121,11 @@ class IncidentTable:
                 seen += 1
                 if seen >= max_items:
                     return
+
+
+def incident_table(clients: Any, name: str) -> IncidentTable:
+    """The deployment's incident table `name` through the function's own role (`clients.own`, responder.aws.clients);
+    IncidentRecordError when the deployment names none."""
+    if not name:
+        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured")
+    return IncidentTable(clients.own("dynamodb"), name)
