@@ -18,9 +18,12 @@ def handler(event: dict, context: object) -> dict:
     aws = Clients(config)
     execution_id = event.get("executionId", "")
 
+    def status(arn: str) -> str:  # a Step Functions client only when an earlier execution must be checked
+        return records.execution_status(Executions(aws.own("stepfunctions")))(arn)
+
     def claim(incident: dict) -> dict:
         return records.claim(incident_table(aws, config.incident_table), incident, execution_id=execution_id,
-                             execution_status=records.execution_status(Executions(aws.own("stepfunctions"))))
+                             execution_status=status)
 
     incident = triage(event.get("input"), execution_name=event.get("executionName") or "",
                       execution_id=execution_id, settings=config, claim=claim)

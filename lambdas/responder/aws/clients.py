@@ -11,6 +11,7 @@ refresh.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from datetime import datetime, timezone
@@ -49,13 +50,43 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _Services:
+    """The services a loader knows for one data type, as botocore's `list_available_services` answers it, but
+    `service in` looks only in that service's own folders: botocore walks all ~400 service folders of its data
+    (once per data type: service model, endpoint rules) just to check that the one asked for exists."""
+
+    def __init__(self, loader: Loader, type_name: str):
+        self._loader, self._type = loader, type_name
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, service: object) -> bool:
+        if not isinstance(service, str):
+            return False
+        if service not in self._known:
+            self._known[service] = any(
+                self._loader.file_loader.exists(os.path.join(folder, version, self._type))
+                for folder in self._loader._potential_locations(service, must_exist=True, is_dir=True)
+                for version in os.listdir(folder))
+        return self._known[service]
+
+    def __iter__(self):  # only for botocore's UnknownServiceError message (and listings): the full walk
+        return iter(Loader.list_available_services(self._loader, self._type))
+
+
+class _LeanLoader(Loader):
+    """botocore's loader with the lean data first (aws/service_models.py) and no walk of every service folder."""
+
+    def list_available_services(self, type_name: str) -> _Services:  # type: ignore[override]
+        return _Services(self, type_name)
+
+
 def _base_session() -> botocore.session.Session:
     """The one session every client is made from: botocore's own (boto3's adds only its S3 transfer methods and
-    resource handlers, which the responder does not use). Its loader reads the lean service models first
-    (aws/service_models.py): a cold start parses kilobytes of model instead of megabytes."""
+    resource handlers, which the responder does not use). Its loader reads the lean service models and endpoint
+    data first (aws/service_models.py): a cold start parses kilobytes of model instead of megabytes."""
     if not _base:
         core = botocore.session.Session()
-        core.register_component("data_loader", Loader(extra_search_paths=[str(LEAN_MODELS)]))
+        core.register_component("data_loader", _LeanLoader(extra_search_paths=[str(LEAN_MODELS)]))
         _base.append(core)
     return _base[0]
 
