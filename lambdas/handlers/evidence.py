@@ -6,7 +6,7 @@ Returns ``{"done", "waitSeconds", "summary": TargetSummary, "state": the chain's
 from responder.logs import Logger
 
 from responder.adapters import Adapters
-from responder.aws.clients import Clients
+from responder.aws.clients import Clients, forensics_client, member_client
 from responder.aws.dynamodb import incident_table
 from responder.aws.ebs import EbsBlocks
 from responder.aws.snapshots import Snapshots, key_arn
@@ -22,7 +22,7 @@ logger = Logger()
 def handler(event: dict, context: object) -> dict:
     incident, instance_id = event["incident"], event["instanceId"]
     config = settings()
-    aws = Clients(config, incident)
+    aws = Clients(config, incident, member=member_client, forensics=forensics_client)
     journals = TaskJournal(incident, task="evidence", subject=instance_id,
                            table=lambda: incident_table(aws, config.incident_table))
     journal = journals.watch(Journal(dry_run=bool(incident.get("dryRun"))))

@@ -2,7 +2,7 @@
 Never undoes anything (responder.finalize)."""
 from responder.logs import Logger
 
-from responder.aws.clients import Clients
+from responder.aws.clients import Clients, forensics_client
 from responder.aws.dynamodb import incident_table
 from responder.aws.kms import CustodyKey
 from responder.aws.s3 import EvidenceObjects
@@ -17,7 +17,7 @@ logger = Logger()
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: object) -> dict:
     config = settings()
-    aws = Clients(config)
+    aws = Clients(config, forensics=forensics_client)
     summary = finalize(
         event["state"], execution_id=event.get("executionId", ""), table_name=config.incident_table,
         table=(lambda: incident_table(aws, config.incident_table)) if config.incident_table else None,

@@ -5,7 +5,7 @@ journal goes to the incident record as it happens, each identity's result into t
 CloudTrail captures into its ``scope``."""
 from responder.logs import Logger
 
-from responder.aws.clients import Clients
+from responder.aws.clients import Clients, forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
 from responder.aws.dynamodb import incident_table
 from responder.aws.iam import Iam
@@ -23,7 +23,7 @@ logger = Logger()
 def handler(event: dict, context: object) -> dict:
     incident = event["incident"]
     config = settings()
-    aws = Clients(config, incident)
+    aws = Clients(config, incident, member=member_client, forensics=forensics_client)
     journals = TaskJournal(incident, task="identity", table=lambda: incident_table(aws, config.incident_table))
 
     def iam_for(journal):

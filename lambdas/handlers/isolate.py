@@ -10,7 +10,7 @@ from responder.logs import Logger
 
 from responder.adapters import Adapters
 from responder.aws.autoscaling import AutoScaling
-from responder.aws.clients import Clients
+from responder.aws.clients import Clients, forensics_client, member_client
 from responder.aws.dynamodb import incident_table
 from responder.aws.ec2 import Ec2
 from responder.aws.elb import ClassicLoadBalancers, TargetGroups
@@ -44,7 +44,7 @@ def adapters(journal: Journal, member: Callable[[str], Any], config: Settings,
 def handler(event: dict, context: object) -> dict:
     incident, instance_id = event["incident"], event["instanceId"]
     config = settings()
-    aws = Clients(config, incident)
+    aws = Clients(config, incident, member=member_client, forensics=forensics_client)
     journals = TaskJournal(incident, task="isolation", subject=instance_id,
                            table=lambda: incident_table(aws, config.incident_table))
 

@@ -49,11 +49,18 @@ def test_the_domain_is_the_whole_package_but_the_adapters():
 
 @pytest.mark.parametrize("path", HANDLERS, ids=lambda p: p.name)
 def test_every_handler_builds_its_clients_the_same_way(path):
-    """One `Clients` per invocation (own role, member role, forensics role), never a client made by hand."""
+    """One `Clients` per invocation (own role, member role, forensics role), never a client made by hand; the role
+    factories it is given (`member_client`, `forensics_client`: what stacks/tasks.py grants sts:AssumeRole for)
+    only go into it."""
     tree = ast.parse(path.read_text())
     from_clients = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                     and n.module == "responder.aws.clients" for a in n.names}
-    assert from_clients == {"Clients"}
+    assert "Clients" in from_clients and from_clients <= {"Clients", "member_client", "forensics_client"}
+    given = {k.arg: getattr(k.value, "id", None) for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "Clients" for k in n.keywords}
+    assert {v for k, v in given.items() if k in ("member", "forensics")} == from_clients - {"Clients"}
+    used = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in ("member_client", "forensics_client")]
+    assert sorted(used) == sorted(from_clients - {"Clients"})  # each used once: handed to Clients
     assert not any(isinstance(n, ast.Import) and any(a.name.startswith(("boto3", "botocore")) for a in n.names)
                    or isinstance(n, ast.ImportFrom) and (n.module or "").startswith(("boto3", "botocore"))
                    for n in ast.walk(tree))
@@ -73,6 +80,18 @@ def test_every_handler_builds_its_clients_the_same_way(path):
 ])
 def test_the_check_finds_every_way_of_importing_them(source):
     assert forbidden_imports(source)
+
+
+def test_a_task_that_does_not_act_in_an_account_cannot_make_its_clients():
+    from responder.aws.clients import Clients
+    from responder.settings import Settings
+
+    aws = Clients(Settings.from_env({}), {"incidentId": "i", "accountId": "444455556666", "region": "eu-west-1",
+                                          "partition": "aws"})
+    with pytest.raises(RuntimeError, match="member"):
+        aws.member("iam")
+    with pytest.raises(RuntimeError, match="forensics"):
+        aws.forensics("s3")
 
 
 def test_the_check_leaves_the_domain_s_own_imports_alone():

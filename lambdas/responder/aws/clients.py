@@ -185,20 +185,28 @@ class Clients:
     own role; `member(service, region)` in the incident's account through the member role (region None: the
     incident's); `forensics(service, region)` in the forensics account through the forensics role (region None: the
     function's own Region, where the evidence bucket and the custody key live). Role sessions are named after the
-    incident (`label`: another incident's name, for Finalize before it has read the incident)."""
+    incident (`label`: another incident's name, for Finalize before it has read the incident).
 
-    def __init__(self, settings: Any, incident: dict | None = None):
+    A handler passes `member_client` / `forensics_client` only if its task acts there: that import is what gives
+    its function role sts:AssumeRole on those roles (stacks/tasks.py), and without it the method refuses."""
+
+    def __init__(self, settings: Any, incident: dict | None = None, *, member: Any = None, forensics: Any = None):
         self.settings = settings
         self.incident = incident or {}
+        self._member, self._forensics = member, forensics
 
     def own(self, service: str) -> Any:
         return client(service)
 
     def member(self, service: str, region: str | None = None) -> Any:
+        if self._member is None:
+            raise RuntimeError("this task does not act in member accounts (no member_client given)")
         incident = self.incident
-        return member_client(service, account=incident["accountId"], region=region or incident["region"],
-                             partition=incident["partition"], label=incident["incidentId"], settings=self.settings)
+        return self._member(service, account=incident["accountId"], region=region or incident["region"],
+                            partition=incident["partition"], label=incident["incidentId"], settings=self.settings)
 
     def forensics(self, service: str, region: str | None = None, *, label: str | None = None) -> Any:
-        return forensics_client(service, region=region, label=label or self.incident["incidentId"],
-                                settings=self.settings)
+        if self._forensics is None:
+            raise RuntimeError("this task does not act in the forensics account (no forensics_client given)")
+        return self._forensics(service, region=region, label=label or self.incident["incidentId"],
+                               settings=self.settings)
