@@ -195,6 +195,10 @@ class Clients:
         self.incident = incident or {}
         self._member, self._forensics = member, forensics
 
+    def of(self, incident: dict) -> "Clients":
+        """The same clients for `incident` (Triage: known only once the input is normalized)."""
+        return Clients(self.settings, incident, member=self._member, forensics=self._forensics)
+
     def own(self, service: str) -> Any:
         return client(service)
 
