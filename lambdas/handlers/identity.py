@@ -10,6 +10,7 @@ from responder.aws.clients import Clients, forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
 from responder.aws.dynamodb import incident_table
 from responder.aws.iam import Iam
+from responder.aws.lake import Lake
 from responder.aws.s3 import EvidenceObjects
 from responder.identity import contain_all
 from responder.journal import Journal
@@ -39,6 +40,9 @@ def handler(event: dict, context: object) -> dict:
                       date_partition=config.trail_date_partition,
                       engine=lambda: Athena(aws.own("athena"), workgroup=config.trail_workgroup,  # the stack's Region
                                             database=config.trail_database))
+    elif config.trail_event_data_store:
+        trail = Trail(event_data_store=config.trail_event_data_store,
+                      engine=lambda: Lake(aws.own("cloudtrail"), event_data_store=config.trail_event_data_store))
     sources = dict(
         cloudtrail=lambda region: CloudTrail(aws.member("cloudtrail", region)),
         bucket=lambda: EvidenceObjects(aws.forensics("s3"), config.evidence_bucket),
