@@ -5,10 +5,12 @@ Returns ``{"done", "waitSeconds", "summary": TargetSummary, "state": the chain's
 (responder.shapes); the journal goes to the incident record as it happens, the state into the record's ``results``."""
 from responder.logs import Logger
 
-from responder.aws.clients import forensics_client, member_client
+from responder.adapters import Adapters
+from responder.aws.clients import Clients, forensics_client, member_client
+from responder.aws.dynamodb import incident_table
 from responder.aws.ebs import EbsBlocks
 from responder.aws.snapshots import Snapshots, key_arn
-from responder.evidence import Adapters, collect
+from responder.evidence import collect
 from responder.journal import Journal
 from responder.settings import settings
 from responder.tasks import TaskJournal, evidence_summary
@@ -20,20 +22,21 @@ logger = Logger()
 def handler(event: dict, context: object) -> dict:
     incident, instance_id = event["incident"], event["instanceId"]
     config = settings()
-    journals = TaskJournal(incident, task="evidence", subject=instance_id)
+    aws = Clients(config, incident, member=member_client, forensics=forensics_client)
+    journals = TaskJournal(incident, task="evidence", subject=instance_id,
+                           table=lambda: incident_table(aws, config.incident_table))
     journal = journals.watch(Journal(dry_run=bool(incident.get("dryRun"))))
-    where = {"region": incident["region"], "label": incident["incidentId"], "settings": config}
-    in_member = dict(where, account=incident["accountId"], partition=incident["partition"])
+    region, partition = incident["region"], incident["partition"]
     forensics_account = config.forensics_account or incident["accountId"]
 
     adapters = Adapters(
-        member=lambda: Snapshots(member_client("ec2", **in_member), journal, account=incident["accountId"],
-                                 region=incident["region"], partition=incident["partition"]),
-        forensics=lambda: Snapshots(forensics_client("ec2", **where), journal, account=forensics_account,
-                                    region=incident["region"], partition=incident["partition"]),
-        member_blocks=lambda: EbsBlocks(member_client("ebs", **in_member)),
-        forensics_blocks=lambda: EbsBlocks(forensics_client("ebs", **where)),
-        sharing_key=lambda: key_arn(member_client("kms", **in_member), config.sharing_key_alias),
+        member=lambda: Snapshots(aws.member("ec2"), journal, account=incident["accountId"], region=region,
+                                 partition=partition),
+        forensics=lambda: Snapshots(aws.forensics("ec2", region), journal, account=forensics_account,
+                                    region=region, partition=partition),
+        member_blocks=lambda: EbsBlocks(aws.member("ebs")),
+        forensics_blocks=lambda: EbsBlocks(aws.forensics("ebs", region)),
+        sharing_key=lambda: key_arn(aws.member("kms"), config.sharing_key_alias),
     )
     previous = (event.get("evidence") or {}).get("state") or {}
     isolation = event.get("isolation") or {}

@@ -6,10 +6,11 @@ CloudTrail captures into its ``scope``."""
 from responder.logs import Logger
 
 from responder.aws.athena import Athena
-from responder.aws.clients import client, forensics_client, member_client
+from responder.aws.clients import Clients, forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
-from responder.aws.lake import Lake
+from responder.aws.dynamodb import incident_table
 from responder.aws.iam import Iam
+from responder.aws.lake import Lake
 from responder.aws.s3 import EvidenceObjects
 from responder.identity import contain_all
 from responder.journal import Journal
@@ -25,14 +26,11 @@ logger = Logger()
 def handler(event: dict, context: object) -> dict:
     incident = event["incident"]
     config = settings()
-    journals = TaskJournal(incident, task="identity")
-
-    def member(service, region=incident["region"]):
-        return member_client(service, account=incident["accountId"], region=region,
-                             partition=incident["partition"], label=incident["incidentId"], settings=config)
+    aws = Clients(config, incident, member=member_client, forensics=forensics_client)
+    journals = TaskJournal(incident, task="identity", table=lambda: incident_table(aws, config.incident_table))
 
     def iam_for(journal):
-        return Iam(member("iam"), journals.watch(journal))
+        return Iam(aws.member("iam"), journals.watch(journal))
 
     # Scope before touching (runbook step 2): capture recent CloudTrail activity, or start the principal's query on
     # the organization trail (collected after containment); a failure never blocks containment.
@@ -40,20 +38,19 @@ def handler(event: dict, context: object) -> dict:
     if config.trail_database and config.trail_table and config.trail_workgroup:
         trail = Trail(database=config.trail_database, table=config.trail_table, workgroup=config.trail_workgroup,
                       date_partition=config.trail_date_partition,
-                      engine=lambda: Athena(client("athena"), workgroup=config.trail_workgroup,  # the stack's Region
+                      engine=lambda: Athena(aws.own("athena"), workgroup=config.trail_workgroup,  # the stack's Region
                                             database=config.trail_database))
     elif config.trail_event_data_store:
         trail = Trail(event_data_store=config.trail_event_data_store,
-                      engine=lambda: Lake(client("cloudtrail"), event_data_store=config.trail_event_data_store))
+                      engine=lambda: Lake(aws.own("cloudtrail"), event_data_store=config.trail_event_data_store))
     sources = dict(
-        cloudtrail=lambda region: CloudTrail(member("cloudtrail", region)),
-        bucket=lambda: EvidenceObjects(forensics_client("s3", region=None, label=incident["incidentId"],
-                                                       settings=config), config.evidence_bucket),
-        role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
+        cloudtrail=lambda region: CloudTrail(aws.member("cloudtrail", region)),
+        bucket=lambda: EvidenceObjects(aws.forensics("s3"), config.evidence_bucket),
+        role_arn=lambda name: (Iam(aws.member("iam"), Journal()).get_role(name) or {}).get("Arn"))
     scope = capture_all(incident, trail=trail, **sources)
     with journals.recorded_on_failure(first=scope.get("entries") or []):
         result = contain_all(incident, iam_for=iam_for, settings=config,
-                             cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
+                             cloudtrail_for=lambda region: CloudTrail(aws.member("cloudtrail", region)))
     first = len(scope.get("entries") or [])
     seconds_left = lambda: context.get_remaining_time_in_millis() / 1000 - 15  # noqa: E731 - record + return
     scope = complete_trail(incident, scope, trail=trail, **sources, time_left=seconds_left,
@@ -72,4 +69,3 @@ def handler(event: dict, context: object) -> dict:
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
     return {"status": result["status"], "identities": summaries,
             "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")}}
-

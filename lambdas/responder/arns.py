@@ -1,8 +1,14 @@
-"""The conversions isolation and evidence both need: EC2 ARNs, tag lists and maps, the EBS volumes of an instance.
+"""The conversions isolation and evidence both need: EC2 ARNs, tag lists and maps, the EBS volumes of an instance;
+and the names of the responder's own security groups (isolation decides with them, the EC2 adapter writes them).
 Pure functions on plain data (no AWS call, no import of `responder.aws`)."""
 from __future__ import annotations
 
 from typing import Any, Iterable
+
+PURPOSE_TAG = "ir:purpose"  # on the responder's security groups: found by this tag, never by name
+QUARANTINE = "quarantine"
+UNTRACK = "untrack-flows"
+GROUP_NAMES = {QUARANTINE: "ir-quarantine", UNTRACK: "ir-untrack-flows"}  # name prefixes: a suffix is added
 
 
 def ec2_arn(kind: str, resource_id: str, *, account: str, region: str, partition: str = "aws") -> str:

@@ -25,7 +25,7 @@ auto-pagination, hence the loop)::
         T=$(jq -r '.NextToken // empty' <<<"$P"); [ -n "$T" ] || break
       done; } | sha256sum
 
-or with this module: ``python -m responder.blocklist snap-0123456789abcdef0`` (from the ``lambdas`` folder).
+or with ``python -m responder.aws.ebs snap-0123456789abcdef0`` (from the ``lambdas`` folder).
 
 Streaming and resuming
 ----------------------
@@ -382,24 +382,3 @@ def hash_listing(lister: Lister, snapshot_id: str, *, resume: dict | None = None
         if token is None:
             return {"done": True, "digest": running.digest(), "blocks": running.blocks, "pages": running.pages,
                     "volumeSize": running.volume_size, "blockSize": running.block_size}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m responder.blocklist snap-... [--region R]``: print a snapshot's block-list digest."""
-    import argparse
-
-    import boto3
-
-    from responder.aws.ebs import EbsBlocks
-
-    parser = argparse.ArgumentParser(description="SHA-256 of an EBS snapshot's canonical block list")
-    parser.add_argument("snapshot_id")
-    parser.add_argument("--region")
-    args = parser.parse_args(argv)
-    result = hash_listing(EbsBlocks(boto3.client("ebs", region_name=args.region)), args.snapshot_id)
-    print(f"{result['digest']}  {args.snapshot_id} ({result['blocks']} blocks, engine {engine().name})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

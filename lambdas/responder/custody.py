@@ -20,6 +20,8 @@ from typing import Any
 
 CUSTODY_VERSION = 1
 SIGNATURE_SUFFIX = ".sig.json"
+SIGNING_ALGORITHM = "ECDSA_SHA_256"  # the custody key is ECC_NIST_P256 (stacks.forensics_stack)
+MESSAGE_TYPE = "DIGEST"  # the SHA-256 of the manifest's exact bytes is signed, not the bytes
 
 
 def signature_key(manifest_key: str) -> str:
@@ -33,8 +35,6 @@ def digest(body: bytes) -> bytes:
 
 def signature_document(*, key_id: str, signature: bytes, stored: dict[str, Any], body: bytes,
                        signed_at: str) -> dict[str, Any]:
-    from responder.aws.kms import MESSAGE_TYPE, SIGNING_ALGORITHM
-
     return {
         "custodyVersion": CUSTODY_VERSION,
         "manifest": {"bucket": stored.get("bucket"), "key": stored.get("key"), "versionId": stored.get("versionId"),

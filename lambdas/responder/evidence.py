@@ -52,6 +52,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
+from responder.adapters import Adapters
 from responder.arns import ebs_volumes, tag_map
 from responder.blocklist import BlockListError, hash_listing
 from responder.errors import AccountAccessError, error_code, recorded
@@ -156,30 +157,10 @@ def is_planned(snapshot_id: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Adapters, lazily built (a role is assumed only when its side is needed)
+# Adapters (responder.adapters, built by the handler): ``member`` and ``forensics`` (Snapshots in each account),
+# ``member_blocks`` and ``forensics_blocks`` (EbsBlocks), ``sharing_key`` (the key ARN copies are shared under),
+# each made on first use: a role is assumed only when its side is needed.
 # --------------------------------------------------------------------------------------------------------
-class Adapters:
-    """The four adapters and the sharing key, each made on first use from a zero-argument factory."""
-
-    def __init__(self, *, member: Callable[[], Any], forensics: Callable[[], Any],
-                 member_blocks: Callable[[], Any], forensics_blocks: Callable[[], Any],
-                 sharing_key: Callable[[], str]):
-        self._factories = {"member": member, "forensics": forensics, "member_blocks": member_blocks,
-                           "forensics_blocks": forensics_blocks, "sharing_key": sharing_key}
-        self._made: dict[str, Any] = {}
-
-    def _get(self, name: str) -> Any:
-        if name not in self._made:
-            self._made[name] = self._factories[name]()
-        return self._made[name]
-
-    member = property(lambda self: self._get("member"))
-    forensics = property(lambda self: self._get("forensics"))
-    member_blocks = property(lambda self: self._get("member_blocks"))
-    forensics_blocks = property(lambda self: self._get("forensics_blocks"))
-    sharing_key = property(lambda self: self._get("sharing_key"))
-
-
 class _Deferred(Exception):
     pass
 

@@ -36,13 +36,14 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from responder.aws.iam import Iam
 from responder.errors import best_effort, error_code, is_transient, recorded
 from responder.journal import Journal
 from responder.policies import covers, revoke_cutoff, revoke_older_sessions
 from responder.protection import TAG_UNVERIFIED, UNVERIFIABLE, protected_reason, tag_claim, tagged
 from responder.scope import lookup_regions, window
 from responder.settings import DENY_ALL_POLICY_NAME, REVOKE_POLICY_NAME, Settings
+
+Iam = Any  # the IAM adapter (responder.aws.iam.Iam), built by the handler: the domain never imports responder.aws
 
 DENY_ALL = {"Version": "2012-10-17", "Statement": [
     {"Sid": "IrQuarantineDenyAll", "Effect": "Deny", "Action": "*", "Resource": "*"}]}

@@ -42,17 +42,10 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from functools import cached_property
 from typing import Any, Callable, Iterable
 
 from responder import network_acl
-from responder.arns import ebs_volumes, instance_arn, tag_map
-from responder.aws import autoscaling
-from responder.aws.autoscaling import AutoScaling
-from responder.aws.ec2 import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK, Ec2
-from responder.aws.elb import ClassicLoadBalancers, TargetGroups
-from responder.aws.evidence_bucket import WriteOnceBucket
-from responder.aws.iam import Iam
+from responder.arns import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK, ebs_volumes, instance_arn, tag_map
 from responder.errors import AccountAccessError, recorded
 from responder.identity import revoke
 from responder.journal import Journal, StepFailed, iso, utcnow
@@ -75,50 +68,33 @@ Rule = tuple  # (protocol, from_port, to_port, kind, value): one normalized secu
 
 
 # --------------------------------------------------------------------------------------------------------
-# Adapters, built lazily: an instance that is gone or protected costs one EC2 client, not six.
-# --------------------------------------------------------------------------------------------------------
-class Adapters:
-    """The AWS adapters of one isolation. `member(service)` gives a client in the instance's account,
-    `forensics(service)` one in the forensics account (None: no evidence bucket is written)."""
-
-    def __init__(self, journal: Journal, member: Callable[[str], Any], settings: Settings,
-                 forensics: Callable[[str], Any] | None = None):
-        self._j = journal
-        self._member = member
-        self._forensics = forensics
-        self._settings = settings
-
-    @cached_property
-    def ec2(self) -> Ec2:
-        return Ec2(self._member("ec2"), self._j)
-
-    @cached_property
-    def autoscaling(self) -> AutoScaling:
-        return AutoScaling(self._member("autoscaling"), self._j)
-
-    @cached_property
-    def classic(self) -> ClassicLoadBalancers:
-        return ClassicLoadBalancers(self._member("elb"), self._j)
-
-    @cached_property
-    def target_groups(self) -> TargetGroups:
-        return TargetGroups(self._member("elbv2"), self._j)
-
-    @cached_property
-    def iam(self) -> Iam:
-        return Iam(self._member("iam"), self._j)
-
-    @cached_property
-    def evidence(self) -> WriteOnceBucket | None:
-        if not (self._settings.evidence_bucket and self._forensics):
-            return None
-        return WriteOnceBucket(self._forensics("s3"), self._j, self._settings.evidence_bucket,
-                              owner=self._settings.forensics_account)
-
-
-# --------------------------------------------------------------------------------------------------------
+# Adapters (responder.adapters, built by the handler: handlers/isolate.py `adapters`): ``ec2``, ``autoscaling``,
+# ``classic`` and ``target_groups`` (load balancers), ``iam``, ``evidence`` (the write-once evidence bucket, None
+# when the deployment has none), each made on first use: an instance that is gone or protected costs one EC2
+# client, not six.
+#
 # Pure decisions
 # --------------------------------------------------------------------------------------------------------
+# Auto Scaling lifecycle states (API reference, LifecycleState): DetachInstances accepts only InService and Standby.
+DETACHABLE = ("InService", "Standby")
+# Lifecycle states in which the instance is already leaving (or has left) its group.
+LEAVING = ("Detaching", "Detached", "Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated")
+# On the way to InService or Standby: wait for it.
+SETTLING = ("Pending", "Pending:Wait", "Pending:Proceed", "EnteringStandby", "Quarantined", "ReplacingRootVolume",
+            "ReplacingRootVolume:Wait", "ReplacingRootVolume:Proceed", "RootVolumeReplaced")
+
+
+def scaling_kind(state: str | None) -> str:
+    """'detach', 'wait', 'leaving' or 'stuck' (warm pool, retained, unknown) for a lifecycle state."""
+    if state in DETACHABLE:
+        return "detach"
+    if state in SETTLING:
+        return "wait"
+    if state in LEAVING:
+        return "leaving"
+    return "stuck"
+
+
 def metadata_key(incident_id: str, instance_id: str) -> str:
     return f"incidents/{incident_id}/instances/{instance_id}/metadata.json"
 
@@ -361,7 +337,7 @@ def _try_detach(a: Any, journal: Journal, instance_id: str, membership: dict | N
         journal.note("unchanged", instance_id, detail="in no Auto Scaling group")
         return None
     group, state = membership["AutoScalingGroupName"], membership.get("LifecycleState")
-    what = autoscaling.kind(state)
+    what = scaling_kind(state)
     if what == "leaving":
         journal.note("unchanged", instance_id, detail=f"already leaving {group} ({state})")
         return None
@@ -403,7 +379,7 @@ def _finish_detach(a: Any, journal: Journal, instance_id: str, membership: dict,
             sleep(delay)
             latest = a.autoscaling.membership(instance_id)
             if latest is not None and latest.get("LifecycleState") == membership.get("LifecycleState") \
-                    and autoscaling.kind(latest.get("LifecycleState")) == "wait":
+                    and scaling_kind(latest.get("LifecycleState")) == "wait":
                 continue  # no news: no second "waiting" entry
             membership = _try_detach(a, journal, instance_id, latest)
             if membership is None:
@@ -625,7 +601,7 @@ DEFAULT_BUDGET = 60.0  # seconds a settling Auto Scaling instance is waited for 
 def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal], Any],
             settings: Settings, time_left: Callable[[], float] | None = None,
             sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Isolate one instance of `incident`; `adapters_for(journal)` gives the adapters (see `Adapters`).
+    """Isolate one instance of `incident`; `adapters_for(journal)` gives the adapters (above).
     `time_left()`: seconds the task may still wait (Auto Scaling), default DEFAULT_BUDGET from now."""
     if time_left is None:
         until = time.monotonic() + DEFAULT_BUDGET

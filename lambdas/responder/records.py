@@ -499,19 +499,20 @@ def append(table: Any, incident: dict[str, Any], entries: list[dict[str, Any]], 
     return bool(batch) and run(False, with_result)  # the timeline is full (or the item does not exist)
 
 
-def record_task(incident: dict[str, Any], *, task: str, entries: list[dict[str, Any]], table: Any = None,
+def record_task(incident: dict[str, Any], *, task: str, entries: list[dict[str, Any]], table: Any,
                 subject: str | None = None, results: dict[str, dict[str, Any]] | None = None,
                 fields: dict[str, Any] | None = None) -> bool:
     """Best effort, for a task's handler: append the journal entries of this invocation (and the target's result)
     as they happen. A failure is logged, never raised: the record is bookkeeping and must not fail containment;
     the summary then says ``recorded: false`` and Finalize reports it. Skipped for duplicates (their record belongs
-    to the first execution)."""
+    to the first execution). `table`: the incident table, or a zero-argument factory of it (made only when there
+    is something to write; a table that cannot be made is a write that failed)."""
     if incident.get("disposition") == "duplicate":
         return False
     if not entries and not fields and not results:
         return True
     try:
-        if not append(table or default_table(), incident, entries, task=task, fields=fields, results=results,
+        if not append(table() if callable(table) else table, incident, entries, task=task, fields=fields, results=results,
                       subject=subject):
             logger.warning("incident record %s does not exist: not updated (%s)", incident.get("incidentId"), task)
             return False
@@ -527,18 +528,6 @@ def journal(item: dict[str, Any] | None, execution_id: str | None) -> list[dict[
     """This execution's timeline entries in the record (what its tasks appended as they ran), in order."""
     me = execution_name(execution_id)
     return [e for e in (item or {}).get("timeline") or [] if e.get("execution") == me]
-
-
-def default_table() -> Any:
-    """The incident table of this deployment (settings), through the function's own role."""
-    from responder.aws.clients import client
-    from responder.aws.dynamodb import IncidentTable
-    from responder.settings import settings
-
-    name = settings().incident_table
-    if not name:
-        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured")
-    return IncidentTable(client("dynamodb"), name)
 
 
 # -- outcome (Finalize) ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ carries (responder.shapes). See docs/ARCHITECTURE.md ("Payload bound").
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from responder import records, shapes
 from responder.errors import TransientAwsError
@@ -14,9 +14,10 @@ from responder.journal import Journal
 
 
 class TaskJournal:
-    """The journals of one task invocation for one subject (an instance, or the incident's identities)."""
+    """The journals of one task invocation for one subject (an instance, or the incident's identities), recorded in
+    the incident table that `table()` makes (the handler's factory: made on first use)."""
 
-    def __init__(self, incident: dict[str, Any], *, task: str, subject: str | None = None, table: Any = None):
+    def __init__(self, incident: dict[str, Any], *, task: str, table: Callable[[], Any], subject: str | None = None):
         self.incident = incident
         self.task = task
         self.subject = subject
@@ -58,7 +59,7 @@ class TaskJournal:
         if attempt <= 0 or self.incident.get("disposition") == "duplicate":
             return []
         try:
-            item = (self.table or records.default_table()).get(self.incident["incidentId"])
+            item = self.table().get(self.incident["incidentId"])
         except Exception:  # noqa: BLE001 - bookkeeping: the retry's own result stands
             return []
         return [e for e in records.journal(item, self.incident.get("executionId"))

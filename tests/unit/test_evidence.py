@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from responder import evidence
-from responder.evidence import Adapters, collect, isolation_gate, wait_seconds
+from responder.adapters import Adapters
+from responder.evidence import collect, isolation_gate, wait_seconds
 from responder.settings import Settings
 
 EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:ir-responder-containment:run-1"

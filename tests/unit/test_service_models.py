@@ -41,3 +41,48 @@ def test_lean_clients_keep_their_service_s_name_paginators_and_exceptions():
     sfn = clients._base_session().create_client("stepfunctions", region_name="us-east-1")
     assert sfn.exceptions.ExecutionDoesNotExist
     assert all(xform_name(op) in service_models.code_tokens() for op in ec2.meta.service_model.operation_names)
+
+
+REGIONS = ("us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1")
+
+
+def test_lean_clients_resolve_the_same_endpoints_and_signing_as_botocore_s_own():
+    """The lean endpoint data (endpoints.json with the responder's services only) changes nothing for them: same
+    URL, signing name and signing Region in every partition, global services (IAM, STS) included."""
+    import botocore.session
+
+    full = botocore.session.Session()
+    for service in service_models.SERVICES:
+        for region in REGIONS:
+            lean = clients._base_session().create_client(service, region_name=region, aws_access_key_id="x",
+                                                          aws_secret_access_key="x")
+            theirs = full.create_client(service, region_name=region, aws_access_key_id="x", aws_secret_access_key="x")
+            assert (lean.meta.endpoint_url, lean.meta.region_name, lean._request_signer._signing_name,
+                    lean._request_signer._region_name) == (
+                theirs.meta.endpoint_url, theirs.meta.region_name, theirs._request_signer._signing_name,
+                theirs._request_signer._region_name), (service, region)
+
+
+def test_every_service_the_code_makes_a_client_for_has_lean_data():
+    """A client for a service outside SERVICES would get botocore's full model but no endpoint data (the lean
+    endpoints.json is first on the search path): add the service to SERVICES and regenerate."""
+    import re
+
+    made = set()
+    for path in sorted(service_models.CODE.rglob("*.py")):
+        made.update(re.findall(r"\b(?:client|member|forensics|own|member_client|forensics_client|create_client)"
+                               r"\(\s*[\"']([a-z0-9-]+)[\"']", path.read_text()))
+    assert made and made <= set(service_models.SERVICES), sorted(made - set(service_models.SERVICES))
+
+
+def test_the_loader_finds_a_service_without_walking_every_folder_and_still_refuses_unknown_ones():
+    import pytest
+    from botocore.exceptions import UnknownServiceError
+    from botocore.loaders import Loader
+
+    loader = clients._base_session().get_component("data_loader")
+    known = Loader().list_available_services("service-2")
+    listed = loader.list_available_services("service-2")
+    assert all(name in listed for name in known) and "not-a-service" not in listed and list(listed) == known
+    with pytest.raises(UnknownServiceError):
+        clients._base_session().create_client("not-a-service", region_name="us-east-1")

@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from responder.isolation import Adapters
+from handlers.isolate import adapters
 from responder.settings import Settings
 
 EC2_TRUST = {"Version": "2012-10-17", "Statement": [
@@ -59,7 +59,7 @@ def adapters_for(dep, calls: Calls | None = None, *, evidence: bool = True, ec2_
         return calls.watch(dep.client(service, account=dep.forensics_account), service)
 
     def build(journal):
-        return Adapters(journal, member, settings_of(dep), forensics=forensics if evidence else None)
+        return adapters(journal, member, settings_of(dep), forensics=forensics if evidence else None)
 
     return build
 

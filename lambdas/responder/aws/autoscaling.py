@@ -2,7 +2,7 @@
 
 Auto Scaling detaches only instances that are ``InService`` or ``Standby`` (DetachInstances; any other state is
 refused with ``ValidationError``). The lifecycle states (Auto Scaling API reference, LifecycleState) fall in four
-kinds, see `kind`: detachable now; on the way to a detachable state (``Pending``, ``Pending:Wait`` while a launch
+kinds, see `responder.isolation.scaling_kind`: detachable now; on the way to a detachable state (``Pending``, ``Pending:Wait`` while a launch
 lifecycle hook runs, ``Pending:Proceed``, ``EnteringStandby``, a root-volume replacement...): wait and retry;
 already leaving (detaching, terminating): nothing to do; in a warm pool (``Warmed:*``) or otherwise outside what
 DetachInstances accepts: cannot be detached, recorded with the state.
@@ -26,25 +26,8 @@ MEMBER_ACTIONS = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:Describe
 MEMBER_READ_ACTIONS = ("autoscaling:DescribeAutoScalingGroups",)
 GROUP_NAMES_PER_CALL = 50  # DescribeAutoScalingGroups: AutoScalingGroupNames, at most 50 (MaxRecords up to 100)
 
-DETACHABLE = ("InService", "Standby")
-# Lifecycle states in which the instance is already leaving (or has left) its group.
-LEAVING = ("Detaching", "Detached", "Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated")
-# On the way to InService or Standby: wait for it.
-SETTLING = ("Pending", "Pending:Wait", "Pending:Proceed", "EnteringStandby", "Quarantined", "ReplacingRootVolume",
-            "ReplacingRootVolume:Wait", "ReplacingRootVolume:Proceed", "RootVolumeReplaced")
 CONTENTION = ("ResourceContention",)
 CONTENTION_DELAYS = (1.0, 2.0, 4.0)
-
-
-def kind(state: str | None) -> str:
-    """'detach', 'wait', 'leaving' or 'stuck' (warm pool, retained, unknown) for a lifecycle state."""
-    if state in DETACHABLE:
-        return "detach"
-    if state in SETTLING:
-        return "wait"
-    if state in LEAVING:
-        return "leaving"
-    return "stuck"
 
 
 class AutoScaling:

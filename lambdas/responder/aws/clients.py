@@ -11,6 +11,7 @@ refresh.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from datetime import datetime, timezone
@@ -49,13 +50,43 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _Services:
+    """The services a loader knows for one data type, as botocore's `list_available_services` answers it, but
+    `service in` looks only in that service's own folders: botocore walks all ~400 service folders of its data
+    (once per data type: service model, endpoint rules) just to check that the one asked for exists."""
+
+    def __init__(self, loader: Loader, type_name: str):
+        self._loader, self._type = loader, type_name
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, service: object) -> bool:
+        if not isinstance(service, str):
+            return False
+        if service not in self._known:
+            self._known[service] = any(
+                self._loader.file_loader.exists(os.path.join(folder, version, self._type))
+                for folder in self._loader._potential_locations(service, must_exist=True, is_dir=True)
+                for version in os.listdir(folder))
+        return self._known[service]
+
+    def __iter__(self):  # only for botocore's UnknownServiceError message (and listings): the full walk
+        return iter(Loader.list_available_services(self._loader, self._type))
+
+
+class _LeanLoader(Loader):
+    """botocore's loader with the lean data first (aws/service_models.py) and no walk of every service folder."""
+
+    def list_available_services(self, type_name: str) -> _Services:  # type: ignore[override]
+        return _Services(self, type_name)
+
+
 def _base_session() -> botocore.session.Session:
     """The one session every client is made from: botocore's own (boto3's adds only its S3 transfer methods and
-    resource handlers, which the responder does not use). Its loader reads the lean service models first
-    (aws/service_models.py): a cold start parses kilobytes of model instead of megabytes."""
+    resource handlers, which the responder does not use). Its loader reads the lean service models and endpoint
+    data first (aws/service_models.py): a cold start parses kilobytes of model instead of megabytes."""
     if not _base:
         core = botocore.session.Session()
-        core.register_component("data_loader", Loader(extra_search_paths=[str(LEAN_MODELS)]))
+        core.register_component("data_loader", _LeanLoader(extra_search_paths=[str(LEAN_MODELS)]))
         _base.append(core)
     return _base[0]
 
@@ -155,3 +186,40 @@ def forensics_client(service: str, *, region: str, label: str, settings: Any) ->
     return _role_client(
         service, settings.forensics_role_arn, region=region, label=label, external_id=settings.external_id
     )
+
+
+class Clients:
+    """The clients of one task invocation, made the same way by every handler: `own(service)` with the function's
+    own role; `member(service, region)` in the incident's account through the member role (region None: the
+    incident's); `forensics(service, region)` in the forensics account through the forensics role (region None: the
+    function's own Region, where the evidence bucket and the custody key live). Role sessions are named after the
+    incident (`label`: another incident's name, for Finalize before it has read the incident).
+
+    A handler passes `member_client` (or `member_read_client`) / `forensics_client` only if its task acts there:
+    that import is what gives
+    its function role sts:AssumeRole on those roles (stacks/tasks.py), and without it the method refuses."""
+
+    def __init__(self, settings: Any, incident: dict | None = None, *, member: Any = None, forensics: Any = None):
+        self.settings = settings
+        self.incident = incident or {}
+        self._member, self._forensics = member, forensics
+
+    def of(self, incident: dict) -> "Clients":
+        """The same clients for `incident` (Triage: known only once the input is normalized)."""
+        return Clients(self.settings, incident, member=self._member, forensics=self._forensics)
+
+    def own(self, service: str) -> Any:
+        return client(service)
+
+    def member(self, service: str, region: str | None = None) -> Any:
+        if self._member is None:
+            raise RuntimeError("this task does not act in member accounts (no member_client given)")
+        incident = self.incident
+        return self._member(service, account=incident["accountId"], region=region or incident["region"],
+                            partition=incident["partition"], label=incident["incidentId"], settings=self.settings)
+
+    def forensics(self, service: str, region: str | None = None, *, label: str | None = None) -> Any:
+        if self._forensics is None:
+            raise RuntimeError("this task does not act in the forensics account (no forensics_client given)")
+        return self._forensics(service, region=region, label=label or self.incident["incidentId"],
+                               settings=self.settings)

@@ -6,55 +6,98 @@ do not go through the Journal and are made in a dry run too.
 """
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Mapping, Set
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
 from typing import Any, Iterator
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from responder.errors import error_code
+from responder.errors import IncidentRecordError, error_code
 
 # IAM actions this adapter calls, for the functions' role (see responder.permissions). Scan is the CLI's, which
 # runs with a person's credentials, not with a function role.
 RESPONDER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+# DynamoDB's attribute values, written here rather than with boto3.dynamodb.types (importing boto3 costs Triage and
+# Finalize ~15 ms of cold start); the same conversions, the same number context (38 digits, exponent -128..126: a
+# number DynamoDB cannot hold exactly raises instead of being rounded). tests/unit/test_dynamodb_codec.py compares
+# both on the record's shapes.
+_NUMBERS = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
 
-def _to_ddb(value: Any) -> Any:
-    """floats -> Decimal (DynamoDB numbers), recursively; everything else as is."""
-    if isinstance(value, bool) or value is None:
+def _number(value: Any) -> str:
+    """int, Decimal or float (a float by its shortest repr, as DynamoDB numbers are decimal)."""
+    number = str(_NUMBERS.create_decimal(Decimal(repr(value)) if isinstance(value, float) else value))
+    if number in ("Infinity", "NaN"):
+        raise TypeError("Infinity and NaN not supported")
+    return number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    """A JSON-ready value as a DynamoDB attribute value."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if _is_number(value):
+        return {"N": _number(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": value}
+    if isinstance(value, Set):
+        if all(_is_number(v) for v in value):
+            return {"NS": [_number(v) for v in value]}
+        if all(isinstance(v, str) for v in value):
+            return {"SS": list(value)}
+        if all(isinstance(v, (bytes, bytearray)) for v in value):
+            return {"BS": list(value)}
+    elif isinstance(value, Mapping):
+        return {"M": {k: _attribute(v) for k, v in value.items()}}
+    elif isinstance(value, (list, tuple)):
+        return {"L": [_attribute(v) for v in value]}
+    raise TypeError(f'Unsupported type "{type(value)}" for value "{value}"')
+
+
+def _plain_number(text: str) -> int | float:
+    number = _NUMBERS.create_decimal(text)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _value(attribute: dict[str, Any]) -> Any:
+    """A DynamoDB attribute value as plain JSON-ready data: numbers as int or float, sets as sorted lists."""
+    if not attribute:
+        raise TypeError("Value must be a nonempty dictionary whose key is a valid dynamodb type.")
+    kind, value = next(iter(attribute.items()))
+    if kind == "S" or kind == "BOOL" or kind == "B":
         return value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_ddb(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_ddb(v) for v in value]
-    return value
-
-
-def _from_ddb(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_ddb(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_ddb(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted(_from_ddb(v) for v in value)
-    return value
+    if kind == "N":
+        return _plain_number(value)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _value(v) for k, v in value.items()}
+    if kind == "L":
+        return [_value(v) for v in value]
+    if kind == "SS" or kind == "BS":
+        return sorted(set(value))
+    if kind == "NS":
+        return sorted({_plain_number(v) for v in value})
+    raise TypeError(f"Dynamodb type {kind} is not supported")
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _SERIALIZER.serialize(_to_ddb(v)) for k, v in item.items()}
+    return {k: _attribute(v) for k, v in item.items()}
 
 
 def deserialize(item: dict[str, Any] | None) -> dict[str, Any] | None:
     if item is None:
         return None
-    return {k: _from_ddb(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    return {k: _value(v) for k, v in item.items()}
 
 
 def conditional_failed(exc: BaseException) -> bool:
@@ -121,3 +164,11 @@ class IncidentTable:
                 seen += 1
                 if seen >= max_items:
                     return
+
+
+def incident_table(clients: Any, name: str) -> IncidentTable:
+    """The deployment's incident table `name` through the function's own role (`clients.own`, responder.aws.clients);
+    IncidentRecordError when the deployment names none."""
+    if not name:
+        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured")
+    return IncidentTable(clients.own("dynamodb"), name)

@@ -26,3 +26,25 @@ class EbsBlocks:
         elif starting_index is not None:
             params["StartingBlockIndex"] = starting_index
         return self._c.list_snapshot_blocks(**params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m responder.aws.ebs snap-... [--region R]``: print a snapshot's block-list digest
+    (responder.blocklist), with the caller's own credentials."""
+    import argparse
+
+    import boto3
+
+    from responder.blocklist import engine, hash_listing
+
+    parser = argparse.ArgumentParser(description="SHA-256 of an EBS snapshot's canonical block list")
+    parser.add_argument("snapshot_id")
+    parser.add_argument("--region")
+    args = parser.parse_args(argv)
+    result = hash_listing(EbsBlocks(boto3.client("ebs", region_name=args.region)), args.snapshot_id)
+    print(f"{result['digest']}  {args.snapshot_id} ({result['blocks']} blocks, engine {engine().name})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from responder.arns import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK
 from responder.aws.retry import RetryingClient
 from responder.errors import error_code
 from responder.journal import Journal
@@ -48,10 +49,6 @@ MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
 # What Triage reads through the read-only member role (launch_times of an attack sequence's group instances).
 MEMBER_READ_ACTIONS = ("ec2:DescribeInstances",)
 
-PURPOSE_TAG = "ir:purpose"
-QUARANTINE = "quarantine"
-UNTRACK = "untrack-flows"
-GROUP_NAMES = {QUARANTINE: "ir-quarantine", UNTRACK: "ir-untrack-flows"}  # name prefixes: a suffix is added
 GROUP_DESCRIPTIONS = {
     QUARANTINE: "Incident response quarantine: no traffic except the responder's isolation CIDRs",
     UNTRACK: "Incident response: allow-all for a moment so tracked flows become untracked, then quarantine",

@@ -6,12 +6,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from responder.custody import MESSAGE_TYPE, SIGNING_ALGORITHM  # the custody scheme decides how
 from responder.errors import error_code
 
 # Finalize signs through the forensics role (the CLI verifies with a person's credentials: kms:Verify).
 FORENSICS_ACTIONS = ("kms:Sign",)
-SIGNING_ALGORITHM = "ECDSA_SHA_256"  # the custody key is ECC_NIST_P256 (stacks.forensics_stack)
-MESSAGE_TYPE = "DIGEST"  # the SHA-256 of the manifest's exact bytes is signed, not the bytes
 
 
 class CustodyKey:

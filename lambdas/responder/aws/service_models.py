@@ -4,9 +4,11 @@ more than importing boto3; see bench/cold_start.py).
 
 `MODELS` (``lambdas/responder/aws/models``) holds, for each service in `SERVICES`, botocore's ``service-2`` model
 of the installed botocore's API version with only the operations whose method name (``describe_instances``)
-appears in the responder's code, the shapes they reach, and no documentation. aws/clients.py puts it first on the
-loader's search path; everything else (endpoint rules, paginators, waiters, services not listed) still comes from
-botocore. A call to an operation that is not in the lean model fails loudly (AttributeError), so:
+appears in the responder's code, the shapes they reach, and no documentation; and ``endpoints.json``, botocore's
+endpoint data (every partition and Region) with only the entries of those services (1.2 MB parsed at every cold
+start otherwise). aws/clients.py puts them first on the loader's search path; everything else (endpoint rules,
+paginators, waiters) still comes from botocore. Every service the responder makes a client for is in `SERVICES`
+(tests/unit/test_service_models.py). A call to an operation that is not in the lean model fails loudly (AttributeError), so:
 
     .venv/bin/python -m responder.aws.service_models    # after adding a call, or upgrading botocore
 
@@ -74,16 +76,30 @@ def lean_model(service: str, tokens: set[str]) -> tuple[str, dict[str, Any]]:
     return version, model
 
 
+def lean_endpoints(prefixes: set[str]) -> dict[str, Any]:
+    """botocore's endpoint data with, in every partition, only the services whose endpoint prefix is in `prefixes`."""
+    import botocore.session
+
+    full = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
+    return {**full, "partitions": [{**partition, "services": {name: entry for name, entry in partition["services"].items()
+                                                              if name in prefixes}}
+                                   for partition in full["partitions"]]}
+
+
 def generate(target: Path = MODELS, tokens: set[str] | None = None) -> dict[str, list[str]]:
-    """Write the lean models under `target`; returns the operations kept per service."""
+    """Write the lean models and endpoint data under `target`; returns the operations kept per service."""
     tokens = code_tokens() if tokens is None else tokens
     kept: dict[str, list[str]] = {}
+    prefixes: set[str] = set()
     for service in SERVICES:
         version, model = lean_model(service, tokens)
         path = target / service / version / "service-2.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(model, sort_keys=True, separators=(",", ":")) + "\n")
         kept[service] = sorted(model["operations"])
+        prefixes.add(model["metadata"]["endpointPrefix"])
+    (target / "endpoints.json").write_text(json.dumps(lean_endpoints(prefixes), sort_keys=True,
+                                                      separators=(",", ":")) + "\n")
     return kept
 
 
