@@ -403,6 +403,26 @@ class Custody:
             raise
         return got["Body"].read(), got.get("VersionId")
 
+    def versions(self, prefix: str) -> dict[str, int]:
+        """Every key under `prefix` with its number of versions (s3:ListBucketVersions)."""
+        s3 = self._client("s3", self.account)
+        counts: dict[str, int] = {}
+
+        def listing() -> None:
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    counts[version["Key"]] = counts.get(version["Key"], 0) + 1
+                for marker in page.get("DeleteMarkers", []):
+                    counts[marker["Key"]] = counts.get(marker["Key"], 0) + 1
+
+        try:
+            self._call(f"list s3://{self.bucket}/{prefix}*", listing, missing={"NoSuchBucket": ""})
+        except CliError as exc:
+            if str(exc) == "":
+                return {}
+            raise
+        return counts
+
     def key(self) -> Any:
         from responder.aws.kms import CustodyKey
 
@@ -432,41 +452,28 @@ class Custody:
 
 
 def verify(custody: Custody, incident_id: str) -> tuple[list[str], list[str], dict]:
-    """(problems, notes, facts) of an incident's chain of custody; raises CliError(NOT_FOUND) without manifest."""
+    """(problems, notes, facts) of an incident's chain of custody: every manifest of every attempt (each written once,
+    signed, verifying, naming itself), then every snapshot the latest one names. Raises CliError(NOT_FOUND) when the
+    incident has no manifest."""
     from responder import custody as chain
     from responder import manifest as manifests
 
-    key = manifests.key(incident_id)
-    stored = custody.read(key)
-    if stored is None:
-        raise CliError(f"no manifest for {incident_id} at s3://{custody.bucket}/{key}", NOT_FOUND)
-    body, version = stored
-    problems: list[str] = []
-    try:
-        manifest = json.loads(body)
-    except ValueError:
-        return [f"manifest s3://{custody.bucket}/{key}: not JSON"], [], {"versionId": version}
-    if manifest.get("incidentId") != incident_id:
-        problems.append(f"manifest: it is of incident {manifest.get('incidentId')!r}, not {incident_id}")
-    signed = custody.read(chain.signature_key(key))
-    if signed is None:
-        problems.append(f"signature: missing (s3://{custody.bucket}/{chain.signature_key(key)})")
-    else:
-        try:
-            document = json.loads(signed[0])
-        except ValueError:
-            document = {}
-            problems.append("signature: the signature document is not JSON")
-        if document:
-            if (document.get("manifest") or {}).get("versionId") not in (None, version):
-                problems.append(f"manifest: version {version} is not the signed version "
-                                f"{document['manifest']['versionId']} (a manifest was written after the signed one)")
-            problems += custody._call("verify the signature (kms:Verify)",
-                                      lambda: chain.check_signature(custody.key(), body, document))
-    snapshot_problems, notes = chain.check_snapshots(manifest, custody.describe)
-    facts = {"manifest": f"s3://{custody.bucket}/{key}", "versionId": version,
+    prefix = manifests.prefix(incident_id)
+    versions = {k: n for k, n in custody.versions(prefix).items() if k.startswith(f"incidents/{incident_id}/")}
+    if not any(chain.manifest_name(k) and not chain.manifest_name(k)[2] for k in versions):
+        raise CliError(f"no manifest for {incident_id} under s3://{custody.bucket}/{prefix}", NOT_FOUND)
+
+    def read(key: str) -> bytes | None:
+        got = custody.read(key)
+        return None if got is None else got[0]
+
+    problems, notes, found = custody._call(
+        "verify the signatures (kms:Verify)", lambda: chain.check_chain(versions, read, custody.key(), incident_id))
+    manifest = found["manifest"] or {}
+    snapshot_problems, snapshot_notes = chain.check_snapshots(manifest, custody.describe)
+    facts = {"manifest": f"s3://{custody.bucket}/{found['latest']}", "manifests": found["manifests"],
              "snapshots": len(chain.manifest_snapshots(manifest))}
-    return problems + snapshot_problems, notes, facts
+    return problems + snapshot_problems, notes + snapshot_notes, facts
 
 
 def cmd_verify(args: argparse.Namespace, out) -> int:
@@ -501,13 +508,14 @@ def cmd_verify(args: argparse.Namespace, out) -> int:
         print(json.dumps({"incidentId": args.incident, "verified": not problems, "problems": problems,
                           "notes": notes, **facts}, indent=1), file=out)
     else:
-        print(f"{args.incident}: {facts['manifest']} (version {facts['versionId']}), "
-              f"{facts.get('snapshots', 0)} snapshot(s) named", file=out)
+        print(f"{args.incident}: latest manifest {facts['manifest']} ({facts['manifests']} manifest(s) in the "
+              f"chain), {facts.get('snapshots', 0)} snapshot(s) named", file=out)
         for line in problems:
             print(f"  MISMATCH  {line}", file=out)
         for line in notes:
             print(f"  note      {line}", file=out)
-        print("verified: the signature and every checked snapshot match the manifest" if not problems
+        print("verified: every manifest is signed and written once, and every checked snapshot matches the latest"
+              if not problems
               else f"NOT VERIFIED: {len(problems)} mismatch(es)", file=out)
     return FAILED if problems else OK
 

@@ -14,6 +14,9 @@ ROLE_PREFIX = "ir-responder-"
 # this module imports nothing from the Lambda asset; tests/infra checks they are equal.
 MEMBER_ROLE_NAME = "ir-responder-member"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
+# The one role that may sign with the custody key (forensics account), assumed only by Finalize's role: the role that
+# writes evidence (FORENSICS_ROLE_NAME) cannot sign it.
+SIGNER_ROLE_NAME = "ir-responder-custody-signer"
 SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
 DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"

@@ -2,7 +2,7 @@
 Never undoes anything (responder.finalize)."""
 from responder.logs import Logger
 
-from responder.aws.clients import client, forensics_client
+from responder.aws.clients import client, forensics_client, signer_client
 from responder.aws.dynamodb import IncidentTable
 from responder.aws.kms import CustodyKey
 from responder.aws.s3 import EvidenceObjects
@@ -27,8 +27,8 @@ def handler(event: dict, context: object) -> dict:
         execution_input=(lambda: Executions(client("stepfunctions")).input(event["executionId"]))
         if event.get("executionId") else None,
         signer=(lambda incident_id: CustodyKey(
-            forensics_client("kms", region=None, label=incident_id, settings=config), config.custody_key_arn))
-        if config.custody_key_arn and config.forensics_role_arn else None,
+            signer_client("kms", region=None, label=incident_id, settings=config), config.custody_key_arn))
+        if config.custody_key_arn and config.custody_signer_role_arn else None,
     )
     logger.info("finalized", extra={"incident": summary.get("incidentId"), "outcome": summary["outcome"],
                                     "recordingErrors": summary.get("recordingErrors")})

@@ -4,6 +4,7 @@ Every adapter in `responder.aws` declares the actions it calls as module constan
 
 * ``MEMBER_ACTIONS``    - called in a workload account through the member role;
 * ``FORENSICS_ACTIONS`` - called in the forensics account through the forensics role;
+* ``SIGNER_ACTIONS``    - called in the forensics account through the custody signer role (signing manifests);
 * ``RESPONDER_ACTIONS`` - called in the security account by the functions themselves.
 
 The CDK stacks grant exactly these unions, and a test checks the synthesized roles against them.
@@ -42,6 +43,10 @@ def member_actions() -> tuple[str, ...]:
 
 def forensics_actions() -> tuple[str, ...]:
     return _union("FORENSICS_ACTIONS")
+
+
+def signer_actions() -> tuple[str, ...]:
+    return _union("SIGNER_ACTIONS")
 
 
 def responder_actions() -> tuple[str, ...]:

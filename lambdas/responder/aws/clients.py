@@ -147,3 +147,11 @@ def forensics_client(service: str, *, region: str, label: str, settings: Any) ->
     return _role_client(
         service, settings.forensics_role_arn, region=region, label=label, external_id=settings.external_id
     )
+
+
+def signer_client(service: str, *, region: str, label: str, settings: Any) -> Any:
+    """A client acting in the forensics account through the custody signer role: the only principal the custody
+    key lets sign, trusted only by Finalize's role (the role that writes evidence cannot sign it)."""
+    return _role_client(
+        service, settings.custody_signer_role_arn, region=region, label=label, external_id=settings.external_id
+    )

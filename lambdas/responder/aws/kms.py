@@ -1,5 +1,6 @@
 """KMS adapter for the chain of custody: sign a manifest digest with the forensics account's asymmetric custody key
-(the forensics role is the only principal its key policy lets sign), verify a signature."""
+(the custody signer role is the only principal its key policy lets sign; only Finalize assumes it), verify a
+signature."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,9 @@ from botocore.exceptions import ClientError
 
 from responder.errors import error_code
 
-# Finalize signs through the forensics role (the CLI verifies with a person's credentials: kms:Verify).
-FORENSICS_ACTIONS = ("kms:Sign",)
+# Finalize signs through the custody signer role (responder.aws.clients.signer_client), never through the forensics
+# role that writes the evidence; the CLI verifies with a person's credentials (kms:Verify).
+SIGNER_ACTIONS = ("kms:Sign",)
 SIGNING_ALGORITHM = "ECDSA_SHA_256"  # the custody key is ECC_NIST_P256 (stacks.forensics_stack)
 MESSAGE_TYPE = "DIGEST"  # the SHA-256 of the manifest's exact bytes is signed, not the bytes
 
