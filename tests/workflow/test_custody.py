@@ -16,7 +16,7 @@ import cli
 from responder import custody
 from state_machines import gaps_snapshot_lock, local
 from stacks import names
-from tests.evidence_world import (  # noqa: F401 - fixtures
+from tests.worlds.evidence import (  # noqa: F401 - fixtures
     FORENSICS,
     MEMBER,
     build_instance,
@@ -25,7 +25,7 @@ from tests.evidence_world import (  # noqa: F401 - fixtures
     fresh_hooks,
     manual_request,
 )
-from tests.operations_world import record
+from tests.worlds.operations import record
 
 
 def _verify(incident_id: str) -> tuple[int, str]:
