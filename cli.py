@@ -12,9 +12,10 @@ ends), `status` and `list` read the incident table (`GetItem`, `Scan`). With `--
 in-memory AWS (state_machines.local): no account, no network.
 
 `verify` checks the chain of custody of one incident (responder.custody) with your credentials in the forensics
-account: the manifest's signature (kms:Verify with the custody key), and every snapshot the manifest names against
-AWS (ec2:DescribeSnapshots, ec2:DescribeLockedSnapshots): present, its `ir:hash` and `ir:incident` tags as
-recorded, still locked at least as long as recorded. It says plainly what does not match.
+account: every attempt's manifest (s3:ListBucketVersions) written once and signed (kms:Verify with the custody key),
+and every snapshot the latest manifest names against AWS (ec2:DescribeSnapshots, ec2:DescribeLockedSnapshots):
+present, its `ir:hash` and `ir:incident` tags as recorded, still locked at least as long as recorded. It says
+plainly what does not match.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ exit codes:
   3  no such incident
   4  AWS error: no credentials, access denied, state machine or table not found
   5  still running when --timeout passed (follow it with: status INCIDENT)
-verify: 0 the signature and every checked snapshot match the manifest; 1 something does not match (each
+verify: 0 every manifest is signed and written once, every checked snapshot matches; 1 something does not match (each
   mismatch is printed); 3 no manifest for the incident; 4 AWS error
 
 examples:
@@ -795,8 +796,9 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "verify", help="check an incident's chain of custody: signature, snapshots' hashes and locks",
         parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Check the evidence manifest of an incident: its signature (the forensics account's custody "
-                    "key), and every snapshot it names against AWS - present, tags ir:hash and ir:incident as "
+        description="Check the evidence manifests of an incident: each attempt's manifest written once and signed "
+                    "(the forensics account's custody key), and every snapshot the latest names against AWS - "
+                    "present, tags ir:hash and ir:incident as "
                     "recorded, locked at least as long as recorded. Use credentials of the forensics account "
                     "(--profile). Prints every mismatch; exit code 0 verified, 1 mismatch, 3 no manifest.")
     check.add_argument("incident", help="incident id")

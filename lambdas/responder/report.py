@@ -250,7 +250,7 @@ def after_action(incident: dict[str, Any], finding: Any, rows: list[dict[str, st
         "lesson": "Unread findings",
         "seen": seen,
         "showed": "; ".join(showed) or "no timing to compare",
-        "control": "High-priority notifications to a pager, not an inbox (subscribe with the priority filter); a "
+        "control": "High-priority notifications to a pager, not an inbox (a subscription with the priority filter); a "
                    "daily Athena query for ConsoleLogin from unexpected ASNs.",
     })
     return lessons
