@@ -12,9 +12,10 @@ ends), `status` and `list` read the incident table (`GetItem`, `Scan`). With `--
 in-memory AWS (state_machines.local): no account, no network.
 
 `verify` checks the chain of custody of one incident (responder.custody) with your credentials in the forensics
-account: the manifest's signature (kms:Verify with the custody key), and every snapshot the manifest names against
-AWS (ec2:DescribeSnapshots, ec2:DescribeLockedSnapshots): present, its `ir:hash` and `ir:incident` tags as
-recorded, still locked at least as long as recorded. It says plainly what does not match.
+account: every attempt's manifest (s3:ListBucketVersions) written once and signed (kms:Verify with the custody key),
+and every snapshot the latest manifest names against AWS (ec2:DescribeSnapshots, ec2:DescribeLockedSnapshots):
+present, its `ir:hash` and `ir:incident` tags as recorded, still locked at least as long as recorded. It says
+plainly what does not match.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ exit codes:
   3  no such incident
   4  AWS error: no credentials, access denied, state machine or table not found
   5  still running when --timeout passed (follow it with: status INCIDENT)
-verify: 0 the signature and every checked snapshot match the manifest; 1 something does not match (each
+verify: 0 every manifest is signed and written once, every checked snapshot matches; 1 something does not match (each
   mismatch is printed); 3 no manifest for the incident; 4 AWS error
 
 examples:
@@ -403,6 +404,26 @@ class Custody:
             raise
         return got["Body"].read(), got.get("VersionId")
 
+    def versions(self, prefix: str) -> dict[str, int]:
+        """Every key under `prefix` with its number of versions (s3:ListBucketVersions)."""
+        s3 = self._client("s3", self.account)
+        counts: dict[str, int] = {}
+
+        def listing() -> None:
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    counts[version["Key"]] = counts.get(version["Key"], 0) + 1
+                for marker in page.get("DeleteMarkers", []):
+                    counts[marker["Key"]] = counts.get(marker["Key"], 0) + 1
+
+        try:
+            self._call(f"list s3://{self.bucket}/{prefix}*", listing, missing={"NoSuchBucket": ""})
+        except CliError as exc:
+            if str(exc) == "":
+                return {}
+            raise
+        return counts
+
     def key(self) -> Any:
         from responder.aws.kms import CustodyKey
 
@@ -432,41 +453,28 @@ class Custody:
 
 
 def verify(custody: Custody, incident_id: str) -> tuple[list[str], list[str], dict]:
-    """(problems, notes, facts) of an incident's chain of custody; raises CliError(NOT_FOUND) without manifest."""
+    """(problems, notes, facts) of an incident's chain of custody: every manifest of every attempt (each written once,
+    signed, verifying, naming itself), then every snapshot the latest one names. Raises CliError(NOT_FOUND) when the
+    incident has no manifest."""
     from responder import custody as chain
     from responder import manifest as manifests
 
-    key = manifests.key(incident_id)
-    stored = custody.read(key)
-    if stored is None:
-        raise CliError(f"no manifest for {incident_id} at s3://{custody.bucket}/{key}", NOT_FOUND)
-    body, version = stored
-    problems: list[str] = []
-    try:
-        manifest = json.loads(body)
-    except ValueError:
-        return [f"manifest s3://{custody.bucket}/{key}: not JSON"], [], {"versionId": version}
-    if manifest.get("incidentId") != incident_id:
-        problems.append(f"manifest: it is of incident {manifest.get('incidentId')!r}, not {incident_id}")
-    signed = custody.read(chain.signature_key(key))
-    if signed is None:
-        problems.append(f"signature: missing (s3://{custody.bucket}/{chain.signature_key(key)})")
-    else:
-        try:
-            document = json.loads(signed[0])
-        except ValueError:
-            document = {}
-            problems.append("signature: the signature document is not JSON")
-        if document:
-            if (document.get("manifest") or {}).get("versionId") not in (None, version):
-                problems.append(f"manifest: version {version} is not the signed version "
-                                f"{document['manifest']['versionId']} (a manifest was written after the signed one)")
-            problems += custody._call("verify the signature (kms:Verify)",
-                                      lambda: chain.check_signature(custody.key(), body, document))
-    snapshot_problems, notes = chain.check_snapshots(manifest, custody.describe)
-    facts = {"manifest": f"s3://{custody.bucket}/{key}", "versionId": version,
+    prefix = manifests.prefix(incident_id)
+    versions = {k: n for k, n in custody.versions(prefix).items() if k.startswith(f"incidents/{incident_id}/")}
+    if not any(chain.manifest_name(k) and not chain.manifest_name(k)[2] for k in versions):
+        raise CliError(f"no manifest for {incident_id} under s3://{custody.bucket}/{prefix}", NOT_FOUND)
+
+    def read(key: str) -> bytes | None:
+        got = custody.read(key)
+        return None if got is None else got[0]
+
+    problems, notes, found = custody._call(
+        "verify the signatures (kms:Verify)", lambda: chain.check_chain(versions, read, custody.key(), incident_id))
+    manifest = found["manifest"] or {}
+    snapshot_problems, snapshot_notes = chain.check_snapshots(manifest, custody.describe)
+    facts = {"manifest": f"s3://{custody.bucket}/{found['latest']}", "manifests": found["manifests"],
              "snapshots": len(chain.manifest_snapshots(manifest))}
-    return problems + snapshot_problems, notes, facts
+    return problems + snapshot_problems, notes + snapshot_notes, facts
 
 
 def cmd_verify(args: argparse.Namespace, out) -> int:
@@ -501,13 +509,14 @@ def cmd_verify(args: argparse.Namespace, out) -> int:
         print(json.dumps({"incidentId": args.incident, "verified": not problems, "problems": problems,
                           "notes": notes, **facts}, indent=1), file=out)
     else:
-        print(f"{args.incident}: {facts['manifest']} (version {facts['versionId']}), "
-              f"{facts.get('snapshots', 0)} snapshot(s) named", file=out)
+        print(f"{args.incident}: latest manifest {facts['manifest']} ({facts['manifests']} manifest(s) in the "
+              f"chain), {facts.get('snapshots', 0)} snapshot(s) named", file=out)
         for line in problems:
             print(f"  MISMATCH  {line}", file=out)
         for line in notes:
             print(f"  note      {line}", file=out)
-        print("verified: the signature and every checked snapshot match the manifest" if not problems
+        print("verified: every manifest is signed and written once, and every checked snapshot matches the latest"
+              if not problems
               else f"NOT VERIFIED: {len(problems)} mismatch(es)", file=out)
     return FAILED if problems else OK
 
@@ -785,8 +794,9 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "verify", help="check an incident's chain of custody: signature, snapshots' hashes and locks",
         parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Check the evidence manifest of an incident: its signature (the forensics account's custody "
-                    "key), and every snapshot it names against AWS - present, tags ir:hash and ir:incident as "
+        description="Check the evidence manifests of an incident: each attempt's manifest written once and signed "
+                    "(the forensics account's custody key), and every snapshot the latest names against AWS - "
+                    "present, tags ir:hash and ir:incident as "
                     "recorded, locked at least as long as recorded. Use credentials of the forensics account "
                     "(--profile). Prints every mismatch; exit code 0 verified, 1 mismatch, 3 no manifest.")
     check.add_argument("incident", help="incident id")

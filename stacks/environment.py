@@ -40,6 +40,7 @@ def function_environment(config: Config, *, partition: str, table_name: str, top
         "IR_EVIDENCE_LOCK_MODE": config.evidence_lock_mode.lower(),
         "IR_EVIDENCE_LOCK_DAYS": str(config.evidence_retention_days),
         "IR_CUSTODY_KEY_ARN": names.key_alias_arn(partition, config.region, forensics, names.CUSTODY_KEY_ALIAS),
+        "IR_CUSTODY_SIGNER_ROLE_ARN": names.role_arn(partition, forensics, names.SIGNER_ROLE_NAME),
         "IR_REGIONS": config.region,
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(partition, config.security_account)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if config.remove_console_access else "false",

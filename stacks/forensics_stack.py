@@ -1,6 +1,7 @@
 """The forensics stack (forensics account): the forensics KMS key (only this account can use it), the custody key
-(asymmetric: only the forensics role signs manifests), the role the responder assumes to copy, lock, hash and record
-evidence here, and the evidence bucket (only that role writes; nobody but the custodian deletes)."""
+(asymmetric: only the custody signer role signs manifests), the role the responder assumes to copy, lock, hash and
+record evidence here, the custody signer role (assumed only by Finalize, only to sign), and the evidence bucket (only
+the forensics role writes, manifests only once; nobody but the custodian deletes)."""
 from __future__ import annotations
 
 from aws_cdk import Aws, CfnOutput, Duration, Environment, RemovalPolicy, Stack, aws_iam as iam, aws_kms as kms
@@ -57,15 +58,16 @@ class ForensicsStack(Stack):
             policy=policies.forensics_key_policy(partition=partition, account=account),
         ).key
         forensics_role_arn = names.role_arn(partition, account, names.FORENSICS_ROLE_NAME)
-        # The custody key: signs every evidence manifest; only the forensics role may sign (stacks.policies).
+        signer_role_arn = names.role_arn(partition, account, names.SIGNER_ROLE_NAME)
+        # The custody key: signs every evidence manifest; only the custody signer role may sign (stacks.policies).
         self.signing_key = kms.Key(
             self, "CustodyKey",
             alias=names.CUSTODY_KEY_ALIAS,
-            description="Chain of custody: signs every evidence manifest; only the forensics role may sign",
+            description="Chain of custody: signs every evidence manifest; only the custody signer role may sign",
             key_spec=kms.KeySpec.ECC_NIST_P256,
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             policy=iam.PolicyDocument.from_json(policies.custody_key_policy(
-                partition=partition, account=account, signer_arn=forensics_role_arn)),
+                partition=partition, account=account, signer_arn=signer_role_arn)),
             removal_policy=RemovalPolicy.RETAIN,
             pending_window=Duration.days(30),
         )
@@ -86,7 +88,7 @@ class ForensicsStack(Stack):
             partition=partition, account=account, region=config.region, security_account=config.security_account,
             actions=permissions.forensics_actions(),
             key_arn=self.key.key_arn, bucket=bucket_name, member_accounts=config.member_accounts,
-            signing_key_arn=self.signing_key.key_arn, protected_tag=config.protected_tag)
+            protected_tag=config.protected_tag)
         self.forensics_role = ResponderAccessRole(
             self, "ForensicsRole",
             role_name=names.FORENSICS_ROLE_NAME,
@@ -99,9 +101,28 @@ class ForensicsStack(Stack):
             principal_arns=tasks.role_arns(partition, config.security_account, tasks.forensics_tasks()),
         ).role
         self.acknowledgements = wildcard_acknowledgements(self.forensics_role, policy, WILDCARD_REASONS)
+        # The custody signer: kms:Sign on the custody key and nothing else, trusted only by Finalize's role (the
+        # forensics role, which writes the manifests, cannot sign them; stacks.tasks.signer_tasks()).
+        signer_policy = policies.signer_policy(partition=partition, account=account,
+                                               actions=permissions.signer_actions(),
+                                               signing_key_arn=self.signing_key.key_arn,
+                                               protected_tag=config.protected_tag)
+        self.signer_role = ResponderAccessRole(
+            self, "CustodySignerRole",
+            role_name=names.SIGNER_ROLE_NAME,
+            description="Assumed by the GuardDuty auto-responder's Finalize function only to sign evidence manifests "
+                        "with the custody key",
+            security_account=config.security_account,
+            external_id=config.external_id,
+            policy=signer_policy,
+            protected_tag=config.protected_tag,
+            principal_arns=tasks.role_arns(partition, config.security_account, tasks.signer_tasks()),
+        ).role
+        self.acknowledgements.update(wildcard_acknowledgements(self.signer_role, signer_policy, {}))
         CfnOutput(self, "ForensicsKeyArn", value=self.key.key_arn,
                   description="Set it as the context key forensicsKeyArn of the responder stack")
         CfnOutput(self, "EvidenceBucketName", value=self.evidence.bucket.bucket_name)
         CfnOutput(self, "ForensicsRoleArn", value=self.forensics_role.role_arn)
+        CfnOutput(self, "CustodySignerRoleArn", value=self.signer_role.role_arn)
         CfnOutput(self, "CustodyKeyArn", value=self.signing_key.key_arn,
                   description="Verifies evidence manifests (python -m cli verify)")

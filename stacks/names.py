@@ -17,6 +17,9 @@ MEMBER_ROLE_NAME = "ir-responder-member"
 # sequence's Auto Scaling groups), without the member role's power to change anything.
 MEMBER_READ_ROLE_NAME = MEMBER_ROLE_NAME + "-read"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
+# The one role that may sign with the custody key (forensics account), assumed only by Finalize's role: the role that
+# writes evidence (FORENSICS_ROLE_NAME) cannot sign it.
+SIGNER_ROLE_NAME = "ir-responder-custody-signer"
 SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
 DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"

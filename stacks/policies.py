@@ -232,11 +232,13 @@ POLICY_WRITE_ACTIONS = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:Dele
 
 def guarded_resources(partition: str, account: str) -> list[str]:
     """The responder's own identities in `account`, by exact ARN: the member role and its read-only twin, the
-    forensics and deny-all profile's roles, the functions' and the state machine's roles (single-account layout),
-    the rule's role and the deny-all instance profile. Never a name prefix: an attacker's `ir-responder-backdoor` role must stay containable (issue 10)."""
+    forensics, custody signer and deny-all profile's roles, the functions' and the state machine's roles
+    (single-account layout), the rule's role and the deny-all instance profile. Never a name prefix: an attacker's
+    `ir-responder-backdoor` role must stay containable (issue 10)."""
     iam_arn = f"arn:{partition}:iam::{account}"
-    roles = [names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.DENY_ALL_ROLE_NAME,
-             names.STATE_MACHINE_ROLE_NAME, names.RULE_ROLE_NAME, *(names.function_role_name(spec) for spec in FUNCTIONS)]
+    roles = [names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.SIGNER_ROLE_NAME,
+             names.DENY_ALL_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME, names.RULE_ROLE_NAME,
+             *(names.function_role_name(spec) for spec in FUNCTIONS)]
     return [f"{iam_arn}:role/{name}" for name in roles] + [f"{iam_arn}:instance-profile/{names.DENY_ALL_PROFILE}"]
 
 
@@ -400,15 +402,15 @@ def forensics_key_policy(*, partition: str, account: str) -> dict:
     return _document([account_root_statement(partition, account)])
 
 
-# The manifest signature: the forensics role signs with the custody key, and only with it (no service in between).
+# The manifest signature: only the custody signer role signs, only with the custody key (no service in between).
 CUSTODY_SIGNING_ALGORITHM = "ECDSA_SHA_256"  # the custody key is ECC_NIST_P256 (SIGN_VERIFY)
 SIGNING_ACTIONS = frozenset({"kms:Sign"})
 
 
 def custody_key_policy(*, partition: str, account: str, signer_arn: str) -> dict:
     """The custody signing key (asymmetric, SIGN_VERIFY): the forensics account administers it through IAM but only
-    the forensics role (`signer_arn`) may sign; anyone in the account may verify or read the public key (verifying
-    needs no secret: `python -m cli verify` can also verify offline with the public key)."""
+    the custody signer role (`signer_arn`, assumed only by Finalize's role) may sign - not the forensics role that
+    writes the evidence; anyone in the account may verify or read the public key (verifying needs no secret)."""
     root = {"AWS": f"arn:{partition}:iam::{account}:root"}
     return _document([
         {"Sid": "ThisAccountAdministersThroughIam", "Effect": "Allow", "Principal": root,
@@ -417,18 +419,41 @@ def custody_key_policy(*, partition: str, account: str, signer_arn: str) -> dict
                     "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:TagResource",
                     "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription", "kms:Verify"],
          "Resource": "*"},
-        {"Sid": "OnlyTheForensicsRoleSigns", "Effect": "Allow", "Principal": root, "Action": "kms:Sign",
+        {"Sid": "OnlyTheCustodySignerSigns", "Effect": "Allow", "Principal": root, "Action": "kms:Sign",
          "Resource": "*", "Condition": {"ArnEquals": {"aws:PrincipalArn": signer_arn}}},
         {"Sid": "NobodyElseSigns", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:Sign",
          "Resource": "*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": signer_arn}}},
     ])
 
 
+def signer_policy(*, partition: str, account: str, actions: Iterable[str], signing_key_arn: str,
+                  protected_tag: str = "ir:protected") -> dict:
+    """The custody signer role's permissions: `kms:Sign` (responder.permissions.signer_actions()) on the custody key
+    only, ECDSA over a digest only; the explicit denies of `guard_statements`. Nothing else: it reads and writes no
+    evidence (the forensics role writes the signature document Finalize gets back)."""
+    found = _check_actions(actions)
+    unexpected = sorted(set(found) - SIGNING_ACTIONS)
+    if unexpected:
+        raise UnscopedAction(f"{unexpected}: the custody signer role only signs manifests")
+    if not signing_key_arn:
+        raise UnscopedAction("kms:Sign: no custody signing key to scope it to")
+    statements = [_statement("SignManifestsWithTheCustodyKey", found, [signing_key_arn],
+                             {"StringEquals": {"kms:SigningAlgorithm": CUSTODY_SIGNING_ALGORITHM,
+                                               "kms:MessageType": "DIGEST"}})] if found else []
+    return _document(statements + guard_statements(partition, account, protected_tag))
+
+
+# Every manifest and signature document of an incident (responder.manifest.prefix): written once, never replaced.
+MANIFEST_KEYS = "incidents/*/manifest*"
+
+
 def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_arn: str,
                            custodian_arn: str) -> list[dict]:
     """The evidence bucket's statements beyond TLS-only: only the forensics role (`writer_arn`) writes objects,
-    always under the forensics key; nobody but the custodian role deletes an object or a version, bypasses
-    governance retention or shortens a retention."""
+    always under the forensics key; a manifest or signature document only if its key does not exist (S3
+    conditional writes: a put or multipart completion without `If-None-Match` is denied, so nobody - the forensics
+    role included - writes a second version over one); nobody but the custodian role deletes an object or a
+    version, bypasses governance retention or shortens a retention."""
     objects = f"arn:{partition}:s3:::{bucket}/*"
     anyone = {"AWS": "*"}
     return [
@@ -442,6 +467,14 @@ def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_
         {"Sid": "OnlySseKms", "Effect": "Deny", "Principal": anyone, "Action": "s3:PutObject", "Resource": objects,
          "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
                        "Null": {"s3:x-amz-server-side-encryption": "false"}}},
+        # S3 User Guide, "Enforce conditional writes on Amazon S3 buckets": s3:if-none-match is present on PutObject
+        # and CompleteMultipartUpload requests carrying the header; s3:ObjectCreationOperation is false for the
+        # multipart steps that cannot carry it (CreateMultipartUpload, UploadPart, UploadPartCopy). IfExists: a
+        # request without the key is an object creation too (fail closed). CopyObject onto a manifest is refused.
+        {"Sid": "ManifestsAreWrittenOnce", "Effect": "Deny", "Principal": anyone, "Action": "s3:PutObject",
+         "Resource": f"arn:{partition}:s3:::{bucket}/{MANIFEST_KEYS}",
+         "Condition": {"Null": {"s3:if-none-match": "true"},
+                       "BoolIfExists": {"s3:ObjectCreationOperation": "true"}}},
         {"Sid": "NoDeletionOrBypassButTheCustodian", "Effect": "Deny", "Principal": anyone,
          "Action": ["s3:BypassGovernanceRetention", "s3:DeleteObject", "s3:DeleteObjectVersion",
                     "s3:PutObjectRetention", "s3:PutObjectLegalHold"],
@@ -454,7 +487,7 @@ def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_
 
 
 def forensics_policy(*, partition: str, account: str, region: str, security_account: str, actions: Iterable[str],
-                     key_arn: str, bucket: str, member_accounts: Iterable[str], signing_key_arn: str = "",
+                     key_arn: str, bucket: str, member_accounts: Iterable[str],
                      protected_tag: str = "ir:protected") -> dict:
     """The forensics role's permissions: exactly `actions` (responder.permissions.forensics_actions()), plus the
     explicit denies of `guard_statements` and never unlocking a snapshot."""
@@ -468,7 +501,7 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
         elif action in EBS_LIST_ACTIONS:
             groups["ebs"].append(action)
         elif action in SIGNING_ACTIONS:
-            groups["sign"].append(action)
+            raise UnscopedAction(f"{action}: only the custody signer role signs (SIGNER_ACTIONS, signer_policy)")
         elif action.startswith("iam:"):
             raise UnscopedAction(f"{action}: the forensics role changes no identity")
         else:
@@ -483,12 +516,6 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
         statements += _kms_statements("MemberSharingKeys", groups["kms"],
                                       [f"arn:{partition}:kms:{region}:{m}:key/*" for m in members],
                                       [EC2_SERVICE], direct=False)
-    if groups["sign"]:
-        if not signing_key_arn:
-            raise UnscopedAction("kms:Sign: no custody signing key to scope it to")
-        statements.append(_statement("SignManifestsWithTheCustodyKey", groups["sign"], [signing_key_arn],
-                                     {"StringEquals": {"kms:SigningAlgorithm": CUSTODY_SIGNING_ALGORITHM,
-                                                       "kms:MessageType": "DIGEST"}}))
     if groups["s3"]:
         statements.append(_statement(
             "EvidenceBucketOfThisAccount", groups["s3"],

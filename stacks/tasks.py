@@ -6,8 +6,9 @@ each function a role of its own from this, so a function holds only what its tas
 * the responder actions (``RESPONDER_ACTIONS`` of every adapter module its handler reaches through imports,
   `responder.permissions` for the convention), on the responder's own resources;
 * `sts:AssumeRole` on the member roles only when the handler's code path imports ``member_client`` from
-  `responder.aws.clients`, on their read-only twins only when it imports ``member_read_client``, and on the
-  forensics role only when it imports ``forensics_client``.
+  `responder.aws.clients`, on their read-only twins only when it imports ``member_read_client``, on the
+  forensics role only when it imports ``forensics_client``, and on the custody signer role only when it imports
+  ``signer_client`` (Finalize).
 
 A new adapter, a new declaration or a new import flows into the roles at the next synth; the member and forensics
 roles then trust exactly the function roles that may assume them (`stacks.policies.responder_trust`).
@@ -26,6 +27,7 @@ CLIENTS_MODULE = "responder.aws.clients"
 MEMBER_CLIENT = "member_client"
 MEMBER_READ_CLIENT = "member_read_client"
 FORENSICS_CLIENT = "forensics_client"
+SIGNER_CLIENT = "signer_client"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class TaskAccess:
     responder_actions: tuple[str, ...]
     member: bool  # may assume the member role of every member account
     forensics: bool  # may assume the forensics role
+    signer: bool = False  # may assume the custody signer role (signs manifests)
     trail_actions: tuple[str, ...] = ()  # the trail queries' actions (granted when the deployment names a table)
     member_read: bool = False  # may assume the read-only member role of every member account
 
@@ -87,7 +90,8 @@ def task_access(spec: FunctionSpec) -> TaskAccess:
                 trail.update(getattr(adapter, attr, ()))
     return TaskAccess(key=spec.key, modules=tuple(sorted(seen)), responder_actions=tuple(sorted(actions)),
                       member=MEMBER_CLIENT in client_names, forensics=FORENSICS_CLIENT in client_names,
-                      trail_actions=tuple(sorted(trail)), member_read=MEMBER_READ_CLIENT in client_names)
+                      signer=SIGNER_CLIENT in client_names, trail_actions=tuple(sorted(trail)),
+                      member_read=MEMBER_READ_CLIENT in client_names)
 
 
 def all_access() -> dict[str, TaskAccess]:
@@ -106,6 +110,10 @@ def forensics_tasks() -> tuple[FunctionSpec, ...]:
     return tuple(spec for spec in FUNCTIONS if task_access(spec).forensics)
 
 
+def signer_tasks() -> tuple[FunctionSpec, ...]:
+    return tuple(spec for spec in FUNCTIONS if task_access(spec).signer)
+
+
 def role_arns(partition: str, security_account: str, specs: tuple[FunctionSpec, ...]) -> list[str]:
     """The exact ARNs of these functions' roles (what the member and forensics roles trust)."""
     from stacks import names
@@ -116,7 +124,7 @@ def role_arns(partition: str, security_account: str, specs: tuple[FunctionSpec, 
 def assume_role_arns(spec: FunctionSpec, *, partition: str, member_accounts: tuple[str, ...],
                      forensics_account: str) -> list[str]:
     """The roles this function may assume: the member roles if its task acts in members, the forensics role if
-    it writes or copies evidence there."""
+    it writes or copies evidence there, the custody signer role if it signs manifests."""
     from stacks import names
 
     access = task_access(spec)
@@ -125,4 +133,6 @@ def assume_role_arns(spec: FunctionSpec, *, partition: str, member_accounts: tup
         arns += [names.role_arn(partition, a, names.MEMBER_READ_ROLE_NAME) for a in member_accounts]
     if access.forensics:
         arns.append(names.role_arn(partition, forensics_account, names.FORENSICS_ROLE_NAME))
+    if access.signer:
+        arns.append(names.role_arn(partition, forensics_account, names.SIGNER_ROLE_NAME))
     return sorted(set(arns))

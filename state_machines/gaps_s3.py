@@ -3,19 +3,50 @@
 statement (Deny s3:* when `aws:SecureTransport` is false) denies every request.
 
 AWS applies a statement only when all of its conditions hold for the request, and a condition on a key absent from
-the request context does not hold (unless the operator ends in `IfExists`). Restored here for the request context
-of the local runtime: every request is made over HTTPS (`aws:SecureTransport` true). Statements conditioned on
-other keys (e.g. the access-log delivery's `aws:SourceArn`) do not apply to the responder's requests.
+the request context does not hold (unless the operator ends in `IfExists`, or is `Null`, which tests presence).
+Restored here for the request context of the local runtime, built per object request:
+
+* `aws:SecureTransport` true (every request is made over HTTPS);
+* `aws:PrincipalArn`: the caller's role ARN for a role session (gaps_sts.caller_arn), so "only the forensics role
+  writes" and "nobody but the custodian deletes" hold as in AWS;
+* `s3:if-none-match` from the `If-None-Match` header, and `s3:ObjectCreationOperation` (false for
+  CreateMultipartUpload, UploadPart and UploadPartCopy, true for the other writes), as the S3 User Guide's
+  "Enforce conditional writes on Amazon S3 buckets" describes: a bucket policy can refuse a write without the
+  header (moto honours the header itself - `PreconditionFailed` - but knows neither key);
+* `s3:x-amz-server-side-encryption` and `s3:x-amz-server-side-encryption-aws-kms-key-id` from their headers.
+
+Statements conditioned on other keys (e.g. the access-log delivery's `aws:SourceArn`) do not apply to the
+responder's requests.
 """
 from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from contextvars import ContextVar
 from fnmatch import fnmatchcase
 from typing import Any
 from unittest import mock
 
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
+_CONTEXT: ContextVar[dict[str, str] | None] = ContextVar("_CONTEXT", default=None)
+_HEADER_KEYS = {"If-None-Match": "s3:if-none-match",
+                "x-amz-server-side-encryption": "s3:x-amz-server-side-encryption",
+                "x-amz-server-side-encryption-aws-kms-key-id": "s3:x-amz-server-side-encryption-aws-kms-key-id"}
+
+
+def request_context(method: str, query: dict, headers: Any, principal_arn: str | None) -> dict[str, str]:
+    """The condition keys of one object request."""
+    context = dict(REQUEST_CONTEXT)
+    if principal_arn:
+        context["aws:PrincipalArn"] = principal_arn
+    for header, key in _HEADER_KEYS.items():
+        value = headers.get(header) if headers is not None else None
+        if value is not None:
+            context[key] = str(value)
+    if method in ("PUT", "POST"):
+        multipart_step = "uploads" in query or ("partNumber" in query and "uploadId" in query)
+        context["s3:ObjectCreationOperation"] = "false" if multipart_step else "true"
+    return context
 
 
 def _holds(operator: str, actual: str, expected: list[str]) -> bool:
@@ -39,6 +70,11 @@ def conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, str
         operator = raw_operator[: -len("IfExists")] if if_exists else raw_operator
         for key, expected in pairs.items():
             actual = context.get(key)
+            if operator == "Null":  # "true": the key is absent from the request; "false": present
+                wanted = str(expected[0] if isinstance(expected, list) else expected).lower() == "true"
+                if (actual is None) != wanted:
+                    return False
+                continue
             if actual is None:
                 if if_exists:
                     continue
@@ -49,8 +85,24 @@ def conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, str
 
 
 def install(stack: ExitStack) -> None:
+    from urllib.parse import parse_qs, urlparse
+
     from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3.models import FakeBucket
+    from moto.s3.responses import S3Response
+
+    from state_machines import gaps_sts
+
+    original_key_response = S3Response._key_response
+
+    def _key_response(self, request: Any, full_url: str) -> Any:
+        query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
+        caller = gaps_sts.caller_arn(gaps_sts.access_key_of(request.headers))
+        token = _CONTEXT.set(request_context(request.method, query, request.headers, caller))
+        try:
+            return original_key_response(self, request, full_url)
+        finally:
+            _CONTEXT.reset(token)
 
     def get_permission(self, action: str, resource: str) -> Any:
         if self.policy is None:
@@ -59,10 +111,11 @@ def install(stack: ExitStack) -> None:
         statements = document.get("Statement", [])
         statements = statements if isinstance(statements, list) else [statements]
         applying = [{k: v for k, v in s.items() if k != "Condition"} for s in statements
-                    if conditions_hold(s.get("Condition") or {}, REQUEST_CONTEXT)]
+                    if conditions_hold(s.get("Condition") or {}, _CONTEXT.get() or REQUEST_CONTEXT)]
         if not applying:
             return PermissionResult.NEUTRAL
         return IAMPolicy(json.dumps({"Version": "2012-10-17", "Statement": applying})).is_action_permitted(
             action, resource)
 
     stack.enter_context(mock.patch.object(FakeBucket, "get_permission", get_permission))
+    stack.enter_context(mock.patch.object(S3Response, "_key_response", _key_response))

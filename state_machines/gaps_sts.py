@@ -13,14 +13,26 @@ STS API reference, AssumeRole `DurationSeconds`):
   administrator's, on every service moto dispatches through its generic action handler (not S3). `local.time_passes`
   moves this clock (and the responder's credential clock) ahead to test it.
 
+Who may assume a role (IAM User Guide, "Policy evaluation logic: cross-account" and "AWS global condition context
+keys", `aws:PrincipalArn`): moto admits any caller. For a caller that is itself a role session (the credentials an
+attacker steals from a responder role, for instance), the trust policy is evaluated here: an Allow statement for
+sts:AssumeRole must name the caller's account root or its role ARN as principal, and its `aws:PrincipalArn`
+conditions (`ArnEquals`/`ArnLike`/`StringEquals`/`StringLike`) must admit the caller's role ARN; otherwise
+AccessDenied. Callers signing with long-term keys are not checked: the in-process handlers sign with the local test
+key and stand for the function roles, whose exact ARNs the trusts name (proven on the templates).
+
 The role `ir-local-admin` (see local.LOCAL_ADMIN_ROLE) stands for OrganizationAccountAccessRole: the local
-runtime uses it to build worlds and read results in any account.
+runtime uses it to build worlds and read results in any account (its sessions are not checked either).
+
+`caller_arn()` gives the other gaps the `aws:PrincipalArn` of the request being served.
 """
 from __future__ import annotations
 
 import json
 import re
 from contextlib import ExitStack
+from contextvars import ContextVar
+from fnmatch import fnmatchcase
 from datetime import datetime, timedelta, timezone
 from unittest import mock
 from urllib.parse import unquote
@@ -32,6 +44,83 @@ _clock = {"offset": 0.0}
 _issued: dict[str, datetime] = {}  # access key id -> expiry of every session but the local administrator's
 _SERVICES = frozenset(botocore.session.get_session().get_available_services())
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+_REQUEST_KEY: ContextVar[str | None] = ContextVar("_REQUEST_KEY", default=None)
+
+
+def access_key_of(headers) -> str | None:
+    """The access key id a request was signed with (SigV4 Authorization header)."""
+    match = _CREDENTIAL.search(str((headers or {}).get("Authorization") or ""))
+    return match.group(1) if match else None
+
+
+def session_of(access_key: str | None):
+    """moto's assumed-role session for an access key id, or None (a long-term key)."""
+    if not access_key:
+        return None
+    from moto.sts.models import sts_backends
+
+    for account in list(sts_backends.keys()):
+        for partition in list(sts_backends[account].keys()):
+            found = sts_backends[account][partition].get_assumed_role_from_access_key(access_key)
+            if found is not None:
+                return found
+    return None
+
+
+def caller_arn(access_key: str | None) -> str | None:
+    """`aws:PrincipalArn` of the credentials: a role session's role ARN, an IAM user's ARN, or the account root of
+    the local test key; None when unknown."""
+    if not access_key:
+        return None
+    found = session_of(access_key)
+    if found is not None:
+        return found.role_arn
+    from moto.iam.models import get_account_id_from, iam_backends
+
+    account = get_account_id_from(access_key)
+    for partition in ("aws",):
+        key = iam_backends[account][partition].access_keys.get(access_key)
+        if key is not None:
+            return f"arn:{partition}:iam::{account}:user/{key.user_name}"
+    return f"arn:aws:iam::{account}:root"
+
+
+def _principals(statement: dict) -> list[str]:
+    principal = statement.get("Principal") or {}
+    value = principal.get("AWS", []) if isinstance(principal, dict) else principal
+    return [value] if isinstance(value, str) else list(value)
+
+
+def trust_admits(trust_policy: str, role_arn: str) -> bool:
+    """Does the trust policy let a session of `role_arn` assume the role (principal and aws:PrincipalArn)?"""
+    try:
+        doc = json.loads(unquote(trust_policy)) if isinstance(trust_policy, str) else trust_policy
+    except ValueError:
+        return False
+    account = role_arn.split(":")[4]
+    for statement in doc.get("Statement", []) if isinstance(doc, dict) else []:
+        actions = statement.get("Action") or []
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") != "Allow" or not any(fnmatchcase("sts:AssumeRole", a) for a in actions):
+            continue
+        named = _principals(statement)
+        if not any(p in ("*", role_arn, account, f"arn:aws:iam::{account}:root") for p in named):
+            continue
+        admitted = True
+        for operator, pairs in (statement.get("Condition") or {}).items():
+            if "aws:PrincipalArn" not in pairs:
+                continue
+            expected = pairs["aws:PrincipalArn"]
+            expected = [expected] if isinstance(expected, str) else expected
+            if operator in ("ArnEquals", "StringEquals"):
+                admitted = admitted and role_arn in expected
+            elif operator in ("ArnLike", "StringLike"):
+                admitted = admitted and any(fnmatchcase(role_arn, e) for e in expected)
+            else:
+                admitted = False  # an operator this gap does not evaluate: fail closed
+        if admitted:
+            return True
+    return False
 
 
 def now() -> datetime:
@@ -105,6 +194,12 @@ def install(stack: ExitStack) -> None:
                 raise STSClientError(
                     "AccessDenied", f"sts:ExternalId does not match the trust policy of {role_arn}"
                 )
+            caller = session_of(_REQUEST_KEY.get())
+            if (caller is not None and not caller.role_arn.endswith(f"/{LOCAL_ADMIN_ROLE}")
+                    and not trust_admits(role.assume_role_policy_document, caller.role_arn)):
+                raise STSClientError(
+                    "AccessDenied", f"{caller.arn} is not authorized to perform: sts:AssumeRole on resource: "
+                                    f"{role_arn} (its trust policy does not admit {caller.role_arn})")
             limit = int(role.max_session_duration or 3600)
             if duration > limit:
                 raise STSClientError("ValidationError", "The requested DurationSeconds exceeds the "
@@ -116,11 +211,15 @@ def install(stack: ExitStack) -> None:
         return assumed
 
     def call_action(self):
-        key = _CREDENTIAL.search(str(self.headers.get("Authorization") or ""))
-        expiry = _issued.get(key.group(1)) if key else None
+        key = access_key_of(self.headers)
+        expiry = _issued.get(key) if key else None
         if expiry is not None and expiry <= now() and self.boto3_service_name in _SERVICES:
             return _expired(botocore.session.get_session().get_service_model(self.boto3_service_name).protocol)
-        return original_call_action(self)
+        token = _REQUEST_KEY.set(key)
+        try:
+            return original_call_action(self)
+        finally:
+            _REQUEST_KEY.reset(token)
 
     from moto.core.responses import BaseResponse
 

@@ -428,6 +428,7 @@ def deploy(
         "IR_EVIDENCE_LOCK_MODE": local_stacks.EVIDENCE_LOCK_MODE.lower(),
         "IR_EVIDENCE_LOCK_DAYS": str(local_stacks.EVIDENCE_RETENTION_DAYS),
         "IR_CUSTODY_KEY_ARN": forensics_out["custody_key_arn"],
+        "IR_CUSTODY_SIGNER_ROLE_ARN": forensics_out["signer_role_arn"],
         "IR_REGIONS": region,
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(local_stacks.PARTITION, DEFAULT_ACCOUNT)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if remove_console_access else "false",

@@ -99,13 +99,13 @@ def responder_trust(security_account: str, external_id: str, specs: tuple = ()) 
 
 
 def _custody_key(kms: Any, account: str) -> str:
-    """The forensics account's asymmetric custody key (ECC_NIST_P256, SIGN_VERIFY): only the forensics role signs."""
+    """The forensics account's asymmetric custody key (ECC_NIST_P256, SIGN_VERIFY): only the custody signer signs."""
     try:
         return kms.describe_key(KeyId=names.CUSTODY_KEY_ALIAS)["KeyMetadata"]["Arn"]
     except ClientError:
         pass
     policy = policies.custody_key_policy(partition=PARTITION, account=account,
-                                         signer_arn=names.role_arn(PARTITION, account, FORENSICS_ROLE_NAME))
+                                         signer_arn=names.role_arn(PARTITION, account, names.SIGNER_ROLE_NAME))
     key = kms.create_key(Description="Chain of custody: signs every evidence manifest", Policy=json.dumps(policy),
                          KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")
     kms.create_alias(AliasName=names.CUSTODY_KEY_ALIAS, TargetKeyId=key["KeyMetadata"]["KeyId"])
@@ -234,11 +234,16 @@ def forensics_stack(sess: Any, *, region: str, security_account: str, member_acc
     policy = policies.forensics_policy(partition=PARTITION, account=account, region=region,
                                        security_account=security_account,
                                        actions=permissions.forensics_actions(), key_arn=key_arn, bucket=bucket,
-                                       member_accounts=member_accounts, signing_key_arn=custody_key_arn,
-                                       protected_tag=PROTECTED_TAG)
+                                       member_accounts=member_accounts, protected_tag=PROTECTED_TAG)
     role_arn = _role(iam, FORENSICS_ROLE_NAME,
                      responder_trust(security_account, external_id, tasks.forensics_tasks()), policy, tags=PROTECTED)
-    return {"role_arn": role_arn, "key_arn": key_arn, "bucket": bucket, "custody_key_arn": custody_key_arn}
+    signer_arn = _role(iam, names.SIGNER_ROLE_NAME,
+                       responder_trust(security_account, external_id, tasks.signer_tasks()),
+                       policies.signer_policy(partition=PARTITION, account=account,
+                                              actions=permissions.signer_actions(), signing_key_arn=custody_key_arn,
+                                              protected_tag=PROTECTED_TAG), tags=PROTECTED)
+    return {"role_arn": role_arn, "key_arn": key_arn, "bucket": bucket, "custody_key_arn": custody_key_arn,
+            "signer_role_arn": signer_arn}
 
 
 # ---------------------------------------------------------------------------------------------------------------

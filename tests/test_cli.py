@@ -195,4 +195,4 @@ def test_a_local_start_verifies_its_own_chain_of_custody(tmp_path):
     done = run_cli("--local", "start", "--user", "ci-deployer", "--account", MEMBER, "--region", REGION,
                    "--reason", "custody check", "--verify", state=tmp_path / "s.json")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "verified: the signature and every checked snapshot match the manifest" in done.stdout
+    assert "verified: every manifest is signed and written once, and every checked snapshot matches the latest" in done.stdout

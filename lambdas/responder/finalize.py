@@ -7,7 +7,8 @@ incident record (the tasks wrote them as they ran), the raw input from Step Func
 order, each step independent of the others:
 
 1. **manifest** - for an attempt that acted (disposition ``respond``, not a dry run): the evidence manifest
-   (responder.manifest) into the forensics evidence bucket;
+   (responder.manifest), signed through the custody signer role and written once under this attempt's own name
+   into the forensics evidence bucket (responder.custody);
 2. **record** - the outcome, the task failures and the closing entry, the manifest's location and SHA-256, plan,
    manual steps into the incident item (responder.records.finish; not for a duplicate: its record is the first
    incident's, which Triage already updated);
@@ -194,20 +195,27 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
         if bucket is None:
             steps.missing("manifest", "IR_EVIDENCE_BUCKET (and IR_FORENSICS_ROLE_ARN)")
         else:
-            document = manifests.build(
-                incident=incident, finding=raw(), summary=out, generated_at=when,
-                timeline=journal + failure_entries(state, when), record=item or {}, failure=out.get("failure"))
-            body = manifests.serialize(document)
-            stored = steps.run("manifest", lambda: bucket(incident_id).put_json(manifests.key(incident_id), body))
+            attempt = int((incident.get("record") or {}).get("attempt") or 1)
+
+            def build(key: str) -> bytes:
+                return manifests.serialize(manifests.build(
+                    incident=incident, finding=raw(), summary=out, generated_at=when, manifest_key=key,
+                    attempt=attempt, timeline=journal + failure_entries(state, when), record=item or {},
+                    failure=out.get("failure")))
+
+            def sign(body: bytes) -> tuple[str, bytes] | None:
+                # chain of custody (responder.custody): the custody signer role signs; the stacks always configure
+                # it. A refusal leaves this manifest unsigned (recorded here, reported first by `cli verify`); a
+                # transient error retries Finalize before anything is written.
+                if signer is None:
+                    return None
+                return steps.run("signature", lambda: signer(incident_id).sign(custody.digest(body)))
+
+            stored = steps.run("manifest", lambda: custody.write_manifest(
+                bucket(incident_id), manifests.keys(incident_id, attempt, custody.MAX_NAMES), build, sign,
+                signed_at=when))
             if stored:
-                out["manifest"] = stored
-                # chain of custody (responder.custody): the stacks always configure the key; a manifest left
-                # unsigned is what `cli verify` reports first
-                if signer is not None:
-                    signed = steps.run("signature", lambda: custody.sign_manifest(
-                        signer(incident_id), bucket(incident_id), body, stored, signed_at=when))
-                    if signed:
-                        out["manifest"] = dict(stored, signature=signed)
+                out["manifest"] = dict(stored, attempt=attempt)
 
     subject, _, _ = notify.render(out)
     if incident_id:

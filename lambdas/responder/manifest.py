@@ -1,14 +1,16 @@
 """The evidence manifest: the chain-of-custody document of one response, written at the end of every attempt that
 acted (not for duplicates, findings the responder does not act on, or dry runs: they changed nothing).
 
-Stored as ``incidents/<incidentId>/manifest.json`` in the forensics evidence bucket (versioned, Object Lock: a
-later attempt adds a version, never replaces one), and its SHA-256 (over the exact bytes stored) is written into
-the incident record together with the object's version id. To verify a manifest::
+Stored write-once as ``incidents/<incidentId>/manifest-<attempt>.json`` in the forensics evidence bucket (one name
+per attempt, ``manifest-<attempt>-<n>.json`` if Finalize is retried and the name is taken; versioned, Object Lock,
+written with ``If-None-Match: *``: no attempt replaces another's, and responder.custody signs each), and its
+SHA-256 (over the exact bytes stored) is written into the incident record with its key. To check one by hand::
 
-    aws s3api get-object --bucket <bucket> --key incidents/<id>/manifest.json --version-id <v> m.json
+    aws s3api get-object --bucket <bucket> --key incidents/<id>/manifest-0001.json m.json
     sha256sum m.json        # equals the record's manifest.sha256 (without the "sha256:" prefix)
 
-Contents (``manifestVersion`` 1): ``incidentId``, ``executionId``, ``generatedAt``, ``outcome``, ``incident`` (the
+Contents (``manifestVersion`` 1): ``incidentId``, ``manifestKey`` (the key it is stored under: a copy under another
+name does not verify), ``attempt``, ``executionId``, ``generatedAt``, ``outcome``, ``incident`` (the
 normalized incident: targets, cut-off, dry run...), ``finding`` (the execution input exactly as received: the
 GuardDuty event, finding or manual request, read back from Step Functions), ``timeline`` (every action of this
 attempt as the tasks recorded it in the incident record: what, target, when, result, request id or error;
@@ -27,8 +29,19 @@ from typing import Any
 MANIFEST_VERSION = 1
 
 
-def key(incident_id: str) -> str:
-    return f"incidents/{incident_id}/manifest.json"
+def prefix(incident_id: str) -> str:
+    """Every manifest and signature document of the incident starts with this."""
+    return f"incidents/{incident_id}/manifest"
+
+
+def key(incident_id: str, attempt: int, tried: int = 1) -> str:
+    """The write-once name of an attempt's manifest: `manifest-0003.json`, then `manifest-0003-2.json`..."""
+    return f"{prefix(incident_id)}-{attempt:04d}" + (f"-{tried}" if tried > 1 else "") + ".json"
+
+
+def keys(incident_id: str, attempt: int, count: int) -> list[str]:
+    """The names an attempt tries, in order."""
+    return [key(incident_id, attempt, n) for n in range(1, count + 1)]
 
 
 def _artifacts(value: Any) -> list[Any]:
@@ -60,10 +73,13 @@ def evidence(incident: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]
 
 
 def build(*, incident: dict[str, Any], finding: Any, summary: dict[str, Any], timeline: list[dict[str, Any]],
-          record: dict[str, Any], failure: dict[str, Any] | None, generated_at: str) -> dict[str, Any]:
+          record: dict[str, Any], failure: dict[str, Any] | None, generated_at: str, manifest_key: str = "",
+          attempt: int | None = None) -> dict[str, Any]:
     document = {
         "manifestVersion": MANIFEST_VERSION,
         "incidentId": summary.get("incidentId"),
+        "manifestKey": manifest_key or None,
+        "attempt": attempt,
         "executionId": summary.get("executionId"),
         "generatedAt": generated_at,
         "outcome": summary.get("outcome"),

@@ -4,6 +4,7 @@ Every adapter in `responder.aws` declares the actions it calls as module constan
 
 * ``MEMBER_ACTIONS``    - called in a workload account through the member role;
 * ``FORENSICS_ACTIONS`` - called in the forensics account through the forensics role;
+* ``SIGNER_ACTIONS``    - called in the forensics account through the custody signer role (signing manifests);
 * ``RESPONDER_ACTIONS`` - called in the security account by the functions themselves;
 * ``TRAIL_ACTIONS``     - called in the security account on the organization trail's query engine, and what the
   engine does with the caller's credentials (``ENGINE_*_ACTIONS``): granted only when the deployment names a trail
@@ -52,6 +53,10 @@ def member_read_actions() -> tuple[str, ...]:
 
 def forensics_actions() -> tuple[str, ...]:
     return _union("FORENSICS_ACTIONS")
+
+
+def signer_actions() -> tuple[str, ...]:
+    return _union("SIGNER_ACTIONS")
 
 
 def responder_actions() -> tuple[str, ...]:

@@ -38,6 +38,7 @@ ENV: dict[str, str] = {
     "IR_EVIDENCE_LOCK_MODE": "EBS Snapshot Lock mode of every forensics copy: compliance or governance ('' = none)",
     "IR_EVIDENCE_LOCK_DAYS": "EBS Snapshot Lock duration of every forensics copy, in days",
     "IR_CUSTODY_KEY_ARN": "the forensics account's asymmetric KMS key that signs every evidence manifest",
+    "IR_CUSTODY_SIGNER_ROLE_ARN": "the forensics account's role that alone may sign with the custody key (Finalize)",
     "IR_REGIONS": "comma-separated regions this deployment covers: a request or finding for another is refused",
     "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
     "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
@@ -52,6 +53,7 @@ ENV: dict[str, str] = {
 SERVICE_NAME = "ir-responder"
 MEMBER_ROLE_NAME = "ir-responder-member"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
+SIGNER_ROLE_NAME = "ir-responder-custody-signer"
 SHARING_KEY_ALIAS = "alias/ir-evidence-sharing"
 DENY_ALL_PROFILE = "ir-quarantine-deny-all"
 DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
@@ -89,6 +91,7 @@ class Settings:
     evidence_lock_mode: str = ""  # '' = forensics copies are not locked (a deployment always sets it)
     evidence_lock_days: int = 365
     custody_key_arn: str = ""
+    custody_signer_role_arn: str = ""
     regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
     responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
     remove_console_access: bool = True
@@ -132,6 +135,7 @@ class Settings:
             evidence_lock_mode=(env.get("IR_EVIDENCE_LOCK_MODE") or "").lower(),
             evidence_lock_days=int(env.get("IR_EVIDENCE_LOCK_DAYS") or 365),
             custody_key_arn=env.get("IR_CUSTODY_KEY_ARN", ""),
+            custody_signer_role_arn=env.get("IR_CUSTODY_SIGNER_ROLE_ARN", ""),
             regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
             responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
             remove_console_access=console == "true",

@@ -25,14 +25,16 @@ SELF_CHANGES = ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePoli
                 "iam:TagRole", "iam:UntagRole", "iam:DeleteRole", "iam:UpdateRole")
 
 
-def test_the_member_and_forensics_roles_cannot_change_themselves_or_the_responder(assembly):  # noqa: F811
+def test_the_member_forensics_and_signer_roles_cannot_change_themselves_or_the_responder(assembly):  # noqa: F811
     config = assembly.config
     cases = [(s, names.MEMBER_ROLE_NAME, s.rsplit("-", 1)[1]) for s in assembly.member_stacks]
     cases.append((names.FORENSICS_STACK, names.FORENSICS_ROLE_NAME, config.forensics_account))
+    cases.append((names.FORENSICS_STACK, names.SIGNER_ROLE_NAME, config.forensics_account))
     for stack, name, account in cases:
         statements = role_statements(role(assembly, stack, name))
-        guarded = [names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.DENY_ALL_ROLE_NAME,
-                   names.STATE_MACHINE_ROLE_NAME, names.RULE_ROLE_NAME, "ir-responder-Triage-role"]
+        guarded = [names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.SIGNER_ROLE_NAME,
+                   names.DENY_ALL_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME, names.RULE_ROLE_NAME,
+                   "ir-responder-Triage-role"]
         for target in guarded:
             arn = f"arn:{P}:iam::{account}:role/{target}"
             for action in SELF_CHANGES:
@@ -117,15 +119,40 @@ def test_the_evidence_bucket_policy(multi):  # noqa: F811
                                      "s3:PutObjectRetention"}
     assert flat(nobody["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == custodian
     assert flat(by_sid["NoLockChangeButTheCustodian"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == custodian
+    once = by_sid["ManifestsAreWrittenOnce"]  # S3 conditional writes, enforced (every principal, the writer too)
+    assert (once["Effect"], once["Action"], once["Principal"]) == ("Deny", "s3:PutObject", {"AWS": "*"})
+    assert flat(once["Resource"]).endswith(f":s3:::{bucket}/incidents/*/manifest*")
+    assert once["Condition"] == {"Null": {"s3:if-none-match": "true"},
+                                 "BoolIfExists": {"s3:ObjectCreationOperation": "true"}}
+    assert "ArnNotEquals" not in once["Condition"], "not even the custodian overwrites a manifest"
 
 
-def test_the_custody_key_signs_only_for_the_forensics_role(multi):  # noqa: F811
+def test_the_write_once_statement_denies_exactly_unconditional_manifest_writes():
+    """The statement as AWS evaluates it (the local runtime's evaluator, state_machines.gaps_s3): a manifest put or
+    multipart completion without If-None-Match is denied, one with it is not, the multipart steps that cannot carry
+    the header are not, and other evidence keys are not concerned."""
+    from state_machines import gaps_s3
+    from stacks import policies
+
+    (once,) = [s for s in policies.evidence_bucket_policy(partition="aws", bucket="b", key_arn="k", writer_arn="w",
+                                                           custodian_arn="c") if s["Sid"] == "ManifestsAreWrittenOnce"]
+    context = lambda method, query, headers: gaps_s3.request_context(method, query, headers, "w")  # noqa: E731
+    assert gaps_s3.conditions_hold(once["Condition"], context("PUT", {}, {}))
+    assert not gaps_s3.conditions_hold(once["Condition"], context("PUT", {}, {"If-None-Match": "*"}))
+    assert gaps_s3.conditions_hold(once["Condition"], context("POST", {"uploadId": ["u"]}, {}))  # completion
+    assert not gaps_s3.conditions_hold(once["Condition"], context("POST", {"uploads": [""]}, {}))
+    assert not gaps_s3.conditions_hold(once["Condition"], context("PUT", {"uploadId": ["u"], "partNumber": ["1"]}, {}))
+    assert fnmatchcase("arn:aws:s3:::b/incidents/IR-1/manifest-0002.sig.json", once["Resource"])
+    assert not fnmatchcase("arn:aws:s3:::b/incidents/IR-1/cloudtrail/user-x.json", once["Resource"])
+
+
+def test_the_custody_key_signs_only_for_the_custody_signer_role(multi):  # noqa: F811
     config = multi.config
     (key,) = [k for lid, k in multi.resources(names.FORENSICS_STACK, "AWS::KMS::Key").items()
               if lid.startswith("CustodyKey")]
     by_sid = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
-    writer = f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"
-    assert flat(by_sid["OnlyTheForensicsRoleSigns"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == writer
+    signer = f"arn:{P}:iam::{config.forensics_account}:role/{names.SIGNER_ROLE_NAME}"
+    assert flat(by_sid["OnlyTheCustodySignerSigns"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == signer
     nobody = by_sid["NobodyElseSigns"]
     assert (nobody["Effect"], nobody["Action"], nobody["Principal"]) == ("Deny", "kms:Sign", {"AWS": "*"})
     assert "kms:Sign" not in as_list(by_sid["ThisAccountAdministersThroughIam"]["Action"])

@@ -37,11 +37,12 @@ def _assert_trusts_only_the_responder(role_resource: dict, assembly, specs) -> N
 def test_the_names_the_stacks_use_are_the_ones_the_code_expects():
     assert names.MEMBER_ROLE_NAME == settings.MEMBER_ROLE_NAME
     assert names.FORENSICS_ROLE_NAME == settings.FORENSICS_ROLE_NAME
+    assert names.SIGNER_ROLE_NAME == settings.SIGNER_ROLE_NAME
     assert names.SHARING_KEY_ALIAS == settings.SHARING_KEY_ALIAS
     assert names.DENY_ALL_PROFILE == settings.DENY_ALL_PROFILE
     assert names.DENY_ALL_ROLE_NAME == settings.DENY_ALL_ROLE_NAME
-    for name in (names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME,
-                 names.DENY_ALL_ROLE_NAME):
+    for name in (names.MEMBER_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.SIGNER_ROLE_NAME,
+                 names.STATE_MACHINE_ROLE_NAME, names.DENY_ALL_ROLE_NAME):
         assert name.startswith(names.ROLE_PREFIX)
 
 
@@ -97,10 +98,7 @@ def _assert_snapshot_and_key_conditions(statements: list[dict], security_account
                 "aws:ResourceTag/ir:collected-by":
                 f"arn:{P}:states:*:{security_account}:execution:ir-responder-containment:*"}
         kms = {a for a in actions if a.startswith("kms:")} - policies.SIGNING_ACTIONS
-        if actions & policies.SIGNING_ACTIONS:  # the custody key: signed directly, digests only, one algorithm
-            assert actions == policies.SIGNING_ACTIONS and statement["Sid"] == "SignManifestsWithTheCustodyKey"
-            assert statement["Condition"] == {"StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256",
-                                                               "kms:MessageType": "DIGEST"}}
+        assert not actions & policies.SIGNING_ACTIONS, "only the custody signer role signs"
         if kms:
             assert kms == actions, "KMS actions in statements of their own"
             if kms != {"kms:DescribeKey"}:
@@ -178,7 +176,8 @@ def test_the_forensics_role_scopes_keys_and_bucket(assembly):  # noqa: F811
                                                              names.FORENSICS_ROLE_NAME))}
     declared = set(permissions.forensics_actions())
     s3_actions = {a for a in declared if a.startswith("s3:")}
-    kms_actions = {a for a in declared if a.startswith("kms:")} - policies.SIGNING_ACTIONS
+    kms_actions = {a for a in declared if a.startswith("kms:")}
+    assert not kms_actions & policies.SIGNING_ACTIONS, "the forensics role writes evidence: it must not sign it"
     assert s3_actions and kms_actions, "the forensics side declares no S3 or KMS action: update this test"
     bucket = statements["EvidenceBucketOfThisAccount"]
     assert set(as_list(bucket["Action"])) == s3_actions
@@ -196,10 +195,46 @@ def test_the_forensics_role_scopes_keys_and_bucket(assembly):  # noqa: F811
     for statement in own_key:
         assert [flat(r) for r in as_list(statement["Resource"])] == [
             flat({"Fn::GetAtt": [_key_id(assembly, "ForensicsKey"), "Arn"]})]
-    sign = statements["SignManifestsWithTheCustodyKey"]
-    assert as_list(sign["Action"]) == ["kms:Sign"]
+    assert "SignManifestsWithTheCustodyKey" not in statements
+
+
+def test_the_custody_signer_role_may_only_sign_with_the_custody_key(assembly):  # noqa: F811
+    statements = role_statements(role(assembly, names.FORENSICS_STACK, names.SIGNER_ROLE_NAME))
+    assert allowed_actions(statements) == set(permissions.signer_actions()) == {"kms:Sign"}
+    (sign,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert sign["Sid"] == "SignManifestsWithTheCustodyKey" and as_list(sign["Action"]) == ["kms:Sign"]
     assert [flat(r) for r in as_list(sign["Resource"])] == [flat({"Fn::GetAtt": [_key_id(assembly, "CustodyKey"),
                                                                                 "Arn"]})]
+    assert sign["Condition"] == {"StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256",
+                                                  "kms:MessageType": "DIGEST"}}
+    assert "NeverChangeTheRespondersIdentities" in {s["Sid"] for s in statements if s["Effect"] == "Deny"}
+
+
+def test_the_custody_signer_role_trusts_only_finalize_with_the_external_id(assembly):  # noqa: F811
+    from stacks.catalog import FUNCTIONS
+
+    assert [s.key for s in tasks.signer_tasks()] == ["Finalize"]
+    resource = role(assembly, names.FORENSICS_STACK, names.SIGNER_ROLE_NAME)
+    _assert_trusts_only_the_responder(resource, assembly, tasks.signer_tasks())
+    assert {"Key": "ir:protected", "Value": "true"} in resource["Properties"]["Tags"]
+    assert names.function_role_name(next(s for s in FUNCTIONS if s.key == "Finalize")) in flat(
+        resource["Properties"]["AssumeRolePolicyDocument"])
+
+
+def test_the_custody_key_lets_only_the_signer_role_sign(assembly):  # noqa: F811
+    account = assembly.config.forensics_account
+    signer = f"arn:{P}:iam::{account}:role/{names.SIGNER_ROLE_NAME}"
+    policy = assembly.resources(names.FORENSICS_STACK, "AWS::KMS::Key")[_key_id(assembly, "CustodyKey")][
+        "Properties"]["KeyPolicy"]
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    signing = [s for s in policy["Statement"] if "kms:Sign" in as_list(s["Action"]) or "kms:*" in as_list(s["Action"])]
+    assert {s["Sid"] for s in signing} == {"OnlyTheCustodySignerSigns", "NobodyElseSigns"}
+    allow, deny = statements["OnlyTheCustodySignerSigns"], statements["NobodyElseSigns"]
+    assert allow["Effect"] == "Allow" and flat(allow["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == signer
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert flat(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == signer
+    forensics = f"arn:{P}:iam::{account}:role/{names.FORENSICS_ROLE_NAME}"
+    assert forensics not in flat(policy), "the role that writes the evidence is not named by the signing key"
 
 
 def _key_id(assembly, prefix: str) -> str:  # noqa: F811
@@ -223,7 +258,7 @@ def test_the_forensics_key_policy_names_no_principal_outside_the_forensics_accou
             principals = statement["Principal"]
             assert set(principals) == {"AWS"}, "no service principal"
             assert "NotPrincipal" not in statement
-            if statement["Effect"] == "Deny":  # the custody key: nobody but the forensics role signs
+            if statement["Effect"] == "Deny":  # the custody key: nobody but the custody signer role signs
                 assert principals == {"AWS": "*"} and statement["Action"] == "kms:Sign"
                 continue
             for principal in as_list(principals["AWS"]):
@@ -247,7 +282,7 @@ def test_each_function_role_grants_exactly_what_its_task_declares(assembly):  # 
     for spec in FUNCTIONS:
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics or access.signer else set()
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
         assert allowed_actions(statements) == assume | declared | policies.function_extra_actions(declared), spec.key
         _assert_no_wildcard_actions(statements)
@@ -260,10 +295,11 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
     members = {f"arn:{P}:iam::{a}:role/{names.MEMBER_ROLE_NAME}" for a in config.member_accounts}
     readers = {f"arn:{P}:iam::{a}:role/{names.MEMBER_READ_ROLE_NAME}" for a in config.member_accounts}
     forensics = {f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"}
+    signer = {f"arn:{P}:iam::{config.forensics_account}:role/{names.SIGNER_ROLE_NAME}"}
     # Triage reads an attack sequence's Auto Scaling groups in the member account (DescribeAutoScalingGroups,
     # responder.signals_groups) through the read-only twin of the member role, never the member role (issue 12:
-    # Triage and Finalize assume no member role)
-    expected = {"Triage": readers, "Finalize": forensics, "ContainIdentities": members | forensics,
+    # Triage and Finalize assume no member role); Finalize signs through the custody signer role
+    expected = {"Triage": readers, "Finalize": forensics | signer, "ContainIdentities": members | forensics,
                 "IsolateInstance": members | forensics, "CollectEvidence": members | forensics}
     assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:

@@ -39,6 +39,7 @@ def deployed():
             "member": role(MEMBER, names.MEMBER_ROLE_NAME),
             "member_read": role(MEMBER, names.MEMBER_READ_ROLE_NAME),
             "forensics": role(FORENSICS, names.FORENSICS_ROLE_NAME),
+            "signer": role(FORENSICS, names.SIGNER_ROLE_NAME),
             **{spec.key: role(None, names.function_role_name(spec)) for spec in FUNCTIONS},
         }
         yield {"functions": functions, "roles": roles, "deployment": dep}
@@ -70,15 +71,16 @@ def test_local_roles_have_the_shipped_names_trust_and_permissions(deployed):
     assert allowed_actions(roles["member"]["policies"][0]["Statement"]) == set(permissions.member_actions())
     forensics_actions = set(permissions.forensics_actions())
     assert allowed_actions([s for p in roles["forensics"]["policies"] for s in p["Statement"]]) == forensics_actions
+    assert allowed_actions([s for p in roles["signer"]["policies"] for s in p["Statement"]]) == {"kms:Sign"}
     for spec in FUNCTIONS:
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics or access.signer else set()
         assert allowed_actions(roles[spec.key]["policies"][0]["Statement"]) == (
             assume | declared | policies.function_extra_actions(declared))
     assert allowed_actions(roles["member_read"]["policies"][0]["Statement"]) == set(permissions.member_read_actions())
     for key, specs in (("member", tasks.member_tasks()), ("member_read", tasks.member_read_tasks()),
-                       ("forensics", tasks.forensics_tasks())):
+                       ("forensics", tasks.forensics_tasks()), ("signer", tasks.signer_tasks())):
         (trust,) = roles[key]["trust"]["Statement"]
         assert trust["Condition"] == policies.responder_trust_conditions(
             "aws", "123456789012", "ir-responder", tasks.role_arns("aws", "123456789012", specs))
@@ -109,7 +111,7 @@ def test_local_and_shipped_member_policies_are_the_same_document(deployed, multi
     assert local_norm == shipped_norm
 
 
-def test_the_local_evidence_bucket_is_tls_only_like_the_shipped_one_and_still_writable(deployed):
+def test_the_local_evidence_bucket_is_tls_only_like_the_shipped_one_and_writable_by_the_forensics_role(deployed):
     dep = deployed["deployment"]
     s3 = dep.client("s3", account=FORENSICS)
     statement, *others = json.loads(s3.get_bucket_policy(Bucket=dep.bucket)["Policy"])["Statement"]
@@ -119,7 +121,19 @@ def test_the_local_evidence_bucket_is_tls_only_like_the_shipped_one_and_still_wr
         partition="aws", bucket=dep.bucket, key_arn=key_arn,
         writer_arn=f"arn:aws:iam::{FORENSICS}:role/{names.FORENSICS_ROLE_NAME}",
         custodian_arn=f"arn:aws:iam::{FORENSICS}:role/{names.DEFAULT_CUSTODIAN_ROLE_NAME}")
-    s3.put_object(Bucket=dep.bucket, Key="tests/parity.json", Body=b"{}", ExpectedBucketOwner=FORENSICS)
+    from botocore.exceptions import ClientError
+
+    from state_machines import local
+
+    with pytest.raises(ClientError):  # only the forensics role writes (gaps_s3 evaluates aws:PrincipalArn)
+        s3.put_object(Bucket=dep.bucket, Key="tests/parity.json", Body=b"{}", ExpectedBucketOwner=FORENSICS)
+    creds = local.session(None, dep.region).client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{FORENSICS}:role/{names.FORENSICS_ROLE_NAME}", RoleSessionName="parity",
+        ExternalId=dep.environment["IR_EXTERNAL_ID"])["Credentials"]
+    writer = local.session(None, dep.region).client(
+        "s3", region_name=dep.region, aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    writer.put_object(Bucket=dep.bucket, Key="tests/parity.json", Body=b"{}", ExpectedBucketOwner=FORENSICS)
     retention = s3.get_object_lock_configuration(Bucket=dep.bucket)["ObjectLockConfiguration"]["Rule"][
         "DefaultRetention"]
     assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 365)

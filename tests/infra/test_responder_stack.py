@@ -120,6 +120,8 @@ def test_the_functions_environment_points_at_the_configured_accounts(multi):  # 
     assert env["IR_FORENSICS_ACCOUNT"] == config.forensics_account
     assert flat(env["IR_FORENSICS_ROLE_ARN"]) == (
         f"arn:<AWS::Partition>:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}")
+    assert flat(env["IR_CUSTODY_SIGNER_ROLE_ARN"]) == (
+        f"arn:<AWS::Partition>:iam::{config.forensics_account}:role/{names.SIGNER_ROLE_NAME}")
     assert flat(env["IR_FORENSICS_KEY_ARN"]) == (
         f"arn:<AWS::Partition>:kms:{config.region}:{config.forensics_account}:{names.FORENSICS_KEY_ALIAS}")
     assert env["IR_EVIDENCE_BUCKET"] == f"ir-evidence-{config.forensics_account}-{config.region}"

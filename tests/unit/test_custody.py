@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+
+import pytest
 
 from responder import custody
 
@@ -22,39 +25,118 @@ class FakeKey:
 
 
 class FakeBucket:
-    def __init__(self):
-        self.objects = {}
+    """Write-once like S3 with If-None-Match: * (None when the key is taken)."""
 
-    def put_json(self, key, body):
+    bucket = "b"
+
+    def __init__(self, taken=()):
+        self.objects = {k: b"taken" for k in taken}
+
+    def put_json_once(self, key, body):
+        if key in self.objects:
+            return None
         self.objects[key] = body
         return {"bucket": "b", "key": key, "versionId": f"v{len(self.objects)}"}
 
 
-def _signed():
+NAMES = ["incidents/IR-1/manifest-0002.json", "incidents/IR-1/manifest-0002-2.json"]
+
+
+def _build(key):
+    return json.dumps({"incidentId": "IR-1", "manifestKey": key}, sort_keys=True).encode()
+
+
+def _sign(body):
+    return FakeKey().sign(custody.digest(body))
+
+
+def _signed(taken=()):
+    bucket = FakeBucket(taken)
+    out = custody.write_manifest(bucket, NAMES, _build, _sign, signed_at="2026-12-02T00:00:00Z")
+    return out, bucket
+
+
+def test_the_signature_is_written_first_and_names_the_manifest_key_and_digest():
+    out, bucket = _signed()
+    assert list(bucket.objects) == ["incidents/IR-1/manifest-0002.sig.json", "incidents/IR-1/manifest-0002.json"]
+    assert out["key"] == NAMES[0] and out["signature"]["key"] == "incidents/IR-1/manifest-0002.sig.json"
+    document = json.loads(bucket.objects["incidents/IR-1/manifest-0002.sig.json"])
+    body = bucket.objects[NAMES[0]]
+    assert document["manifest"] == {"bucket": "b", "key": NAMES[0], "sha256": "sha256:" + hashlib.sha256(body).hexdigest()}
+    assert (document["custodyVersion"], document["signingAlgorithm"], document["messageType"]) == (
+        2, "ECDSA_SHA_256", "DIGEST")
+    assert custody.check_signature(FakeKey(), body, document, manifest_key=NAMES[0]) == []
+
+
+def test_a_taken_name_is_never_overwritten_the_next_name_is_used():
+    out, bucket = _signed(taken=[NAMES[0]])
+    assert bucket.objects[NAMES[0]] == b"taken"
+    assert out["key"] == NAMES[1] and out["namesTaken"] == [NAMES[0]]
+    assert json.loads(bucket.objects[NAMES[1]])["manifestKey"] == NAMES[1]
+
+
+def test_every_name_taken_is_an_error_and_nothing_is_overwritten():
+    with pytest.raises(custody.ManifestNamesTaken):
+        _signed(taken=[custody.signature_key(n) for n in NAMES])
+
+
+def test_without_a_signer_the_manifest_is_still_written_unsigned():
     bucket = FakeBucket()
-    stored = {"bucket": "b", "key": "incidents/IR-1/manifest.json", "versionId": "m1"}
-    out = custody.sign_manifest(FakeKey(), bucket, BODY, stored, signed_at="2026-12-02T00:00:00Z")
-    import json
-
-    return out, json.loads(bucket.objects["incidents/IR-1/manifest.sig.json"])
-
-
-def test_the_signature_document_names_the_manifest_version_digest_and_key():
-    out, document = _signed()
-    assert out["key"] == "incidents/IR-1/manifest.sig.json" and out["keyId"].endswith(":key/custody")
-    assert document["manifest"] == {"bucket": "b", "key": "incidents/IR-1/manifest.json", "versionId": "m1",
-                                    "sha256": "sha256:" + hashlib.sha256(BODY).hexdigest()}
-    assert (document["signingAlgorithm"], document["messageType"]) == ("ECDSA_SHA_256", "DIGEST")
-    assert custody.check_signature(FakeKey(), BODY, document) == []
+    out = custody.write_manifest(bucket, NAMES, _build, lambda body: None, signed_at="t")
+    assert out["key"] == NAMES[0] and "signature" not in out and list(bucket.objects) == [NAMES[0]]
 
 
 def test_a_changed_manifest_or_another_key_does_not_verify():
-    _, document = _signed()
-    problems = custody.check_signature(FakeKey(), BODY + b" ", document)
+    _, bucket = _signed()
+    body = bucket.objects[NAMES[0]]
+    document = json.loads(bucket.objects[custody.signature_key(NAMES[0])])
+    problems = custody.check_signature(FakeKey(), body + b" ", document)
     assert any(p.startswith("manifest: its SHA-256 is") for p in problems)
     assert any(p.startswith("signature: does not verify") for p in problems)
-    assert any(p.startswith("signature: does not verify") for p in custody.check_signature(FakeKey(b"x"), BODY,
+    assert any(p.startswith("signature: does not verify") for p in custody.check_signature(FakeKey(b"x"), body,
                                                                                                document))
+    assert custody.check_signature(FakeKey(), body, document, manifest_key=NAMES[1]) == [
+        f"signature: it is the signature of {NAMES[0]}, not of {NAMES[1]}"]
+
+
+def _chain(objects, versions=None):
+    counts = versions or {k: 1 for k in objects}
+    return custody.check_chain(counts, objects.get, FakeKey(), "IR-1")
+
+
+def test_the_chain_verifies_every_attempt_and_names_the_latest():
+    first, b1 = _signed()
+    objects = dict(b1.objects)
+    later = FakeBucket()
+    custody.write_manifest(later, ["incidents/IR-1/manifest-0003.json"], _build, _sign, signed_at="t")
+    objects.update(later.objects)
+    problems, notes, facts = _chain(objects)
+    assert (problems, notes) == ([], [])
+    assert facts["latest"] == "incidents/IR-1/manifest-0003.json" and facts["manifests"] == 2
+
+
+def test_the_chain_names_a_second_version_an_unsigned_manifest_and_a_copied_one():
+    _, bucket = _signed()
+    objects = dict(bucket.objects)
+    objects["incidents/IR-1/manifest-0009.json"] = _build("incidents/IR-1/manifest-0009.json")  # nobody signed it
+    objects["incidents/IR-1/manifest-0005.json"] = objects[NAMES[0]]  # a signed one copied under a later name
+    objects["incidents/IR-1/manifest-0005.sig.json"] = objects[custody.signature_key(NAMES[0])]
+    versions = {k: 1 for k in objects}
+    versions[NAMES[0]] = 2
+    problems, _, facts = _chain(objects, versions)
+    assert facts["latest"] == "incidents/IR-1/manifest-0009.json"
+    assert f"{NAMES[0]}: 2 versions - a manifest or signature is written once; a later version was written over it" in problems
+    assert any(p.startswith("incidents/IR-1/manifest-0009.json: unsigned - no signature document") for p in problems)
+    assert ("incidents/IR-1/manifest-0005.json: it names itself incidents/IR-1/manifest-0002.json (a manifest "
+            "copied to another name)") in problems
+    assert any(p.startswith("incidents/IR-1/manifest-0005.json: signature: it is the signature of") for p in problems)
+
+
+def test_manifest_names_order_attempts_then_tries():
+    assert custody.manifest_name("incidents/x/manifest-0002-3.json") == (2, 3, False)
+    assert custody.manifest_name("incidents/x/manifest-0010.sig.json") == (10, 1, True)
+    assert custody.manifest_name("incidents/x/manifest.json") == (0, 1, False)  # the earlier design's one name
+    assert custody.manifest_name("incidents/x/cloudtrail/a.json") is None
 
 
 MANIFEST = {"incidentId": "IR-1", "evidence": {"instances": [{"evidence": {"snapshots": [{

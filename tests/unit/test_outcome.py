@@ -144,7 +144,9 @@ class FakeBucket:
     def __init__(self, calls, fail=None):
         self.calls, self.fail = calls, fail
 
-    def put_json(self, key, body):
+    bucket = "b"
+
+    def put_json_once(self, key, body):
         self.calls.append(("manifest", key))
         if self.fail:
             raise self.fail
@@ -195,7 +197,7 @@ def run(s, *, bucket_fail=None, table_fail=None, topic_fail=None, configured=Tru
 def test_manifest_then_record_then_notification():
     out, calls, table, topic = run(state(ident("contained", entry("done"))))
     assert [c[0] for c in calls] == ["manifest", "record", "notify"]
-    assert out["manifest"]["key"] == "incidents/gd-abc/manifest.json"
+    assert out["manifest"]["key"] == "incidents/gd-abc/manifest-0001.json"  # this attempt's write-once name
     assert out["record"] == {"table": "ir-responder-incidents", "incidentId": "gd-abc", "result": "recorded"}
     assert out["notification"] == {"subject": topic.sent[0][0], "messageId": "msg-1"}
     assert out["fail"] is False

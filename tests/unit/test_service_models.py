@@ -23,7 +23,8 @@ def test_every_operation_named_in_a_permissions_tuple_is_in_its_lean_model():
     is callable on the lean client. S3 and KMS actions (and iam:PassRole) also authorize what other services do for us."""
     from responder import permissions
 
-    declared = set(permissions.member_actions() + permissions.forensics_actions() + permissions.responder_actions())
+    declared = set(permissions.member_actions() + permissions.forensics_actions() + permissions.signer_actions()
+                   + permissions.responder_actions())
     operations: dict[str, set[str]] = {}
     for path in service_models.MODELS.rglob("service-2.json"):
         model = json.loads(path.read_text())

@@ -189,8 +189,11 @@ def test_a_failed_step_is_recorded_and_a_republished_finding_retries_with_a_fres
     # the earlier cut-off is kept when the retry's is later (both are whole seconds: a fast retry may share it)
     assert item.get("previousCutoffs", []) == ([out["cutoff"]] if item["cutoff"] != out["cutoff"] else [])
     assert {s for _, s in iam_state(dep.client("iam"))["users"][name]["keys"]} == {"Inactive"}
-    versions = [k for k in evidence_keys(dep, f"incidents/{out['incidentId']}/manifest.json")]
-    assert len(versions) == 2  # one manifest version per attempt: the first is kept, not replaced
+    prefix = f"incidents/{out['incidentId']}/manifest"
+    # one write-once manifest (and signature) per attempt, each with exactly one version: the first is kept
+    assert [k.split("@")[0] for k in evidence_keys(dep, prefix)] == [
+        f"{prefix}-0001.json", f"{prefix}-0001.sig.json", f"{prefix}-0002.json", f"{prefix}-0002.sig.json"]
+    assert retry.output["manifest"]["key"] == item["manifest"]["key"] == f"{prefix}-0002.json"
 
 
 def test_a_manual_replay_shares_the_record_and_changes_nothing(dep):

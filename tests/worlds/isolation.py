@@ -46,6 +46,19 @@ class Calls:
         self.made.clear()
 
 
+def forensics_role_client(dep, service: str) -> Any:
+    """A client with a session of the forensics role, as the responder's functions have."""
+    import boto3
+
+    from state_machines import local
+
+    creds = local.session(None, dep.region).client("sts").assume_role(
+        RoleArn=dep.environment["IR_FORENSICS_ROLE_ARN"], RoleSessionName="isolation-test",
+        ExternalId=dep.environment["IR_EXTERNAL_ID"])["Credentials"]
+    return boto3.client(service, region_name=dep.region, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
 def adapters_for(dep, calls: Calls | None = None, *, evidence: bool = True, ec2_client: Any = None):
     """`adapters_for(journal)` with administrator clients in the member account (and the forensics account)."""
     calls = calls or Calls()
@@ -56,6 +69,8 @@ def adapters_for(dep, calls: Calls | None = None, *, evidence: bool = True, ec2_
         return calls.watch(dep.client(service), service)
 
     def forensics(service: str):
+        if service == "s3":  # the evidence bucket's policy lets only the forensics role write (as in AWS)
+            return calls.watch(forensics_role_client(dep, service), service)
         return calls.watch(dep.client(service, account=dep.forensics_account), service)
 
     def build(journal):

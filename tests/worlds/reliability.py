@@ -8,6 +8,7 @@ Everything acts in the in-memory AWS of `state_machines.local`; nothing here is 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -23,8 +24,9 @@ EC2_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 APP_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}
-# evidence-bucket documents every acting attempt writes anew (the manifest signature too: responder.custody)
-PER_ATTEMPT = ("/manifest.json", "/manifest.sig.json", "/cloudtrail/")
+# evidence-bucket documents every acting attempt writes anew: its own write-once manifest and signature
+# (manifest-<attempt>[.sig].json, responder.custody), a new version of each CloudTrail capture
+PER_ATTEMPT = ("/manifest-", "/cloudtrail/")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -217,7 +219,7 @@ def _evidence_bucket(dep: Any) -> dict:
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=dep.bucket):
         for v in page.get("Versions", []):
             if any(marker in v["Key"] for marker in PER_ATTEMPT):
-                per_attempt.add(v["Key"])
+                per_attempt.add(re.sub(r"/manifest-\d+(-\d+)?", "/manifest-<attempt>", v["Key"]))
             else:
                 once.setdefault(v["Key"], []).append(v["VersionId"])
     return {"writeOnce": {k: sorted(v) for k, v in once.items()}, "perAttempt": sorted(per_attempt)}

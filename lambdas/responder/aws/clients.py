@@ -188,6 +188,14 @@ def forensics_client(service: str, *, region: str, label: str, settings: Any) ->
     )
 
 
+def signer_client(service: str, *, region: str, label: str, settings: Any) -> Any:
+    """A client acting in the forensics account through the custody signer role: the only principal the custody
+    key lets sign, trusted only by Finalize's role (the role that writes evidence cannot sign it)."""
+    return _role_client(
+        service, settings.custody_signer_role_arn, region=region, label=label, external_id=settings.external_id
+    )
+
+
 class Clients:
     """The clients of one task invocation, made the same way by every handler: `own(service)` with the function's
     own role; `member(service, region)` in the incident's account through the member role (region None: the
@@ -195,18 +203,21 @@ class Clients:
     function's own Region, where the evidence bucket and the custody key live). Role sessions are named after the
     incident (`label`: another incident's name, for Finalize before it has read the incident).
 
-    A handler passes `member_client` (or `member_read_client`) / `forensics_client` only if its task acts there:
-    that import is what gives
-    its function role sts:AssumeRole on those roles (stacks/tasks.py), and without it the method refuses."""
+    `signer(service)` in the forensics account through the custody signer role (Finalize only).
 
-    def __init__(self, settings: Any, incident: dict | None = None, *, member: Any = None, forensics: Any = None):
+    A handler passes `member_client` (or `member_read_client`) / `forensics_client` / `signer_client` only if its
+    task acts there: that import is what gives its function role sts:AssumeRole on those roles (stacks/tasks.py),
+    and without it the method refuses."""
+
+    def __init__(self, settings: Any, incident: dict | None = None, *, member: Any = None, forensics: Any = None,
+                 signer: Any = None):
         self.settings = settings
         self.incident = incident or {}
-        self._member, self._forensics = member, forensics
+        self._member, self._forensics, self._signer = member, forensics, signer
 
     def of(self, incident: dict) -> "Clients":
         """The same clients for `incident` (Triage: known only once the input is normalized)."""
-        return Clients(self.settings, incident, member=self._member, forensics=self._forensics)
+        return Clients(self.settings, incident, member=self._member, forensics=self._forensics, signer=self._signer)
 
     def own(self, service: str) -> Any:
         return client(service)
@@ -223,3 +234,9 @@ class Clients:
             raise RuntimeError("this task does not act in the forensics account (no forensics_client given)")
         return self._forensics(service, region=region, label=label or self.incident["incidentId"],
                                settings=self.settings)
+
+    def signer(self, service: str, region: str | None = None, *, label: str | None = None) -> Any:
+        if self._signer is None:
+            raise RuntimeError("this task does not sign manifests (no signer_client given)")
+        return self._signer(service, region=region, label=label or self.incident["incidentId"],
+                            settings=self.settings)

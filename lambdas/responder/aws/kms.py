@@ -1,5 +1,6 @@
 """KMS adapter for the chain of custody: sign a manifest digest with the forensics account's asymmetric custody key
-(the forensics role is the only principal its key policy lets sign), verify a signature."""
+(the custody signer role is the only principal its key policy lets sign; only Finalize assumes it), verify a
+signature."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,9 @@ from botocore.exceptions import ClientError
 from responder.custody import MESSAGE_TYPE, SIGNING_ALGORITHM  # the custody scheme decides how
 from responder.errors import error_code
 
-# Finalize signs through the forensics role (the CLI verifies with a person's credentials: kms:Verify).
-FORENSICS_ACTIONS = ("kms:Sign",)
+# Finalize signs through the custody signer role (responder.aws.clients.signer_client), never through the forensics
+# role that writes the evidence; the CLI verifies with a person's credentials (kms:Verify).
+SIGNER_ACTIONS = ("kms:Sign",)
 
 
 class CustodyKey:

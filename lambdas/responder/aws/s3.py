@@ -1,5 +1,7 @@
-"""S3 adapter: the responder's JSON documents in the forensics evidence bucket (manifests, captured CloudTrail
-activity). Versioned writes: a later attempt adds a version (responder.aws.evidence_bucket writes once instead).
+"""S3 adapter: the responder's JSON documents in the forensics evidence bucket (manifests and their signatures,
+captured CloudTrail activity). Manifests are written once (`put_json_once`: ``If-None-Match: *``, S3 conditional
+writes - S3 answers 412 ``PreconditionFailed`` when the key exists, 409 ``ConditionalRequestConflict`` when another
+conditional write to it is under way); a CloudTrail capture of a later attempt adds a version.
 
 Objects are written through the forensics role. Each put carries its SHA-256 (`ChecksumSHA256`), so S3 rejects
 a body that does not match the digest the responder records, and the bucket's Object Lock accepts the put.
@@ -11,7 +13,14 @@ import base64
 import hashlib
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from responder.errors import error_code
 from responder.journal import Journal
+
+# The answers of a conditional write whose key is taken (S3 User Guide, "How to prevent object overwrites with
+# conditional writes": 412 when it exists, 409 when a concurrent write or delete won): the name is not ours.
+NAME_TAKEN = ("PreconditionFailed", "ConditionalRequestConflict")
 
 # s3:PutObject under the bucket's default SSE-KMS encryption also needs kms:GenerateDataKey on the forensics key.
 FORENSICS_ACTIONS = ("s3:PutObject", "kms:GenerateDataKey")
@@ -41,6 +50,17 @@ class EvidenceObjects:
     def put_json(self, key: str, body: bytes) -> dict[str, Any]:
         """Write the responder's own record (manifest). Not a change to a workload account: not journaled."""
         response = self._c.put_object(**self._params(key, body))
+        return {"bucket": self.bucket, "key": key, "uri": self.uri(key), "sha256": digest(body),
+                "versionId": response.get("VersionId"), "bytes": len(body)}
+
+    def put_json_once(self, key: str, body: bytes) -> dict[str, Any] | None:
+        """Write `body` at `key` only if nothing is there (``If-None-Match: *``): None when the key is taken."""
+        try:
+            response = self._c.put_object(IfNoneMatch="*", **self._params(key, body))
+        except ClientError as exc:
+            if error_code(exc) in NAME_TAKEN:
+                return None
+            raise
         return {"bucket": self.bucket, "key": key, "uri": self.uri(key), "sha256": digest(body),
                 "versionId": response.get("VersionId"), "bytes": len(body)}
 
