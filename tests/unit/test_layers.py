@@ -50,16 +50,17 @@ def test_the_domain_is_the_whole_package_but_the_adapters():
 @pytest.mark.parametrize("path", HANDLERS, ids=lambda p: p.name)
 def test_every_handler_builds_its_clients_the_same_way(path):
     """One `Clients` per invocation (own role, member role, forensics role), never a client made by hand; the role
-    factories it is given (`member_client`, `forensics_client`: what stacks/tasks.py grants sts:AssumeRole for)
-    only go into it."""
+    factories it is given (`member_client`, `member_read_client`, `forensics_client`, `signer_client`: what
+    stacks/tasks.py grants sts:AssumeRole for) only go into it."""
+    factories = {"member_client", "member_read_client", "forensics_client", "signer_client"}
     tree = ast.parse(path.read_text())
     from_clients = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                     and n.module == "responder.aws.clients" for a in n.names}
-    assert "Clients" in from_clients and from_clients <= {"Clients", "member_client", "forensics_client"}
+    assert "Clients" in from_clients and from_clients <= {"Clients"} | factories
     given = {k.arg: getattr(k.value, "id", None) for n in ast.walk(tree) if isinstance(n, ast.Call)
              and getattr(n.func, "id", None) == "Clients" for k in n.keywords}
-    assert {v for k, v in given.items() if k in ("member", "forensics")} == from_clients - {"Clients"}
-    used = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in ("member_client", "forensics_client")]
+    assert {v for k, v in given.items() if k in ("member", "forensics", "signer")} == from_clients - {"Clients"}
+    used = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in factories]
     assert sorted(used) == sorted(from_clients - {"Clients"})  # each used once: handed to Clients
     assert not any(isinstance(n, ast.Import) and any(a.name.startswith(("boto3", "botocore")) for a in n.names)
                    or isinstance(n, ast.ImportFrom) and (n.module or "").startswith(("boto3", "botocore"))
