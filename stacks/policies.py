@@ -50,6 +50,13 @@ IAM_ROLE_ACTIONS = frozenset({
     "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "iam:TagRole",
 })
 IAM_INSTANCE_PROFILE_ACTIONS = frozenset({"iam:GetInstanceProfile"})
+# IAM / KMS listing actions that support no resource-level permission (Service Authorization Reference: no resource
+# type): granted on "*".
+ACCOUNT_LIST_ACTIONS = frozenset({"iam:ListRoles", "kms:ListKeys"})
+# KMS actions called directly on the member account's own keys (responder.pivots, responder.rotation): the key's
+# policy must still allow them ("Required permissions: kms:RevokeGrant (key policy)"), so a key that does not
+# delegate to IAM refuses and the responder records a manual step.
+KEY_ADMIN_ACTIONS = frozenset({"kms:GetKeyPolicy", "kms:ListGrants", "kms:RevokeGrant"})
 
 # What a Lambda function needs to write its logs into its own log group (the group exists: the stack creates it).
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
@@ -295,6 +302,10 @@ def member_policy(*, partition: str, account: str, security_account: str, action
             groups["roles"].append(action)
         elif action in IAM_INSTANCE_PROFILE_ACTIONS:
             groups["profiles"].append(action)
+        elif action in ACCOUNT_LIST_ACTIONS:
+            groups["list"].append(action)
+        elif action in KEY_ADMIN_ACTIONS:
+            groups["keys"].append(action)
         elif action.startswith("iam:"):
             raise UnscopedAction(f"{action}: add it to IAM_USER_ACTIONS / IAM_ROLE_ACTIONS in stacks/policies.py "
                                  "(its resource type), or scope it there")
@@ -345,6 +356,11 @@ def member_policy(*, partition: str, account: str, security_account: str, action
     if groups["ebs"]:
         statements.append(_statement("ListBlocksOfTheRespondersSnapshots", groups["ebs"], [_snapshots(partition)],
                                      collected_by_condition(partition, security_account)))
+    if groups["list"]:
+        statements.append(_statement("ListRolesAndKeys", groups["list"], ["*"]))
+    if groups["keys"]:
+        statements.append(_statement("GrantsAndPoliciesOfThisAccountsKeys", groups["keys"],
+                                     [f"arn:{partition}:kms:*:{account}:key/*"]))
     if groups["kms"]:  # any key: a volume may be encrypted under any key of the account
         statements += _kms_statements("KmsKeys", groups["kms"], ["*"], [EC2_SERVICE, EBS_SERVICE], direct=True)
     if groups["any"]:

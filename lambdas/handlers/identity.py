@@ -1,16 +1,21 @@
-"""Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest.
+"""Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest; then
+contain what the attacker minted (responder.pivots) and list what to rotate (responder.rotation).
 
-Returns ``{"status", "identities": [TargetSummary], "scope": {"captures", "failed"}}`` (responder.shapes): the
-journal goes to the incident record as it happens, each identity's result into the record's ``results`` and the
-CloudTrail captures into its ``scope``."""
+Returns ``{"status", "identities": [TargetSummary], "scope": {"captures", "failed"}, "pivots": {"count",
+"statuses", "items"}, "rotation": {"count", "items"}}`` (responder.shapes; at most 3 items each): the journal goes
+to the incident record as it happens, each identity's result into the record's ``results``, the CloudTrail
+captures into its ``scope``, the full lists into ``pivots`` and ``rotation``."""
 from responder.logs import Logger
 
 from responder.aws.clients import forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
 from responder.aws.iam import Iam
+from responder.aws.kms import KeyGrants
 from responder.aws.s3 import EvidenceObjects
-from responder.identity import contain_all
+from responder.identity import Trail, contain_all
 from responder.journal import Journal
+from responder import pivots
+from responder.rotation import summary as rotation_summary
 from responder.scope import capture_all, summarize
 from responder.settings import settings
 from responder.tasks import TaskJournal, identity_summary
@@ -38,19 +43,33 @@ def handler(event: dict, context: object) -> dict:
                                                        settings=config), config.evidence_bucket),
         role_arn=lambda name: (Iam(member("iam"), Journal()).get_role(name) or {}).get("Arn"))
     captures = summarize(scope["captures"])
+
+    def cloudtrail_for(region):
+        return CloudTrail(member("cloudtrail", region))
+
     with journals.recorded_on_failure(first=scope.get("entries") or []):
-        result = contain_all(incident, iam_for=iam_for, settings=config,
-                             cloudtrail_for=lambda region: CloudTrail(member("cloudtrail", region)))
-    identities = result["identities"]
+        result = contain_all(incident, iam_for=iam_for, settings=config, cloudtrail_for=cloudtrail_for)
+        identities = result["identities"]
+        # what the attacker minted, from the same events (after its principal is contained: it cannot mint more)
+        followed = pivots.run(incident, captured=scope.get("events") or {}, identities=identities, iam_for=iam_for,
+                              kms_for=lambda region, journal: KeyGrants(member("kms", region), journals.watch(journal)),
+                              settings=config, trail=Trail(cloudtrail_for, incident), cloudtrail_for=cloudtrail_for)
     entries = list(scope.get("entries") or []) + [dict(e, subject=t.get("target")) for t in identities
                                                   for e in t.get("entries") or []]
+    entries += [dict(e, subject=p["target"], pivot=p["eventId"]) for p in followed["pivots"]
+                for e in p.get("entries") or []]
     summaries = [identity_summary(t) for t in identities]
-    recorded = journals.record(entries, fields={"scope": captures},
+    rotation = followed["rotation"]
+    recorded = journals.record(entries, fields={"scope": captures, "pivots": pivots.record_form(followed["pivots"]),
+                                                "rotation": rotation["items"],
+                                                "attackerPlan": {"principals": followed["plans"],
+                                                                 "rotationIncomplete": rotation["incomplete"]}},
                                results={f"identity:{t.get('target')}": t for t in identities})
     if not recorded:
         for s in summaries:
             s["recorded"] = False
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
     return {"status": result["status"], "identities": summaries,
-            "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")}}
+            "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")},
+            "pivots": pivots.summary(followed["pivots"]), "rotation": rotation_summary(rotation)}
 

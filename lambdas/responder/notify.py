@@ -155,7 +155,7 @@ def message(summary: dict[str, Any]) -> dict[str, Any]:
     }
     for key in ("attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
                 "record", "manifest",
-                "recordingErrors", "failure", "scope"):
+                "recordingErrors", "failure", "scope", "pivots", "rotation"):
         if summary.get(key):
             out[key] = summary[key]
     if summary.get("plan") is not None:

@@ -169,7 +169,9 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
     """Capture every identity's recent activity. Adapters are built lazily by the callables
     (`cloudtrail(region)`, `bucket()`, `role_arn(name)`), so a failure to reach an account fails only the
     capture. Returns
-    ``{"status", "captures": [...], "entries": [...]}``; never raises an AWS error."""
+    ``{"status", "captures": [...], "entries": [...], "events": {principal label: [event records]}}`` (the events
+    for responder.attacker_plan; they are stored with the evidence, never carried in the state); never raises an
+    AWS error."""
     dry_run = bool(incident.get("dryRun")) if dry_run is None else dry_run
     journal = Journal(dry_run=dry_run)
     span = incident.get("window") or window(incident["cutoff"])
@@ -182,6 +184,7 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
         return adapters[name]
 
     captures = []
+    found_events: dict[str, list[dict[str, Any]]] = {}  # principal label -> its events (responder.attacker_plan)
     for identity in incident.get("identities") or []:
         target = principal_label(identity)
         found: dict[str, Any] = {"principal": target, "type": identity.get("type"), "name": identity.get("name"),
@@ -220,6 +223,7 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
                     regions[region] = {"events": len(got["events"]), "pages": got["pages"],
                                        "truncated": got["truncated"]}
                 events.sort(key=lambda e: str(e.get("EventTime") or ""), reverse=True)
+                found_events[target] = events
                 truncated = any(r["truncated"] for r in regions.values())
                 document = {"incidentId": incident["incidentId"], "accountId": incident.get("accountId"),
                             "principal": identity, "lookup": found["lookup"], "window": span, "regions": regions,
@@ -240,4 +244,4 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
     status = ("failed" if "failed" in statuses else "planned" if "planned" in statuses
               else "captured" if "captured" in statuses else "skipped" if captures else "nothing_to_do")
     entries = [dict(e, task="scope") for e in journal.entries]
-    return {"status": status, "window": span, "captures": captures, "entries": entries}
+    return {"status": status, "window": span, "captures": captures, "entries": entries, "events": found_events}
