@@ -356,8 +356,10 @@ def member_policy(*, partition: str, account: str, security_account: str, action
     if groups["ebs"]:
         statements.append(_statement("ListBlocksOfTheRespondersSnapshots", groups["ebs"], [_snapshots(partition)],
                                      collected_by_condition(partition, security_account)))
-    if groups["list"]:
-        statements.append(_statement("ListRolesAndKeys", groups["list"], ["*"]))
+    for sid, prefix in (("ListRoles", "iam:"), ("ListKeys", "kms:")):  # KMS actions in statements of their own
+        listed = [a for a in groups["list"] if a.startswith(prefix)]
+        if listed:
+            statements.append(_statement(sid, listed, ["*"]))
     if groups["keys"]:
         statements.append(_statement("GrantsAndPoliciesOfThisAccountsKeys", groups["keys"],
                                      [f"arn:{partition}:kms:*:{account}:key/*"]))
@@ -681,6 +683,10 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:DeleteLoginProfile"):
         "Needed: quarantine removes the compromised user's console password (context removeConsoleAccess, its "
         "creation date recorded first); it grants nothing, and the explicit denies keep it off the responder's own roles.",
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "kms:RevokeGrant"):
+        "Needed: a KMS grant the attacker created (CloudTrail CreateGrant, verified with ListGrants) is revoked "
+        "(responder.pivots). Only this account's keys, and each key's own policy must allow it too; it deletes a "
+        "grant and grants nothing.",
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",
