@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # handler module -> clients its first call creates (service names)
 HANDLERS = {
     "handlers.triage": ["dynamodb"],
-    "handlers.identity": ["sts", "iam", "cloudtrail", "s3"],
+    "handlers.identity": ["sts", "iam", "cloudtrail", "s3", "kms"],
     "handlers.isolate": ["sts", "ec2", "iam", "autoscaling", "elb", "elbv2", "s3"],
     "handlers.evidence": ["sts", "ec2", "ebs", "kms"],
     "handlers.finalize": ["dynamodb", "sns", "sts", "s3"],
