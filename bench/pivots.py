@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     from state_machines import local
-    from tests.workflow.test_pivots import attack, finding, world
+    from tests.worlds.pivots import attack, finding, world
 
     args = argparse.ArgumentParser()
     args.add_argument("--roles", type=int, default=0)

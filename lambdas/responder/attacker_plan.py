@@ -49,7 +49,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from responder.scope import window
+from responder.scope import _parse, window
 
 MAX_EVENTS = 2000
 MAX_PIVOTS = 25
@@ -77,17 +77,12 @@ READ_EVENTS = {
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """A record's time: ISO text (CloudTrail's eventTime), a datetime or epoch seconds (boto3, LookupEvents)."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return _parse(value)
 
 
 def record_of(event: Any) -> dict[str, Any] | None:
@@ -166,22 +161,15 @@ def pivot_of(record: dict[str, Any], event: dict[str, Any], account: str, partit
             return "no accessKey in the response"
         return _pivot(kind, record, event, target=key_id, account=account, userName=user,
                       userArn=f"arn:{partition}:iam::{account}:user/{user}")
-    if kind == "created_user":
-        user = _dict(response.get("user"))
-        user_name, user_id = _text(user.get("userName"), 128), _text(user.get("userId"), 128)
-        if not user_name or not user_id:
-            return "no user in the response"
-        return _pivot(kind, record, event, target=_text(user.get("arn")) or
-                      f"arn:{partition}:iam::{account}:user/{user_name}", account=account, userName=user_name,
-                      userId=user_id)
-    if kind == "created_role":
-        role = _dict(response.get("role"))
-        role_name, role_id = _text(role.get("roleName"), 128), _text(role.get("roleId"), 128)
-        if not role_name or not role_id:
-            return "no role in the response"
-        return _pivot(kind, record, event, target=_text(role.get("arn")) or
-                      f"arn:{partition}:iam::{account}:role/{role_name}", account=account, roleName=role_name,
-                      roleId=role_id)
+    if kind in ("created_user", "created_role"):
+        what = "user" if kind == "created_user" else "role"
+        made = _dict(response.get(what))
+        name_, id_ = _text(made.get(f"{what}Name"), 128), _text(made.get(f"{what}Id"), 128)
+        if not name_ or not id_:
+            return f"no {what} in the response"
+        return _pivot(kind, record, event, target=_text(made.get("arn")) or
+                      f"arn:{partition}:iam::{account}:{what}/{name_}", account=account,
+                      **{f"{what}Name": name_, f"{what}Id": id_})
     if kind == "login_profile":
         user = _text(_dict(response.get("loginProfile")).get("userName"), 128) if name == "CreateLoginProfile" \
             else _text(request.get("userName"), 128)
