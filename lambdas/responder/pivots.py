@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -216,6 +217,14 @@ class _Refused(Exception):
     """RevokeGrant refused by the key policy: a manual step, not a failure (raised past Journal.step)."""
 
 
+def minted(settings: Settings) -> Settings:
+    """The protection gate for a user or role the compromised principal itself created in the window (its id
+    verified): a name matching a protected pattern protects nothing - the attacker chose the name. The responder's
+    own roles (exact ARNs), a protection configuration error (fail closed) and the protection tag (checked in
+    CloudTrail: a tag the principal set in the window is void) still apply."""
+    return replace(settings, protected_principals=())
+
+
 def follow(pivot: dict, incident: dict, *, iam_for: Callable[[Journal], Any], kms_for: Callable[[str, Journal], Any],
            settings: Settings, trail: Any, dry_run: bool) -> dict[str, Any]:
     """Verify and contain one pivot."""
@@ -228,13 +237,14 @@ def follow(pivot: dict, incident: dict, *, iam_for: Callable[[Journal], Any], km
             return _out(pivot, journal, "manual", "manual step", reason=steps[0], command=steps[1].split(": ", 1)[1])
         identity = {"type": "AssumedRole", "name": pivot["roleName"],
                     "principalId": pivot["roleId"] + (":pivot" if kind == "assumed_role" else "")}
-        result = contain_role(iam_for(journal), journal, identity, incident, settings, trail)
+        result = contain_role(iam_for(journal), journal, identity, incident,
+                              minted(settings) if kind == "created_role" else settings, trail)
         command = (f"aws iam get-role --role-name {pivot['roleName']} (review the trust policy the attacker wrote; "
                    "delete the role once the evidence is kept)") if kind == "created_role" else None
         return _from_identity(pivot, journal, result, "older sessions revoked", command)
     if kind == "created_user":
         identity = {"type": "IAMUser", "name": pivot["userName"], "principalId": pivot["userId"]}
-        result = contain_user(iam_for(journal), journal, identity, incident, settings, trail)
+        result = contain_user(iam_for(journal), journal, identity, incident, minted(settings), trail)
         return _from_identity(pivot, journal, result, "quarantined")
     if kind == "created_key":
         return created_key(iam_for(journal), journal, pivot, incident, settings, trail)

@@ -177,3 +177,17 @@ def test_a_login_profile_is_removed_and_an_mfa_device_is_a_manual_step(aws):
     assert result["status"] == "manual"
     assert result["command"] == f"aws iam deactivate-mfa-device --user-name {bob} --serial-number {serial}"
     assert aws["iam"].list_mfa_devices(UserName=bob)["MFADevices"]
+
+
+def test_a_user_the_attacker_created_under_a_protected_name_is_still_quarantined(aws):
+    """The attacker names what it creates: a protected pattern does not protect a user it created in the window."""
+    name = uid("break-glass-backdoor")
+    user = aws["iam"].create_user(UserName=name)["User"]
+    result = follow(aws, {"kind": "created_user", "target": user["Arn"], "userName": name, "userId": user["UserId"],
+                          "eventName": "CreateUser"})
+    assert result["status"] == "contained" and result["action"] == "quarantined"
+    assert [p["PolicyArn"] for p in aws["iam"].list_attached_user_policies(UserName=name)["AttachedPolicies"]] == [
+        SETTINGS.quarantine_policy_arn]
+    other = follow(aws, {"kind": "created_user", "target": user["Arn"], "userName": name, "userId": "AIDANOTTHEONE",
+                         "eventName": "CreateUser"})  # the same name, another id: not the user the event created
+    assert other["status"] == "not_verified"
