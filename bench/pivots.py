@@ -42,8 +42,22 @@ def _task_seconds(run) -> float:
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
+    from unittest import mock
+
+    from responder import pivots
     from state_machines import local
     from tests.worlds.pivots import attack, finding, world
+
+    spent: list[tuple[float, collections.Counter]] = []
+    original = pivots.run
+
+    def timed(*a, **kw):  # what following the attacker adds: the calls and time of pivots.run alone
+        first, started = len(local._CALLS), time.perf_counter()
+        try:
+            return original(*a, **kw)
+        finally:
+            spent.append((time.perf_counter() - started,
+                          collections.Counter(c["api"] for c in local._CALLS[first:])))
 
     args = argparse.ArgumentParser()
     args.add_argument("--roles", type=int, default=0)
@@ -66,15 +80,20 @@ def main(argv: list[str] | None = None) -> int:
                 boto3.client("iam", region_name=REGION, aws_access_key_id=w["stolen"]["AccessKeyId"],
                              aws_secret_access_key=w["stolen"]["SecretAccessKey"]).list_users()
             started = time.perf_counter()
-            run = local.execute(finding(w), dep, name=f"bench-{uuid.uuid4().hex[:8]}")
+            spent.clear()
+            with mock.patch.object(pivots, "run", timed):
+                run = local.execute(finding(w), dep, name=f"bench-{uuid.uuid4().hex[:8]}")
             wall = time.perf_counter() - started
             calls = _identity_calls(run)
             added = {api: n for api, n in calls.items() if api.startswith(ADDED) or api in (
                 "iam:GetRole", "iam:PutRolePolicy", "iam:UpdateAccessKey")}
-            rows.append((title, run.status, sum(calls.values()), added, _task_seconds(run), wall, run.output))
+            rows.append((title, run.status, sum(calls.values()), added, _task_seconds(run), wall, run.output,
+                         spent[0] if spent else (float("nan"), collections.Counter())))
     print(f"roles in the account: {opts.roles} extra, KMS keys: {opts.keys} extra (+ the deployment's own)")
-    for title, status, total, added, task, wall, out in rows:
+    for title, status, total, added, task, wall, out, (seconds, extra) in rows:
         print(f"\n{title}: {status}; identity task: {total} AWS calls, {task:.2f} s (execution {wall:.2f} s)")
+        print(f"  added by following the attacker: {sum(extra.values())} calls, {seconds:.2f} s: "
+              + ", ".join(f"{api} x{n}" for api, n in sorted(extra.items())))
         print(f"  pivots: {json.dumps((out or {}).get('pivots', {}).get('statuses', {}))}, "
               f"rotation items: {(out or {}).get('rotation', {}).get('count', 0)}")
         print("  calls of interest: " + ", ".join(f"{api} x{n}" for api, n in sorted(added.items())))
