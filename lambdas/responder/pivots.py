@@ -318,9 +318,12 @@ def events_for(identity: dict, incident: dict, captured: dict[str, list], cloudt
 
 def run(incident: dict, *, captured: dict[str, list], identities: list[dict], iam_for: Callable[[Journal], Any],
         kms_for: Callable[[str, Journal], Any], settings: Settings, trail: Any,
-        cloudtrail_for: Callable[[str], Any] | None, monotonic: Callable[[], float] = time.monotonic) -> dict:
+        cloudtrail_for: Callable[[str], Any] | None, monotonic: Callable[[], float] = time.monotonic,
+        time_left: Callable[[], float] | None = None) -> dict:
     """Derive every principal's pivots and reads, contain the pivots, build the rotation list. Returns
-    ``{"pivots": [results], "rotation": {"items", "incomplete", "calls"}, "plans": [per principal counts]}``."""
+    ``{"pivots": [results], "rotation": {"items", "incomplete", "calls"}, "plans": [per principal counts]}``.
+    `time_left()`: seconds the task may still spend; the pivots get at most `BUDGET_SECONDS` and 60 % of it, the
+    rotation list at most its own budget of what remains."""
     from responder import attacker_plan, rotation
     from responder.errors import best_effort
 
@@ -342,9 +345,13 @@ def run(incident: dict, *, captured: dict[str, list], identities: list[dict], ia
         pivots_found += [p for p in plan["pivots"] if (p["kind"], p["target"]) not in seen]
         reads += plan["reads"]
     pivots_found = pivots_found[:attacker_plan.MAX_PIVOTS]
+    def left() -> float:
+        return max(0.0, time_left()) if time_left else float("inf")
+
     results = follow_all(pivots_found, incident, iam_for=iam_for, kms_for=kms_for, settings=settings, trail=trail,
-                         monotonic=monotonic)
+                         monotonic=monotonic, budget=min(BUDGET_SECONDS, left() * 0.6))
     listed = rotation.build(incident, identities=identities, pivots=results, reads=reads,
                             iam=iam_for(Journal(dry_run=True)),
-                            kms_for=lambda region: kms_for(region, Journal(dry_run=True)), monotonic=monotonic)
+                            kms_for=lambda region: kms_for(region, Journal(dry_run=True)), monotonic=monotonic,
+                            budget=min(rotation.BUDGET_SECONDS, left()))
     return {"pivots": results, "rotation": listed, "plans": plans}

@@ -42,6 +42,10 @@ ENV: dict[str, str] = {
     "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
     "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
                                 "(DeleteLoginProfile, its creation date recorded)",
+    "IR_TRAIL_DATABASE": "Glue database of the organization trail's Athena table ('' = no trail table: event history)",
+    "IR_TRAIL_TABLE": "the organization trail's Athena table (CloudTrail's schema)",
+    "IR_TRAIL_WORKGROUP": "Athena workgroup the scope queries run in (its output location receives the results)",
+    "IR_TRAIL_DATE_PARTITION": "the trail table's yyyy/MM/dd date partition column, if it has one",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -87,6 +91,10 @@ class Settings:
     regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
     responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
     remove_console_access: bool = True
+    trail_database: str = ""  # all three set: scope captures run on the organization trail (responder/scope.py)
+    trail_table: str = ""
+    trail_workgroup: str = ""
+    trail_date_partition: str = ""
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -125,6 +133,10 @@ class Settings:
             regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
             responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
             remove_console_access=console == "true",
+            trail_database=env.get("IR_TRAIL_DATABASE", ""),
+            trail_table=env.get("IR_TRAIL_TABLE", ""),
+            trail_workgroup=env.get("IR_TRAIL_WORKGROUP", ""),
+            trail_date_partition=env.get("IR_TRAIL_DATE_PARTITION", ""),
             protection_config_error=protection_config_error(env),
         )
 
