@@ -115,6 +115,8 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["duplicateOf"] = incident["duplicateOf"]
     if incident.get("protectionConfigError"):
         out["protectionConfigError"] = incident["protectionConfigError"]
+    if incident.get("signal"):
+        out["signal"] = incident["signal"]
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
     for key in ("pivots", "rotation"):  # the attacker's plan (responder.pivots): counts and a few items
