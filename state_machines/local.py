@@ -340,6 +340,7 @@ def deploy(
     athena_table: str | None = None,
     athena_workgroup: str | None = None,
     athena_date_partition: str = "",
+    cloudtrail_lake: bool = False,
 ) -> Deployment:
     """Create in the in-memory AWS what `cdk deploy` creates: the responder stack in the security account (moto's
     default account), the member stack in each member account, the forensics stack in the forensics account.
@@ -349,7 +350,9 @@ def deploy(
     athenaTable, athenaWorkgroup) name the organization trail's Athena table: the deployment then has it (Glue
     database and table, workgroup with its output location, the runbook's named queries) and the scope capture runs
     there; the in-memory engine answers from every account's recorded CloudTrail events
-    (state_machines/gaps_athena.py). `athena_date_partition` names its yyyy/MM/dd partition column."""
+    (state_machines/gaps_athena.py). `athena_date_partition` names its yyyy/MM/dd partition column.
+    `cloudtrail_lake=True` (instead of a table) gives it an organization CloudTrail Lake event data store
+    (context key cloudTrailLakeEventDataStore; state_machines/gaps_lake.py)."""
     from state_machines import local_stacks
 
     region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -375,6 +378,17 @@ def deploy(
         missing = [n for n, v in zip(("athena_database", "athena_table", "athena_workgroup"), trail_keys) if not v]
         raise ValueError(f"{missing[0]}: required with the other athena_* parameters (the trail table needs all three)")
     trail = None
+    lake_arn = ""
+    if cloudtrail_lake:
+        if any(trail_keys):
+            raise ValueError("cloudtrail_lake: either the athena_* table or the CloudTrail Lake event data store")
+        from state_machines import gaps_lake
+
+        lake_arn = f"arn:aws:cloudtrail:{region}:{DEFAULT_ACCOUNT}:eventdatastore/{uuid.uuid4()}"
+        gaps_lake.register(lake_arn)
+        from stacks.policies import TrailLake
+
+        trail = TrailLake(event_data_store_arn=lake_arn)
     if all(trail_keys):
         from responder.trail_query import IDENTIFIER, WORKGROUP
 
@@ -420,7 +434,8 @@ def deploy(
         "IR_TRAIL_DATABASE": athena_database or "",
         "IR_TRAIL_TABLE": athena_table or "",
         "IR_TRAIL_WORKGROUP": athena_workgroup or "",
-        "IR_TRAIL_DATE_PARTITION": athena_date_partition if trail else "",
+        "IR_TRAIL_DATE_PARTITION": athena_date_partition if all(trail_keys) else "",
+        "IR_TRAIL_EVENT_DATA_STORE": lake_arn,
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes
     # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)
