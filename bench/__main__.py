@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("5. finding storm", "bench.storm", []),
     ("6. largest state payload and record size (16 instances)", "bench.payload", []),
     ("7. load balancers at estate scale: 500 target groups", "bench.lb_scale", []),
+    ("8. following the attacker: calls and time per incident", "bench.pivots", []),
 ]
 
 

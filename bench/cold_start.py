@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (kms) whenever it writes a manifest. `--as-filed`: the lists the figures were measured with.
 HANDLERS = {
     "handlers.triage": ["dynamodb"],
-    "handlers.identity": ["sts", "iam", "cloudtrail", "s3", "dynamodb"],
+    "handlers.identity": ["sts", "iam", "cloudtrail", "s3", "kms", "dynamodb"],
     "handlers.isolate": ["sts", "ec2", "iam", "autoscaling", "elb", "elbv2", "s3", "dynamodb"],
     "handlers.evidence": ["sts", "ec2", "ebs", "kms", "dynamodb"],
     "handlers.finalize": ["dynamodb", "stepfunctions", "sts", "s3", "kms", "sns"],

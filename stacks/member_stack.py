@@ -52,6 +52,13 @@ WILDCARD_REASONS = {
                               "kms:ViaService allows the use only through EC2 and EBS.",
     "KmsKeysGrantsForAwsResources": "EC2 creates grants on the snapshot keys while it copies; kms:ViaService and "
                                     "kms:GrantIsForAWSResource allow grants only for EC2.",
+    "ListRoles": "iam:ListRoles supports no resource-level permission: the rotation list reads the account's role "
+                 "trust policies (responder.rotation).",
+    "ListKeys": "kms:ListKeys supports no resource-level permission: the rotation list reads the key ids of the "
+                "Region (responder.rotation).",
+    "GrantsAndPoliciesOfThisAccountsKeys": "Any key of this account may hold a grant the attacker created or a "
+                                           "policy naming the compromised principal; each key's own policy must "
+                                           "also allow the call (responder.pivots).",
     "ContainAndCollect": "Describe calls and cloudtrail:LookupEvents support no resource-level permission; the "
                          "remaining changes (instance and interface attributes, the instance profile association, "
                          "snapshot creation and copy, Auto Scaling detach, load balancer deregistration) act on "

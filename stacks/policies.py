@@ -51,6 +51,13 @@ IAM_ROLE_ACTIONS = frozenset({
     "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "iam:TagRole",
 })
 IAM_INSTANCE_PROFILE_ACTIONS = frozenset({"iam:GetInstanceProfile"})
+# IAM / KMS listing actions that support no resource-level permission (Service Authorization Reference: no resource
+# type): granted on "*".
+ACCOUNT_LIST_ACTIONS = frozenset({"iam:ListRoles", "kms:ListKeys"})
+# KMS actions called directly on the member account's own keys (responder.pivots, responder.rotation): the key's
+# policy must still allow them ("Required permissions: kms:RevokeGrant (key policy)"), so a key that does not
+# delegate to IAM refuses and the responder records a manual step.
+KEY_ADMIN_ACTIONS = frozenset({"kms:GetKeyPolicy", "kms:ListGrants", "kms:RevokeGrant"})
 
 # What a Lambda function needs to write its logs into its own log group (the group exists: the stack creates it).
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
@@ -310,6 +317,10 @@ def member_policy(*, partition: str, account: str, security_account: str, action
             groups["roles"].append(action)
         elif action in IAM_INSTANCE_PROFILE_ACTIONS:
             groups["profiles"].append(action)
+        elif action in ACCOUNT_LIST_ACTIONS:
+            groups["list"].append(action)
+        elif action in KEY_ADMIN_ACTIONS:
+            groups["keys"].append(action)
         elif action.startswith("iam:"):
             raise UnscopedAction(f"{action}: add it to IAM_USER_ACTIONS / IAM_ROLE_ACTIONS in stacks/policies.py "
                                  "(its resource type), or scope it there")
@@ -360,6 +371,13 @@ def member_policy(*, partition: str, account: str, security_account: str, action
     if groups["ebs"]:
         statements.append(_statement("ListBlocksOfTheRespondersSnapshots", groups["ebs"], [_snapshots(partition)],
                                      collected_by_condition(partition, security_account)))
+    for sid, prefix in (("ListRoles", "iam:"), ("ListKeys", "kms:")):  # KMS actions in statements of their own
+        listed = [a for a in groups["list"] if a.startswith(prefix)]
+        if listed:
+            statements.append(_statement(sid, listed, ["*"]))
+    if groups["keys"]:
+        statements.append(_statement("GrantsAndPoliciesOfThisAccountsKeys", groups["keys"],
+                                     [f"arn:{partition}:kms:*:{account}:key/*"]))
     if groups["kms"]:  # any key: a volume may be encrypted under any key of the account
         statements += _kms_statements("KmsKeys", groups["kms"], ["*"], [EC2_SERVICE, EBS_SERVICE], direct=True)
     if groups["any"]:
@@ -798,6 +816,10 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:DeleteLoginProfile"):
         "Needed: quarantine removes the compromised user's console password (context removeConsoleAccess, its "
         "creation date recorded first); it grants nothing, and the explicit denies keep it off the responder's own roles.",
+    (names.MEMBER_ROLE_NAME, "ResourceExposure", "kms:RevokeGrant"):
+        "Needed: a KMS grant the attacker created (CloudTrail CreateGrant, verified with ListGrants) is revoked "
+        "(responder.pivots). Only this account's keys, and each key's own policy must allow it too; it deletes a "
+        "grant and grants nothing.",
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",

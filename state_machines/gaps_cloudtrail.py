@@ -10,6 +10,22 @@ SNS Publish, EBS direct APIs, Lambda Invoke) are not in event history, so they a
 
 So a world built in the in-memory AWS (an attacker's calls made with a user's key) shows up in the responder's
 scope capture exactly as it would from CloudTrail.
+
+What each record holds, as the CloudTrail User Guide's record contents and the services' CloudTrail pages show:
+
+* ``requestParameters``: the call's parameters with camelCase names - query-protocol services (IAM, STS) from the
+  form (`request_parameters`), JSON-protocol services (KMS, Secrets Manager, Systems Manager) from the body
+  (``{"keyId": ..., "granteePrincipal": ..., "operations": [...]}`` for CreateGrant, ``{"secretId": ...}`` for
+  GetSecretValue, ``{"name": ..., "withDecryption": true}`` for GetParameter);
+* ``responseElements``: null for reads and most calls; for the calls whose result the IAM and STS CloudTrail
+  examples show (`RESPONSE_ELEMENTS`: CreateAccessKey's ``accessKey`` without the secret, CreateUser's ``user``,
+  CreateRole's ``role``, CreateLoginProfile's ``loginProfile``, AssumeRole's ``assumedRoleUser`` and the
+  credentials' ``accessKeyId``/``expiration``) the response with camelCase names; for KMS CreateGrant
+  ``{"grantId", "keyId"}`` with the key's ARN ("CloudTrail log entries for this operation recorded on or after
+  December 2022 include the key ARN of the affected KMS key in the responseElements.keyId value, even though this
+  operation does not return the key ARN", AWS KMS Developer Guide, CreateGrant log entry);
+* ``resources``: the role for AssumeRole, the key for CreateGrant (``[{"ARN", "accountId"}]``, as both examples
+  show), also answering LookupEvents' ``ResourceName``.
 """
 from __future__ import annotations
 
@@ -31,6 +47,14 @@ DATA_EVENTS = {
     "ebs": {"ListSnapshotBlocks", "ListChangedBlocks", "GetSnapshotBlock", "PutSnapshotBlock",
             "StartSnapshot", "CompleteSnapshot"},
     "lambda": {"Invoke"},
+}
+# The calls whose response CloudTrail records (responseElements), with the fields it leaves out (secrets).
+RESPONSE_ELEMENTS = {
+    ("iam", "CreateAccessKey"): ("secretAccessKey",),
+    ("iam", "CreateUser"): (),
+    ("iam", "CreateRole"): ("assumeRolePolicyDocument",),
+    ("iam", "CreateLoginProfile"): (),
+    ("sts", "AssumeRole"): ("secretAccessKey", "sessionToken"),
 }
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "BatchGet", "Search", "Scan", "Query")
 
@@ -87,23 +111,32 @@ def _record(response: Any, handler: Any) -> None:
     query = getattr(handler, "querystring", None) or {}
     params = request_parameters({k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in query.items()
                                  if k not in ("Action", "Version")})
+    body = _json_body(handler)
+    if body is not None:
+        params = {_camel(k): v for k, v in body.items()}
     status = response[0] if isinstance(response, tuple) and response and isinstance(response[0], int) else 200
     accounts = [handler.current_account]
     resources = []
+    elements = _response_elements(service, action, response, status, handler, params)
     if service == "sts" and action == "AssumeRole" and params.get("roleArn"):
         resources.append({"ResourceType": "AWS::IAM::Role", "ResourceName": params["roleArn"]})
         role_account = str(params["roleArn"]).split(":")[4:5]
         if role_account and role_account[0] not in accounts:
             accounts.append(role_account[0])
+    if service == "kms" and action == "CreateGrant" and elements:
+        resources.append({"ResourceType": "AWS::KMS::Key", "ResourceName": elements["keyId"]})
     now = datetime.now(timezone.utc)
     for account in accounts:
         record = {
             "eventVersion": "1.08", "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "eventSource": f"{service}.amazonaws.com", "eventName": action, "awsRegion": handler.region,
             "sourceIPAddress": "198.51.100.7", "userAgent": "local", "userIdentity": identity["userIdentity"],
-            "requestParameters": params or None, "eventID": str(uuid.uuid4()), "readOnly": action.startswith(READ_PREFIXES),
+            "requestParameters": params or None, "responseElements": elements, "eventID": str(uuid.uuid4()), "readOnly": action.startswith(READ_PREFIXES),
             "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
         }
+        if resources:
+            record["resources"] = [{"ARN": r["ResourceName"], "accountId": r["ResourceName"].split(":")[4]}
+                                   for r in resources]
         if status >= 400:
             record["errorCode"] = str(status)
         with _lock:
@@ -113,6 +146,61 @@ def _record(response: Any, handler: Any) -> None:
 
 def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
+
+
+def _json_body(handler: Any) -> dict[str, Any] | None:
+    """The parameters of a JSON-protocol call (KMS, Secrets Manager, SSM: ``X-Amz-Target``), else None."""
+    headers = getattr(handler, "headers", None) or {}
+    if not headers.get("X-Amz-Target") and not headers.get("x-amz-target"):
+        return None
+    try:
+        body = json.loads(handler.body or "{}")
+    except (TypeError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _camel_all(value: Any, leave_out: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {_camel(k): _camel_all(v, leave_out) for k, v in value.items()
+                if _camel(k) not in leave_out and k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [_camel_all(v, leave_out) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def _response_elements(service: str, action: str, response: Any, status: int, handler: Any,
+                       params: dict[str, Any]) -> dict[str, Any] | None:
+    if status >= 400 or not isinstance(response, tuple) or len(response) < 3:
+        return None
+    if service == "kms" and action == "CreateGrant":
+        try:
+            grant = json.loads(response[2])
+            from moto.kms.models import kms_backends
+
+            key = kms_backends[handler.current_account][handler.region].describe_key(params.get("keyId"))
+        except Exception:  # noqa: BLE001 - no record of a response that cannot be read
+            return None
+        return {"grantId": grant.get("GrantId"), "keyId": key.arn}
+    leave_out = RESPONSE_ELEMENTS.get((service, action))
+    if leave_out is None:
+        return None
+    import botocore.session
+    from botocore import parsers
+
+    model = _models.get(service)
+    if model is None:
+        model = _models[service] = botocore.session.get_session().get_service_model(service)
+    operation = model.operation_model(action)
+    body = response[2].encode() if isinstance(response[2], str) else response[2]
+    parsed = parsers.create_parser(model.metadata["protocol"]).parse(
+        {"body": body, "headers": response[1] or {}, "status_code": status}, operation.output_shape)
+    return _camel_all(parsed, leave_out) or None
+
+
+_models: dict[str, Any] = {}
 
 
 def request_parameters(flat: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest.
+"""Task ContainIdentities: quarantine IAM users, revoke role sessions, record manual steps for the rest; then
+contain what the attacker minted (responder.pivots) and list what to rotate (responder.rotation), from the
+principal's events (event history or the trail query: responder.scope).
 
-Returns ``{"status", "identities": [TargetSummary], "scope": {"captures", "failed"}}`` (responder.shapes): the
-journal goes to the incident record as it happens, each identity's result into the record's ``results`` and the
-CloudTrail captures into its ``scope``."""
+Returns ``{"status", "identities": [TargetSummary], "scope": {"captures", "failed"}, "pivots": {"count",
+"statuses", "items"}, "rotation": {"count", "items"}}`` (responder.shapes; at most 3 items each): the journal goes
+to the incident record as it happens, each identity's result into the record's ``results``, the CloudTrail
+captures into its ``scope``, the full lists into ``pivots`` and ``rotation``."""
 from responder.logs import Logger
 
 from responder.aws.athena import Athena
@@ -11,10 +14,12 @@ from responder.aws.cloudtrail import CloudTrail
 from responder.aws.dynamodb import incident_table
 from responder.aws.iam import Iam
 from responder.aws.lake import Lake
+from responder.aws.kms import KeyGrants
 from responder.aws.s3 import EvidenceObjects
-from responder.identity import contain_all
+from responder.identity import Trail as IdentityTrail, contain_all
 from responder.journal import Journal
-from responder import scope as scopes
+from responder import pivots, scope as scopes
+from responder.rotation import summary as rotation_summary
 from responder.scope import Trail, capture_all, complete_trail, summarize
 from responder.settings import settings
 from responder.tasks import TaskJournal, identity_summary
@@ -57,15 +62,33 @@ def handler(event: dict, context: object) -> dict:
                            budget=max(0.0, min(scopes.TRAIL_SECONDS, seconds_left() - 10)))
     captures = summarize(scope["captures"])
     identities = result["identities"]
+
+    def cloudtrail_for(region):
+        return CloudTrail(member("cloudtrail", region))
+
+    # what the attacker minted, from the same events (after its principal is contained: it cannot mint more)
+    with journals.recorded_on_failure(first=scope.get("entries") or []):
+        followed = pivots.run(incident, captured=scope.get("events") or {}, identities=identities, iam_for=iam_for,
+                              kms_for=lambda region, journal: KeyGrants(member("kms", region), journals.watch(journal)),
+                              settings=config, trail=IdentityTrail(cloudtrail_for, incident),
+                              cloudtrail_for=cloudtrail_for, time_left=seconds_left)
     entries = list(scope.get("entries") or [])[:first] + [dict(e, subject=t.get("target")) for t in identities
                                                            for e in t.get("entries") or []]
     entries += list(scope.get("entries") or [])[first:]
+    entries += [dict(e, subject=p["target"], pivot=p["eventId"]) for p in followed["pivots"]
+                for e in p.get("entries") or []]
     summaries = [identity_summary(t) for t in identities]
-    recorded = journals.record(entries, fields={"scope": captures},
+    rotation = followed["rotation"]
+    recorded = journals.record(entries, fields={"scope": captures, "pivots": pivots.record_form(followed["pivots"]),
+                                                "rotation": rotation["items"],
+                                                "attackerPlan": {"principals": followed["plans"],
+                                                                 "rotationIncomplete": rotation["incomplete"]}},
                                results={f"identity:{t.get('target')}": t for t in identities})
     if not recorded:
         for s in summaries:
             s["recorded"] = False
     logger.info("identities", extra={"incident": incident["incidentId"], "status": result["status"]})
     return {"status": result["status"], "identities": summaries,
-            "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")}}
+            "scope": {"captures": len(captures), "failed": sum(1 for c in captures if c.get("status") == "failed")},
+            "pivots": pivots.summary(followed["pivots"]), "rotation": rotation_summary(rotation)}
+

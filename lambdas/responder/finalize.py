@@ -120,6 +120,9 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["signal"] = incident["signal"]
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
+    for key in ("pivots", "rotation"):  # the attacker's plan (responder.pivots): counts and a few items
+        if isinstance(found["identity"].get(key), dict) and found["identity"][key].get("count"):
+            out[key] = found["identity"][key]
     if scope:
         out["scope"] = [{k: c[k] for k in ("principal", "status", "events", "truncated", "key", "sha256", "error")
                          if k in c} for c in scope][:MAX_LISTED]
@@ -136,6 +139,27 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
     manual = [{"target": t.get("target"), "steps": t["manualSteps"]} for t in full if t.get("manualSteps")]
     if manual:
         out["manualSteps"] = manual
+    return out
+
+
+MAX_ATTACKER_ITEMS = 20  # pivots / rotation items in the output and the notification (the record has them all)
+
+
+def attacker_lists(item: dict[str, Any]) -> dict[str, Any]:
+    """The record's pivots and rotation list (responder.pivots) as the summary and the notification carry them:
+    the count and the first `MAX_ATTACKER_ITEMS`, each with its command."""
+    out: dict[str, Any] = {}
+    for key, fields in (("pivots", ("kind", "target", "status", "action", "eventId", "command")),
+                        ("rotation", ("order", "kind", "arn", "eventId", "command"))):
+        items = [i for i in item.get(key) or [] if isinstance(i, dict)]
+        if items:
+            out[key] = {"count": len(items), "items": [{k: i[k] for k in fields if i.get(k)}
+                                                       for i in items[:MAX_ATTACKER_ITEMS]]}
+            if len(items) > MAX_ATTACKER_ITEMS:
+                out[key]["leftOut"] = len(items) - MAX_ATTACKER_ITEMS
+            if key == "pivots":
+                out[key]["statuses"] = {s: sum(1 for i in items if i.get("status") == s)
+                                        for s in dict.fromkeys(i.get("status") for i in items)}
     return out
 
 
@@ -190,6 +214,7 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                   scope=(item or {}).get("scope"), results=(item or {}).get("results"), when=when)
     if (item or {}).get("timelineOmitted"):
         out["timelineOmitted"] = item["timelineOmitted"]
+    out.update(attacker_lists(item or {}))
 
     if incident_id and incident.get("disposition") in ACTED and not incident.get("dryRun"):
         if bucket is None:

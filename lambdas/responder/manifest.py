@@ -17,7 +17,9 @@ attempt as the tasks recorded it in the incident record: what, target, when, res
 ``timelineOmitted`` counts entries that did not fit the record's bound), ``evidence`` (``cloudtrail``: each
 capture's bucket, key, version and digest; ``instances``: each instance's isolation and evidence results as the
 tasks stored them in the record - snapshot and copy ids, keys, digests; ``identities``: each identity's result;
-``artifacts``: every item of an ``artifacts`` list in those results), and ``error`` (the failure slot, if any).
+``artifacts``: every item of an ``artifacts`` list in those results; ``pivots``: what the attacker minted and
+what was done about it, each citing its CloudTrail event; ``rotation``: what the on-call must rotate, in the
+runbook's order - responder.pivots, responder.rotation), and ``error`` (the failure slot, if any).
 
 Serialisation: JSON, keys sorted, no insignificant whitespace, UTF-8.
 """
@@ -69,7 +71,8 @@ def evidence(incident: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]
                   "evidence": results.get(f"evidence:{i}") or {}} for i in incident.get("instances") or []]
     identities = [v for k, v in sorted(results.items()) if k.startswith("identity:")]
     return {"cloudtrail": cloudtrail, "instances": instances, "identities": identities,
-            "artifacts": _artifacts(instances)}
+            "artifacts": _artifacts(instances), "pivots": record.get("pivots") or [],
+            "rotation": record.get("rotation") or []}
 
 
 def build(*, incident: dict[str, Any], finding: Any, summary: dict[str, Any], timeline: list[dict[str, Any]],

@@ -170,7 +170,7 @@ def message(summary: dict[str, Any]) -> dict[str, Any]:
     }
     for key in ("attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
                 "record", "manifest",
-                "recordingErrors", "failure", "scope", "signal"):
+                "recordingErrors", "failure", "scope", "signal", "pivots", "rotation"):
         if summary.get(key):
             out[key] = summary[key]
     left = left_out(summary.get("signal") or {})

@@ -213,6 +213,7 @@ class _Capture:
         self.monotonic = monotonic
         self._cloudtrail, self._bucket, self._role_arn = cloudtrail, bucket, role_arn
         self._adapters: dict[str, Any] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}  # principal label -> its events (responder.attacker_plan)
 
     def adapter(self, name: str, make: Callable[[], Any]) -> Any:
         if name not in self._adapters:
@@ -265,6 +266,7 @@ class _Capture:
                     regions[region] = {"events": len(got["events"]), "pages": got["pages"],
                                        "truncated": got["truncated"]}
                 truncated = any(r["truncated"] for r in regions.values())
+                self.events[target] = events
                 body = _event_document(incident, identity, span, events, source="lookup_events",
                                        lookup=found["lookup"], regions=regions, truncated=truncated)
                 found.update(store.put_evidence(self.journal, key, body), events=len(events), regions=regions,
@@ -277,7 +279,8 @@ class _Capture:
 
     def result(self, captures: list[dict[str, Any]], span: dict[str, str]) -> dict[str, Any]:
         entries = [dict(e, task="scope") for e in self.journal.entries]
-        return {"status": _status(captures), "window": span, "captures": captures, "entries": entries}
+        return {"status": _status(captures), "window": span, "captures": captures, "entries": entries,
+                "events": self.events}
 
 
 def _start_trail(run: _Capture, trail: Trail, identity: dict[str, Any], found: dict[str, Any]) -> bool:
@@ -326,8 +329,9 @@ def capture_all(incident: dict[str, Any], *, cloudtrail: Callable[[str], Any], b
     """Capture every identity's recent activity. Adapters are built lazily by the callables
     (`cloudtrail(region)`, `bucket()`, `role_arn(name)`, `trail.engine()`), so a failure to reach an account
     fails only the capture. With a `trail`, each principal's query is started and its capture left ``started``
-    for `complete_trail`. Returns ``{"status", "captures": [...], "entries": [...]}``; never raises an AWS
-    error."""
+    for `complete_trail`. Returns ``{"status", "captures": [...], "entries": [...], "events": {principal label:
+    [event records]}}`` (the events for responder.attacker_plan; stored with the evidence, never carried in the
+    state); never raises an AWS error."""
     dry_run = bool(incident.get("dryRun")) if dry_run is None else dry_run
     run = _Capture(incident, cloudtrail=cloudtrail, bucket=bucket, role_arn=role_arn, dry_run=dry_run,
                    monotonic=monotonic, budget=budget)
@@ -372,6 +376,7 @@ def complete_trail(incident: dict[str, Any], scope: dict[str, Any], *, trail: Tr
                     got = engine.rows(about["queryExecutionId"], max_rows=trail_query.MAX_ROWS,
                                       deadline=run.deadline)
                     events = [trail_query.event_from_row(r) for r in got["rows"]]
+                    run.events[found["principal"]] = events
                     query = {k: about.get(k) for k in ("queryExecutionId", "namedQuery", "workgroup", "database",
                                                        "table", "eventDataStore", "statement", "parameters")
                              if k in about}
@@ -396,7 +401,8 @@ def complete_trail(incident: dict[str, Any], scope: dict[str, Any], *, trail: Tr
             run.lookup(identities[found["principal"]], found)
     entries = list(scope.get("entries") or []) + [dict(e, task="scope") for e in run.journal.entries]
     captures = scope["captures"]
-    return {**scope, "status": _status(captures), "captures": captures, "entries": entries}
+    return {**scope, "status": _status(captures), "captures": captures, "entries": entries,
+            "events": {**(scope.get("events") or {}), **run.events}}
 
 
 def request_token(*parts: str) -> str:

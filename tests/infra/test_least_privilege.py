@@ -101,7 +101,13 @@ def _assert_snapshot_and_key_conditions(statements: list[dict], security_account
         assert not actions & policies.SIGNING_ACTIONS, "only the custody signer role signs"
         if kms:
             assert kms == actions, "KMS actions in statements of their own"
-            if kms != {"kms:DescribeKey"}:
+            if kms == {"kms:ListKeys"}:  # key ids only; no resource-level permission exists
+                assert as_list(statement["Resource"]) == ["*"] and statement["Sid"] == "ListKeys"
+            elif kms <= policies.KEY_ADMIN_ACTIONS:  # grants and policies, called directly: this account's keys
+                (resource,) = as_list(statement["Resource"])
+                assert ":kms:*:" in flat(resource) and flat(resource).endswith(":key/*") and "Condition" not in \
+                    statement, statement
+            elif kms != {"kms:DescribeKey"}:
                 assert "kms:ViaService" in statement["Condition"]["StringLike"], statement
             if "kms:CreateGrant" in kms:
                 assert kms == {"kms:CreateGrant"}
@@ -359,3 +365,18 @@ def test_the_read_only_role_takes_no_write():
 def test_the_member_role_cannot_change_its_read_only_twin():
     guarded = policies.guarded_resources("aws", "111122223333")
     assert f"arn:aws:iam::111122223333:role/{names.MEMBER_READ_ROLE_NAME}" in guarded
+
+
+def test_the_member_role_revokes_grants_only_on_its_own_accounts_keys(assembly):  # noqa: F811
+    """The pivots' RevokeGrant and the rotation list's key reads (responder.pivots, responder.rotation): called
+    directly, so scoped to the member account's own keys; the listing actions that support no resource-level
+    permission are alone in their statements."""
+    for account in assembly.config.member_accounts:
+        statements = role_statements(role(assembly, names.member_stack(account), names.MEMBER_ROLE_NAME))
+        allowed = [s for s in statements if s["Effect"] == "Allow"]
+        (keys,) = [s for s in allowed if "kms:RevokeGrant" in as_list(s["Action"])]
+        assert set(as_list(keys["Action"])) == policies.KEY_ADMIN_ACTIONS
+        assert [flat(r) for r in as_list(keys["Resource"])] == [f"arn:{P}:kms:*:{account}:key/*"]
+        listed = {a for s in allowed if as_list(s["Resource"]) == ["*"] for a in as_list(s["Action"])}
+        assert {"iam:ListRoles", "kms:ListKeys"} <= listed
+        assert not listed & policies.KEY_ADMIN_ACTIONS

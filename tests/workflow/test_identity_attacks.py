@@ -189,14 +189,24 @@ def test_a_role_is_contained_only_when_its_role_id_issued_the_credentials(dep):
                           aws_secret_access_key=session["SecretAccessKey"], aws_session_token=session["SessionToken"])
     try:  # lateral movement into the finding's account: CloudTrail there records who tried
         stolen.assume_role(RoleArn=here["Arn"], RoleSessionName="ys")
+        lateral = True
     except Exception:  # noqa: BLE001 - refused or not: the attempt is what CloudTrail records
-        pass
+        lateral = False
     run = local.execute(role_finding(same, session["AccessKeyId"], f"{there['RoleId']}:xs"), dep)
     assert run.status == "SUCCEEDED", run.cause
     assert run.output["outcome"] == "manual_action_required"
     target = identity_detail(run, 0)
     assert target["target"] == there["Arn"] and OTHER in " ".join(target["manualSteps"])
-    assert inline(dep, same, MEMBER, "role") == [] and inline(dep, same, OTHER, "role") == []
+    assert inline(dep, same, OTHER, "role") == []
+    # The name's match never contains `here`. Only a lateral AssumeRole that succeeded (the attacker then holds
+    # sessions of `here`: issue 14, responder.pivots) revokes them, citing that event; a refused one changes nothing.
+    pivots = [p for p in record(dep, run.output["incidentId"]).get("pivots") or [] if p["target"] == here["Arn"]]
+    if lateral:
+        assert inline(dep, same, MEMBER, "role") == ["AWSRevokeOlderSessions"]
+        assert [(p["kind"], p["eventName"], p["status"]) for p in pivots] == [("assumed_role", "AssumeRole",
+                                                                                "contained")]
+    else:
+        assert inline(dep, same, MEMBER, "role") == [] and pivots == []
 
 
 def test_a_finding_naming_the_wrong_role_leads_to_the_issuing_role_in_the_account(dep):

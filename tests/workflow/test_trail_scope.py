@@ -224,3 +224,21 @@ def test_an_attacker_chosen_name_with_a_quote_never_changes_the_query(dep):
     [capture] = got["captures"]
     assert calls == [] and capture["trail"]["status"] == "refused" and capture["source"] == "lookup_events"
 
+
+def test_the_key_the_attacker_minted_is_contained_from_the_trail_querys_events():
+    """Issue 14 item 3 on the Athena path: the pivots come from the trail query's rows (no event history asked).
+    Its own deployment: a deployment made in this process since (the plain one above) replaces the functions'
+    configuration."""
+    with deployed(member_account=MEMBER, forensics_account=FORENSICS, region=REGION, **TRAIL) as dep:
+        name, key, minted, ev = attacker(dep)
+        run = local.execute(ev, dep)
+        assert run.status == "SUCCEEDED", run.cause
+        item = record(dep, f"gd-{ev['detail']['id']}")
+        assert item["scope"][0]["source"] == "athena", item["scope"][0].get("trail")
+        [pivot] = item["pivots"]
+        assert (pivot["kind"], pivot["target"], pivot["status"]) == ("created_key", minted, "contained")
+        assert item["attackerPlan"]["principals"][0]["source"] == "capture"
+        keys = {k["AccessKeyId"]: k["Status"] for k in dep.client("iam").list_access_keys(
+            UserName=pivot["userName"])["AccessKeyMetadata"]}
+        assert keys[minted] == "Inactive" and set(keys.values()) == {"Inactive", "Active"}  # the bystander's key
+        assert "cloudtrail:LookupEvents" not in run.api_calls

@@ -8,4 +8,6 @@
 - `faults`: make chosen AWS calls of the handlers fail with a chosen error code
 - `operations`: the incident record, the manifest, notifications, a configuration changed for one test
 - `infra`: the synthesized cloud assemblies (CDK) the infrastructure tests read
+- `pivots`: a stolen key and the attacker's plan made with it (assume a role, mint a key, a user, a KMS grant, read
+  a secret and a parameter)
 """

@@ -22,6 +22,8 @@ READ_ACTIONS = (
     "iam:GetInstanceProfile",
     "iam:GetAccessKeyLastUsed",
     "iam:GetLoginProfile",
+    "iam:ListMFADevices",
+    "iam:ListRoles",
 )
 CHANGE_ACTIONS = ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy",
                   "iam:DeleteLoginProfile")
@@ -100,6 +102,24 @@ class Iam:
     def role_policy(self, role: str, policy: str) -> dict | None:
         return _unless_missing(lambda: _document(
             self._c.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]))
+
+    def mfa_devices(self, name: str) -> list[dict]:
+        """The user's MFA devices (SerialNumber, EnableDate); [] when the user does not exist."""
+        return _unless_missing(lambda: self._c.list_mfa_devices(UserName=name).get("MFADevices") or []) or []
+
+    def roles(self, *, pages: int) -> tuple[list[dict], bool]:
+        """(the account's roles with their trust policies, truncated) reading at most `pages` pages of 100
+        (ListRoles returns ``AssumeRolePolicyDocument``; tags and last use are not part of it)."""
+        found: list[dict] = []
+        params: dict[str, Any] = {"MaxItems": 100}
+        for _ in range(pages):
+            page = self._c.list_roles(**params)
+            found += [dict(r, AssumeRolePolicyDocument=_document(r["AssumeRolePolicyDocument"]))
+                      if r.get("AssumeRolePolicyDocument") else r for r in page.get("Roles") or []]
+            if not page.get("IsTruncated") or not page.get("Marker"):
+                return found, False
+            params["Marker"] = page["Marker"]
+        return found, True
 
     # -- changes ---------------------------------------------------------------------------------------
     def attach_user_policy(self, user: str, policy_arn: str, *, target: str) -> None:
