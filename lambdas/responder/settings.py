@@ -42,6 +42,8 @@ ENV: dict[str, str] = {
     "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
     "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
                                 "(DeleteLoginProfile, its creation date recorded)",
+    "IR_CONTAINMENT_LEVELS": "containment-level policy as JSON (responder.levels): automatic, approval or observe per "
+                             "account group, finding type and severity ('' = every incident automatic)",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -87,6 +89,8 @@ class Settings:
     regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
     responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
     remove_console_access: bool = True
+    containment_levels: dict = field(default_factory=dict, hash=False, compare=False)  # parsed (responder.levels.parse); {} = not read
+    containment_levels_error: str = ""  # why the policy is unusable: every incident then needs approval
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -126,6 +130,7 @@ class Settings:
             responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
             remove_console_access=console == "true",
             protection_config_error=protection_config_error(env),
+            **_containment_levels(env.get("IR_CONTAINMENT_LEVELS", "")),
         )
 
 
@@ -139,6 +144,16 @@ def protection_config_error(env: Mapping[str, str]) -> str:
     if bad:
         return f"IR_PROTECTED_PRINCIPALS entry {bad[0][:80]!r} is not an ARN pattern (arn:...)"
     return ""
+
+
+def _containment_levels(text: str) -> dict:
+    """The parsed policy, or (fail closed) the reason it cannot be used: the incidents then wait for approval."""
+    from responder.levels import LevelsError, parse
+
+    try:
+        return {"containment_levels": parse(text)}
+    except LevelsError as exc:
+        return {"containment_levels": {}, "containment_levels_error": f"IR_CONTAINMENT_LEVELS: {exc}"}
 
 
 # In Lambda this stays unset and os.environ is the function's environment. The local runtime runs several

@@ -19,6 +19,8 @@ The incident (a JSON dict) carries:
 ``disposition``  ``respond`` or ``not_handled`` (with ``dispositionReason``).
 ``dryRun``       plan only.
 ``cutoff``       UTC now, rounded up to the second: credentials issued before it are revoked.
+``requestedLevel``  a manual request's ``level`` (automatic | approval | observe), if it names one; the handler
+                 adds ``containment`` (responder.levels.decide).
 """
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(
 # userType values of accessKeyDetails (GuardDuty): what the identity branch can do with each.
 IDENTITY_TYPES = ("IAMUser", "AssumedRole", "Root", "FederatedUser", "Role", "AWSAccount", "AWSService", "Unknown")
 HANDLED_RESOURCES = ("AccessKey", "Instance")
-MANUAL_KEYS = {"accountId", "region", "reason", "iamUsers", "roles", "instances", "incidentId", "dryRun", "partition"}
+MANUAL_KEYS = {"accountId", "region", "reason", "iamUsers", "roles", "instances", "incidentId", "dryRun", "partition",
+               "level"}
+LEVELS = ("automatic", "approval", "observe")  # responder.levels
 MAX_TARGETS = 50
 SAMPLE_INSTANCE = "i-99999999"
 
@@ -281,6 +285,8 @@ def _manual(request: Any, execution_name: str, now: datetime, regions: tuple[str
         reason=reason, now=now,
     )
     incident["dryRun"] = dry_run
+    if request.get("level") is not None:
+        incident["requestedLevel"] = _str(request["level"], f"{p}level", re.compile("|".join(LEVELS)), max_len=16)
     incident["identities"] = [{"type": "IAMUser", "name": u} for u in users] + [
         {"type": "AssumedRole", "name": r} for r in roles
     ]
