@@ -93,7 +93,13 @@ def notification(incident: dict[str, Any], pending: dict[str, Any]) -> tuple[str
         "execution": pending.get("executionId"),
         "cli": f"python -m cli status {incident_id}",
     }
-    subject = f"[ir-responder] APPROVAL REQUIRED {incident_id}"[:100]
+    from responder.notify import subject as subject_of
+
+    subject = subject_of({"outcome": "approval_required", "incidentId": incident_id,
+                          "accountId": incident.get("accountId"), "severity": incident.get("severity"),
+                          "findingType": incident.get("findingType"),
+                          "identities": incident.get("identities") or [],
+                          "instances": [{"instanceId": i} for i in incident.get("instances") or []]})
     attributes = {"outcome": "approval_required", "priority": "high", "incidentId": str(incident_id),
                   "accountId": str(incident.get("accountId") or "")}
     return subject, json.dumps(body, indent=2), attributes

@@ -56,7 +56,7 @@ from responder.aws.iam import Iam
 from responder.errors import AccountAccessError, recorded
 from responder.identity import revoke
 from responder.journal import Journal, StepFailed, iso, utcnow
-from responder.protection import UNVERIFIABLE, protected_reason
+from responder.protection import UNVERIFIABLE, approved, protected_reason
 from responder.settings import REVOKE_POLICY_NAME, Settings
 
 QUARANTINE_TAG = "ir:quarantine"
@@ -644,7 +644,7 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
     if instance is None or state in GONE_STATES:
         journal.note("not_found", arn, detail=f"instance is {state}" if state else "no such instance")
         return _result(instance_id, arn, journal, "not_found")
-    reason = protected_reason(arn, tag_map(instance.get("Tags")), settings)
+    reason = protected_reason(arn, tag_map(instance.get("Tags")), settings, approved=approved(incident))
     if reason:
         journal.note("protected", arn, detail=reason)
         return _result(instance_id, arn, journal,
