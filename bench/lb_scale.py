@@ -26,7 +26,7 @@ def main(args: list[str]) -> int:
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     from responder.isolation import isolate
     from state_machines import local
-    from tests import isolation_world as w
+    from tests.worlds import isolation as w
 
     total = int(args[0]) if args else 500
     with local.aws(region=REGION):

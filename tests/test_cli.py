@@ -12,8 +12,8 @@ import pytest
 
 import cli
 from state_machines import local
-from tests.operations_world import configured
-from tests.workflow_world import event
+from tests.worlds.operations import configured
+from tests.worlds.workflow import event
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER, REGION = "444455556666", "eu-west-1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from stacks import names
-from tests.infra_world import assembly, multi, single  # noqa: F401 - fixtures
+from tests.worlds.infra import assembly, multi, single  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")

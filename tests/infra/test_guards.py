@@ -7,7 +7,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from stacks import names
-from tests.infra_world import as_list, assembly, flat, multi, role, role_statements  # noqa: F401
+from tests.worlds.infra import as_list, assembly, flat, multi, role, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from stacks import policies
-from tests.infra_world import LAYOUTS, shared_root, synthesize  # noqa: F401
+from tests.worlds.infra import LAYOUTS, shared_root, synthesize  # noqa: F401
 
 CATEGORIES = {
     "PrivilegeEscalation": lambda d: [a for p in d.allows_privilege_escalation for a in p["actions"]],

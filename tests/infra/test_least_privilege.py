@@ -9,7 +9,7 @@ import pytest
 
 from responder import permissions, settings
 from stacks import names, policies, tasks
-from tests.infra_world import allowed_actions, as_list, assembly, flat, multi, role, role_statements  # noqa: F401
+from tests.worlds.infra import allowed_actions, as_list, assembly, flat, multi, role, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
 

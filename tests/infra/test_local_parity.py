@@ -11,7 +11,7 @@ from responder import permissions
 from responder.settings import ENV
 from stacks import names, policies, tasks
 from stacks.catalog import FUNCTIONS
-from tests.infra_world import allowed_actions, multi, role_statements  # noqa: F401 - fixtures
+from tests.worlds.infra import allowed_actions, multi, role_statements  # noqa: F401 - fixtures
 
 MEMBER, FORENSICS = "444455556666", "999988887777"
 

@@ -15,7 +15,7 @@ from stacks.catalog import ASL_PATH, FUNCTIONS, ROOT
 from stacks.config import load_context
 from stacks.nag import MIN_REASON
 from tests.conftest import load_example
-from tests.infra_world import EXTERNAL_ID, assembly, multi  # noqa: F401 - fixtures
+from tests.worlds.infra import EXTERNAL_ID, assembly, multi  # noqa: F401 - fixtures
 
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"

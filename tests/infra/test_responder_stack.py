@@ -9,7 +9,7 @@ from responder.settings import ENV
 from stacks import names
 from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME
 from stacks.constructs.functions import ResponderFunctions
-from tests.infra_world import EMAIL, as_list, flat, multi, single  # noqa: F401 - fixtures
+from tests.worlds.infra import EMAIL, as_list, flat, multi, single  # noqa: F401 - fixtures
 
 STACK = names.RESPONDER_STACK
 

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.evidence_world import (
+from tests.worlds.evidence import (
     FORENSICS,
     MEMBER,
     REGION,
@@ -23,7 +23,7 @@ from responder import blocklist
 from responder.aws.snapshots import Snapshots
 from responder.errors import TransientAwsError
 from state_machines import gaps_ebs, gaps_snapshot_lock, local
-from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
+from tests.worlds.evidence import dep, fresh_hooks  # noqa: F401 - shared fixtures
 
 EVIDENCE_TAGS = {"ir:incident", "ir:source", "ir:collected-by", "ir:hash"}
 

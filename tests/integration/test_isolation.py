@@ -11,17 +11,14 @@ from botocore.exceptions import ClientError
 from demo.world_instance import build
 from responder.aws.ec2 import GROUP_NAMES, QUARANTINE, UNTRACK
 from responder.isolation import isolate, metadata_key
-from state_machines import local
-from tests import isolation_world as w
+from tests.worlds import isolation as w
+from tests.worlds.deployment import deployment
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 ALL = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from demo.world_instance import build
 from responder.isolation import isolate
-from state_machines import local
-from tests import isolation_world as w
+from tests.worlds import isolation as w
+from tests.worlds.deployment import deployment
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 
@@ -53,10 +51,7 @@ FIRST_IN_VPC = Counter({
 SECOND_RUN = READS + Counter({"s3:PutObject": 1})  # answered PreconditionFailed: recorded unchanged
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 def measure(dep, instance_id: str, incident: dict) -> tuple[dict, Counter]:

@@ -10,16 +10,14 @@ import pytest
 from responder.aws.ec2 import GROUP_NAMES, QUARANTINE, UNTRACK
 from responder.isolation import isolate, later_incidents
 from state_machines import gaps_autoscaling, gaps_ec2, local
-from tests import isolation_world as w
+from tests.worlds import isolation as w
+from tests.worlds.deployment import deployment
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 MIN_TRACKING = {"TcpEstablishedTimeout": 60, "UdpStreamTimeout": 60, "UdpTimeout": 30}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 @pytest.fixture(autouse=True)
@@ -202,7 +200,7 @@ def test_still_pending_at_the_end_of_the_budget_fails_with_the_state(dep, asg_ne
 
 
 def test_resource_contention_is_retried_inside_the_call(dep, asg_net, settle_sleeps):
-    from tests.reliability_world import intercept
+    from tests.worlds.reliability import intercept
 
     instance_id = w.in_auto_scaling_group(dep, asg_net, "asg-busy")
     with _as_handler(), intercept("autoscaling:DetachInstances", code="ResourceContention", times=2):
@@ -215,7 +213,7 @@ def test_resource_contention_is_retried_inside_the_call(dep, asg_net, settle_sle
 
 def test_resource_contention_that_lasts_is_transient_for_the_state_machine(dep, asg_net, settle_sleeps):
     from responder.errors import TransientAwsError
-    from tests.reliability_world import intercept
+    from tests.worlds.reliability import intercept
 
     instance_id = w.in_auto_scaling_group(dep, asg_net, "asg-busier")
     with _as_handler(), intercept("autoscaling:DetachInstances", code="ResourceContention", times=10):
@@ -224,7 +222,7 @@ def test_resource_contention_that_lasts_is_transient_for_the_state_machine(dep, 
 
 
 class _as_handler:
-    """Make the test's own calls count as a handler's (tests.reliability_world.intercept only acts on those)."""
+    """Make the test's own calls count as a handler's (tests.worlds.reliability.intercept only acts on those)."""
 
     def __enter__(self):
         self.outer, local._handler.function = getattr(local._handler, "function", None), "IsolateInstance"

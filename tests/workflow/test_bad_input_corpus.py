@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 
 from state_machines import local
-from tests.workflow_world import FIXTURES, iam_state
+from tests.worlds.workflow import FIXTURES, iam_state
 
 MEMBER, REGION = "444455556666", "eu-west-1"
 BASE = json.loads((FIXTURES / "guardduty-iam-user.json").read_text())

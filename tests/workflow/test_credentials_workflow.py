@@ -5,8 +5,8 @@ the clock moved by local.time_passes."""
 from __future__ import annotations
 
 from state_machines import local
-from tests.evidence_world import dep, evidence_of, fresh_hooks, manual_request, build_instance  # noqa: F401
-from tests.reliability_world import task_failures
+from tests.worlds.evidence import dep, evidence_of, fresh_hooks, manual_request, build_instance  # noqa: F401
+from tests.worlds.reliability import task_failures
 
 
 def test_sessions_that_expire_during_the_block_listing_are_refreshed_and_the_evidence_completes(dep):

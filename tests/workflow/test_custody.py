@@ -11,7 +11,7 @@ import pytest
 import cli
 from responder import custody
 from state_machines import gaps_snapshot_lock, local
-from tests.evidence_world import (  # noqa: F401 - fixtures
+from tests.worlds.evidence import (  # noqa: F401 - fixtures
     FORENSICS,
     MEMBER,
     build_instance,

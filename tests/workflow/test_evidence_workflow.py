@@ -3,7 +3,6 @@ loop, three accounts (security, member, forensics), three volumes, retention ove
 mismatch, a snapshot in error, a crashing task, a dry run."""
 from __future__ import annotations
 
-import os
 from unittest import mock
 
 import pytest
@@ -11,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from responder import blocklist
 from state_machines import gaps_ebs, gaps_snapshot_lock, local
-from tests.evidence_world import (
+from tests.worlds.deployment import deployment
+from tests.worlds.evidence import (
     FORENSICS,
     MEMBER,
     REGION,
@@ -23,23 +23,18 @@ from tests.evidence_world import (
     run_record,
     tags,
 )
-from tests.reliability_world import intercept
-from tests.workflow_world import event
+from tests.worlds.reliability import intercept
+from tests.worlds.workflow import event
 
 EVIDENCE_TAGS = {"ir:incident", "ir:source", "ir:collected-by", "ir:hash"}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}):  # the world uses no real AMI
-        with local.aws(region=REGION):
-            deployment = local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
-            assert len({deployment.security_account, MEMBER, FORENSICS}) == 3
-            yield deployment
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION, default_amis=False)  # no real AMI
 
 
 @pytest.fixture(autouse=True)
 def fresh_hooks(dep):
+    assert len({dep.security_account, MEMBER, FORENSICS}) == 3
     gaps_ebs.reset()
     yield
     gaps_ebs.reset()

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from state_machines import local
-from tests.faults import inject
-from tests.workflow_world import access_key_event, iam_state
+from tests.worlds.deployment import deployment
+from tests.worlds.faults import inject
+from tests.worlds.workflow import access_key_event, iam_state
 
 MEMBER, REGION = "444455556666", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, region=REGION)
+dep = deployment(member_account=MEMBER, region=REGION)
 
 
 def victim(dep):

@@ -1,7 +1,7 @@
 """Fault injection on the instance branch (isolation and evidence), through the shipped state machine.
 
-Faults hit the handlers' AWS calls before botocore's own retries (`tests.faults.inject`), or change the world under
-the responder just before a call (`tests.reliability_world.intercept`). For every action:
+Faults hit the handlers' AWS calls before botocore's own retries (`tests.worlds.faults.inject`), or change the world under
+the responder just before a call (`tests.worlds.reliability.intercept`). For every action:
 
 * **throttling** is retried by Step Functions (TransientAwsError) and then succeeds: the history shows each
   retried attempt with the step and the code, and the instance ends fully isolated with one evidence collection
@@ -27,10 +27,10 @@ import pytest
 
 from responder.aws.ec2 import QUARANTINE, UNTRACK
 from state_machines import gaps_ebs, local
-from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
-from tests.faults import inject
-from tests.operations_world import evidence_object, record
-from tests.reliability_world import (
+from tests.worlds.evidence import dep, fresh_hooks  # noqa: F401 - shared fixtures
+from tests.worlds.faults import inject
+from tests.worlds.operations import evidence_object, record
+from tests.worlds.reliability import (
     evidence_view,
     instance_item,
     instance_view,
@@ -39,7 +39,7 @@ from tests.reliability_world import (
     task_failures,
     web_instance,
 )
-from tests.workflow_world import event
+from tests.worlds.workflow import event
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 REVOKE = "AWSRevokeOlderSessions"

@@ -12,18 +12,16 @@ import boto3
 import pytest
 
 from state_machines import local
-from tests.evidence_world import identity_detail
-from tests.operations_world import Inbox, configured, record, summary
-from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
+from tests.worlds.deployment import deployment
+from tests.worlds.evidence import identity_detail
+from tests.worlds.operations import Inbox, configured, record, summary
+from tests.worlds.workflow import access_key_event, backdate_cloudtrail, iam_state, republished
 
 MEMBER, OTHER, FORENSICS, REGION = "444455556666", "777788889999", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=[MEMBER, OTHER], forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=[MEMBER, OTHER], forensics_account=FORENSICS, region=REGION)
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ import uuid
 import pytest
 
 from state_machines import local
-from tests.workflow_world import access_key_event, event, iam_state
+from tests.worlds.deployment import deployment
+from tests.worlds.workflow import access_key_event, event, iam_state
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 def new_user(dep, keys=2):

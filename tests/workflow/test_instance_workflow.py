@@ -13,18 +13,16 @@ from demo.world_instance import build
 from demo.world_instance import state as demo_state
 from responder.aws.ec2 import QUARANTINE
 from state_machines import local
-from tests import isolation_world as w
-from tests.evidence_world import instance_detail
-from tests.workflow_world import event
+from tests.worlds import isolation as w
+from tests.worlds.deployment import deployment
+from tests.worlds.evidence import instance_detail
+from tests.worlds.workflow import event
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 DENY_ALL = "ir-quarantine-deny-all"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 def instance_event(name: str, instance_id: str) -> dict:

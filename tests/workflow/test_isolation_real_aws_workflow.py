@@ -11,10 +11,10 @@ import pytest
 
 from responder.aws.ec2 import GROUP_NAMES, QUARANTINE
 from state_machines import gaps_autoscaling, gaps_ebs, gaps_ec2, local
-from tests import isolation_world as w
-from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
-from tests.operations_world import record
-from tests.reliability_world import instance_item, summary
+from tests.worlds import isolation as w
+from tests.worlds.evidence import dep, fresh_hooks  # noqa: F401 - shared fixtures
+from tests.worlds.operations import record
+from tests.worlds.reliability import instance_item, summary
 
 MEMBER, REGION = "444455556666", "eu-west-1"
 _octets = iter(range(150, 250))

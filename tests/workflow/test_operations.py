@@ -10,17 +10,15 @@ import boto3
 import pytest
 
 from state_machines import local
-from tests.operations_world import Inbox, configured, evidence_keys, evidence_object, iam_refuses, record, summary
-from tests.workflow_world import access_key_event, backdate_cloudtrail, iam_state, republished
+from tests.worlds.deployment import deployment
+from tests.worlds.operations import Inbox, configured, evidence_keys, evidence_object, iam_refuses, record, summary
+from tests.worlds.workflow import access_key_event, backdate_cloudtrail, iam_state, republished
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 @pytest.fixture(scope="module")

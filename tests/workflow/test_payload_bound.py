@@ -12,9 +12,10 @@ import pytest
 
 from responder.triage import MAX_TARGETS
 from state_machines import gaps_ebs, local
-from tests.evidence_world import AMI
-from tests.operations_world import Inbox, evidence_object, record
-from tests.workflow_world import access_key_event
+from tests.worlds.deployment import deployment
+from tests.worlds.evidence import AMI
+from tests.worlds.operations import Inbox, evidence_object, record
+from tests.worlds.workflow import access_key_event
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 LIMIT = 64 * 1024  # "far below" Step Functions' 256 KiB
@@ -26,10 +27,7 @@ TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal":
                                                  "Action": "sts:AssumeRole"}]}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Replays: every workflow scenario executed again changes nothing, read back from a complete snapshot of the AWS
-state the responder could touch (`tests.reliability_world.aws_state`: the member account's IAM users, keys,
+state the responder could touch (`tests.worlds.reliability.aws_state`: the member account's IAM users, keys,
 attached and inline policies, roles, instance profiles; security groups and their rules; instances with their
 attributes, interface groups, profile and tags; volumes; profile associations; Auto Scaling groups; Classic load
 balancer and target-group registrations; snapshots with their tags and shares in the member and the forensics
@@ -40,9 +40,9 @@ from typing import Any
 import pytest
 
 from state_machines import gaps_ebs, local
-from tests.evidence_world import dep, fresh_hooks  # noqa: F401 - shared fixtures
-from tests.reliability_world import aws_state, changes, instance_item, summary, web_instance
-from tests.workflow_world import access_key_event, event
+from tests.worlds.evidence import dep, fresh_hooks  # noqa: F401 - shared fixtures
+from tests.worlds.reliability import aws_state, changes, instance_item, summary, web_instance
+from tests.worlds.workflow import access_key_event, event
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 REVOKE = "AWSRevokeOlderSessions"

@@ -13,6 +13,8 @@ from unittest import mock
 
 import pytest
 
+from tests.worlds.deployment import deployment
+
 MEMBER = "444455556666"
 FORENSICS = "999988887777"
 REGION = "eu-west-1"
@@ -26,14 +28,8 @@ class EvidenceInstance:
     customer_key: str | None = None
 
 
-@pytest.fixture(scope="module")
-def dep():
-    """Security, member and forensics accounts in one in-memory AWS, one deployment per test module. No default
-    AMIs: the worlds register their own image, and describing thousands of AMI snapshots would be slow."""
-    from state_machines import local
-
-    with mock.patch.dict(os.environ, {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}), local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION)
+# No default AMIs: the world registers its own image (tests.worlds.deployment).
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION, default_amis=False)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import json
 import uuid
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def event(name: str = "guardduty-iam-user.json", *, account: str, region: str, **detail_changes) -> dict:

@@ -1,6 +1,6 @@
 """Helpers for the reliability suite (fault injection on the instance branch, replays): a light web-tier instance,
 a complete read-back of what the responder could change in the member and forensics accounts, a diff of two
-read-backs, and test-only interceptors of the handlers' AWS calls that `tests.faults.inject` does not offer (act
+read-backs, and test-only interceptors of the handlers' AWS calls that `tests.worlds.faults.inject` does not offer (act
 just before a call, fail only a later call, lose a response after the call was made).
 
 Everything acts in the in-memory AWS of `state_machines.local`; nothing here is used by production code.
@@ -17,7 +17,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from state_machines import local
-from tests.evidence_world import finalize_output, instance_detail
+from tests.worlds.evidence import finalize_output, instance_detail
 
 EC2_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -324,7 +324,7 @@ def intercept(api: str, *, skip: int = 0, times: int = 1, code: str | None = Non
 
     * `before()`: run just before the call (the world changes under the responder: an instance terminated, a
       snapshot deleted), then the call goes to the in-memory AWS, which answers with its real error;
-    * `code`: fail the call with that AWS error code instead of making it (like `tests.faults.inject`);
+    * `code`: fail the call with that AWS error code instead of making it (like `tests.worlds.faults.inject`);
     * `lose_response`: make the call, then raise `code` (default InternalError) as if the response had been
       lost on the way back: the change is made, the caller does not know.
 
