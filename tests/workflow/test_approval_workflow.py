@@ -11,9 +11,10 @@ import pytest
 
 from responder.approval import ApprovalRefused
 from state_machines import local
-from tests import isolation_world as w
-from tests.operations_world import Inbox, configured, evidence_object, record, summary
-from tests.workflow_world import access_key_event, backdate_cloudtrail, event, iam_state
+from tests.worlds import isolation as w
+from tests.worlds.deployment import deployment
+from tests.worlds.operations import Inbox, configured, evidence_object, record, summary
+from tests.worlds.workflow import access_key_event, backdate_cloudtrail, event, iam_state
 
 MEMBER, FORENSICS, REGION = "444455556666", "999988887777", "eu-west-1"
 QUARANTINE = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
@@ -22,11 +23,7 @@ APPROVAL = {"rules": [{"name": "production", "accounts": ["production"], "level"
             "accountGroups": {"production": [MEMBER]}}
 
 
-@pytest.fixture(scope="module")
-def dep():
-    with local.aws(region=REGION):
-        yield local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=REGION,
-                           containment_levels=APPROVAL)
+dep = deployment(member_account=MEMBER, forensics_account=FORENSICS, region=REGION, containment_levels=APPROVAL)
 
 
 @pytest.fixture()
