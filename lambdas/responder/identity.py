@@ -213,7 +213,19 @@ def _protected(journal: Journal, identity: dict, arn: str, reason: str, facts: d
     if reason in (UNVERIFIABLE, TAG_UNVERIFIED):
         extra = {"manualSteps": _contain_command(incident, kind, name)} if reason == TAG_UNVERIFIED else {}
         return _result(identity, arn, journal, "protection_unverified", reason=reason, **facts, **extra)
-    return _result(identity, arn, journal, "protected", reason=reason, **facts)
+    extra = {}
+    if (facts.get("protectionTag") or {}).get("verdict") == "protects":  # the tag asks for approval, not immunity
+        extra["manualSteps"] = _approval_command(incident, kind, name)
+    return _result(identity, arn, journal, "protected", reason=reason, **facts, **extra)
+
+
+def _approval_command(incident: dict, kind: str, name: str) -> list[str]:
+    option = "--user" if kind == "user" else "--role"
+    return [f"The {kind} carries the protection tag: it asks for a person's approval, not immunity. To contain it, "
+            "start a response that waits for an approval, then approve it:",
+            f"python -m cli start {option} {name} --account {incident.get('accountId')} --region "
+            f"{incident.get('region')} --reason \"<why>\" --level approval",
+            'python -m cli approve <incident id> --reason "<why>"']
 
 
 def _not_found(journal: Journal, identity: dict, incident: dict, looked_for: str, why: str,

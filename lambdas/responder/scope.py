@@ -64,19 +64,10 @@ def _parse(ts: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def first_seen(raw: Any) -> str | None:
-    """``service.eventFirstSeen`` of the execution input, in any of the accepted shapes (event, bare finding
-    in either case, ``{"Findings": [...]}``); None for manual requests or when absent."""
-    if not isinstance(raw, dict):
-        return None
-    finding = raw.get("detail") if isinstance(raw.get("detail"), dict) else raw
-    findings = raw.get("Findings") or raw.get("findings")
-    if isinstance(findings, list) and findings and isinstance(findings[0], dict):
-        finding = findings[0]
-    service = finding.get("service") or finding.get("Service") or {}
-    if not isinstance(service, dict):
-        return None
-    value = service.get("eventFirstSeen") or service.get("EventFirstSeen")
+def first_seen(incident: dict[str, Any]) -> str | None:
+    """The finding's first sighting (``service.eventFirstSeen``, kept by triage in the normalized incident);
+    None for manual requests, or when absent or not a time."""
+    value = incident.get("eventFirstSeen")
     return value if _parse(value) else None
 
 

@@ -89,6 +89,8 @@ class Incident(TypedDict, total=False):
     count: int
     resourceType: str
     updatedAt: str
+    eventLastSeen: str
+    eventFirstSeen: str
     protectionConfigError: str
     duplicateOf: dict[str, Any]
 

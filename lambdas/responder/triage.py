@@ -19,17 +19,23 @@ The incident (a JSON dict) carries:
 ``disposition``  ``respond`` or ``not_handled`` (with ``dispositionReason``).
 ``dryRun``       plan only.
 ``cutoff``       UTC now, rounded up to the second: credentials issued before it are revoked.
-``requestedLevel``  a manual request's ``level`` (automatic | approval | observe), if it names one; the handler
-                 adds ``containment`` (responder.levels.decide).
+``containment``  the containment level (responder.levels.decide: the deployment's policy, or a manual request's
+                 ``level``): ``{level, rule, approvalTimeoutSeconds, onTimeout, evidenceBeforeApproval}``.
+``eventFirstSeen``  the finding's first sighting as GuardDuty reports it (when present): the scope window's start.
+
+`triage` is the whole task (Triage's handler only wires it): normalize, the deployment's switches (`switches`), the
+claim of the incident record, the scope window.
 """
 from __future__ import annotations
 
 import math
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
-from responder.errors import InvalidInput
+from responder import levels, scope
+from responder.errors import IncidentRecordError, InvalidInput
+from responder.settings import Settings
 
 SEVERITY_THRESHOLD = 4.0
 
@@ -198,6 +204,9 @@ def _finding(detail: dict, p: str, now: datetime, regions: tuple[str, ...] | Non
     )
     if last_seen:
         incident["eventLastSeen"] = last_seen
+    first_seen = service.get("eventFirstSeen")
+    if isinstance(first_seen, str) and first_seen:  # not validated: a bad value only narrows the window (scope)
+        incident["eventFirstSeen"] = first_seen[:64]
 
     if isinstance(additional, dict) and additional.get("sample") is True:
         return _not_handled(incident, "sample finding (CreateSampleFindings): it names no real resource")
@@ -318,4 +327,44 @@ def _not_handled(incident: dict[str, Any], why: str) -> dict[str, Any]:
     incident["dispositionReason"] = why
     incident["identities"] = []
     incident["instances"] = []
+    return incident
+
+
+# -- the task -------------------------------------------------------------------------------------------
+def switches(settings: Settings) -> dict[str, Any]:
+    """What the deployment's configuration decides for every incident: observe-only makes it a dry run (every
+    change planned, none made); a protection configuration error is carried so that every target ends
+    ``protection_unverified`` and the notification says why (fail closed)."""
+    out: dict[str, Any] = {}
+    if settings.observe_only:
+        out.update(dryRun=True, observeOnly=True)
+    if settings.protection_config_error:
+        out["protectionConfigError"] = settings.protection_config_error
+    return out
+
+
+def containment(incident: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The incident's containment level (responder.levels); an unusable policy fails closed (approval)."""
+    if settings.containment_levels_error:
+        return levels.fail_closed(settings.containment_levels_error)
+    policy = settings.containment_levels or levels.parse(None)
+    return levels.decide(policy, incident, requested=incident.pop("requestedLevel", None))
+
+
+def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settings,
+           claim: Callable[[dict[str, Any]], dict[str, Any]], now: datetime | None = None) -> dict[str, Any]:
+    """Triage of one execution input: the normalized incident with the deployment's switches, claimed before
+    anything changes (`claim(incident)`: `records.claim` on the deployment's table, returning the pinned cut-off
+    and the record's trigger, or the duplicate), then the scope window from the pinned cut-off back to the
+    finding's first sighting. InvalidInput first: bad input is refused before the record is touched."""
+    incident = normalize(raw, execution_name=execution_name, now=now, regions=settings.regions or None)
+    incident["containment"] = containment(incident, settings)
+    if incident["containment"]["level"] == "observe":
+        incident.update(dryRun=True, observeOnly=True)
+    incident.update(switches(settings))
+    incident["executionId"] = execution_id
+    if not settings.incident_table:
+        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured: the incident cannot be claimed")
+    incident.update(claim(incident))
+    incident["window"] = scope.window(incident["cutoff"], scope.first_seen(incident))
     return incident

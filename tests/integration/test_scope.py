@@ -15,6 +15,7 @@ from responder import scope
 from responder.aws.cloudtrail import CloudTrail
 from responder.aws.s3 import EvidenceObjects
 from responder.errors import AccountAccessError
+from responder.triage import normalize
 from state_machines import local
 
 REGION, BUCKET = "eu-west-1", "ir-evidence-scope-test"
@@ -228,12 +229,23 @@ def test_the_window_reaches_back_to_first_sighting_at_most_seven_days():
     assert scope.window("2024-06-02T02:00:01Z", "not a time")["start"] == "2024-06-01T02:00:01Z"
 
 
-def test_first_seen_is_read_from_every_accepted_shape(iam_user_event):
+def test_first_seen_is_read_from_the_incident_of_every_accepted_shape(iam_user_event):
+    def pascal(value):
+        if isinstance(value, dict):
+            return {k[:1].upper() + k[1:]: pascal(v) for k, v in value.items()}
+        return [pascal(v) for v in value] if isinstance(value, list) else value
+
     seen = "2024-06-01T23:10:00.000Z"
-    assert scope.first_seen(iam_user_event) == seen
-    assert scope.first_seen(iam_user_event["detail"]) == seen
-    assert scope.first_seen({"Findings": [{"Service": {"EventFirstSeen": seen}}]}) == seen
-    assert scope.first_seen({"manual": {}}) is None and scope.first_seen("x") is None
+    shapes = [iam_user_event, iam_user_event["detail"], pascal(iam_user_event["detail"]),
+              {"Findings": [pascal(iam_user_event["detail"])]}]
+    assert [scope.first_seen(normalize(raw)) for raw in shapes] == [seen] * 4
+    manual = normalize({"manual": {"accountId": "111122223333", "region": "us-east-1", "reason": "r",
+                                   "iamUsers": ["u"], "incidentId": "IR-1"}})
+    assert scope.first_seen(manual) is None
+    iam_user_event["detail"]["service"]["eventFirstSeen"] = "not a time"  # attacker-shaped: the default window
+    assert scope.first_seen(normalize(iam_user_event)) is None
+    del iam_user_event["detail"]["service"]["eventFirstSeen"]
+    assert scope.first_seen(normalize(iam_user_event)) is None
 
 
 @pytest.mark.parametrize("identity, expected", [

@@ -60,7 +60,7 @@ def test_an_unusable_policy_fails_closed_to_approval():
 
     config = Settings.from_env({"IR_CONTAINMENT_LEVELS": '{"default": "sometimes"}', "IR_PROTECTED_PRINCIPALS": ""})
     assert "containmentLevels.default" in config.containment_levels_error
-    from handlers.triage import containment
+    from responder.triage import containment
 
     assert containment(incident(), config)["level"] == "approval"
     assert containment(incident(), config)["onTimeout"] == "stand_down"

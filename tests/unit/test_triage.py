@@ -3,8 +3,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from responder.errors import InvalidInput
-from responder.triage import cutoff_from, normalize
+from responder.errors import IncidentRecordError, InvalidInput
+from responder.settings import Settings
+from responder.triage import cutoff_from, normalize, switches, triage
 
 NOW = datetime(2024, 6, 2, 2, 0, 0, 250000, tzinfo=timezone.utc)
 
@@ -113,3 +114,54 @@ def test_bad_manual_request_names_the_field(request_, field):
 def test_unrecognised_input_is_rejected(value):
     with pytest.raises(InvalidInput):
         normalize(value, now=NOW)
+
+
+# -- the task's decisions (responder.triage.triage): no AWS, the claim is a plain function ----------------------
+def _settings(**env) -> Settings:
+    return Settings.from_env({"IR_PROTECTED_PRINCIPALS": "", "IR_INCIDENT_TABLE": "incidents", **env})
+
+
+def _claim(calls: list, cutoff: str | None = None):
+    def claim(incident: dict) -> dict:
+        calls.append(dict(incident))
+        return {"cutoff": cutoff or incident["cutoff"], "record": {"trigger": "first", "attempt": 1}}
+    return claim
+
+
+def test_observe_only_makes_every_incident_a_dry_run_before_it_is_claimed(iam_user_event):
+    claimed: list = []
+    incident = triage(iam_user_event, execution_name="x", execution_id="arn:exec", now=NOW,
+                      settings=_settings(IR_OBSERVE_ONLY="true"), claim=_claim(claimed))
+    assert incident["dryRun"] is True and incident["observeOnly"] is True
+    assert claimed[0]["dryRun"] is True and claimed[0]["executionId"] == "arn:exec"  # the record says so too
+    assert switches(_settings()) == {}
+
+
+def test_a_protection_configuration_error_is_carried_by_the_incident(iam_user_event):
+    config = Settings.from_env({"IR_INCIDENT_TABLE": "incidents"})  # IR_PROTECTED_PRINCIPALS absent: fail closed
+    incident = triage(iam_user_event, execution_name="x", execution_id="e", now=NOW, settings=config,
+                      claim=_claim([]))
+    assert incident["protectionConfigError"] == "IR_PROTECTED_PRINCIPALS is not configured"
+    assert "observeOnly" not in incident and incident["dryRun"] is False
+
+
+def test_the_window_runs_from_first_sighting_to_the_pinned_cutoff(iam_user_event):
+    # a retried execution gets the first attempt's cut-off from the record: the window ends there, not at now
+    incident = triage(iam_user_event, execution_name="x", execution_id="e", now=NOW, settings=_settings(),
+                      claim=_claim([], cutoff="2024-06-02T01:00:00Z"))
+    assert incident["cutoff"] == "2024-06-02T01:00:00Z"
+    assert incident["window"] == {"start": "2024-06-01T01:00:00Z", "end": "2024-06-02T01:00:00Z"}
+    iam_user_event["detail"]["service"]["eventFirstSeen"] = "2024-05-30T10:00:00Z"
+    incident = triage(iam_user_event, execution_name="x", execution_id="e", now=NOW, settings=_settings(),
+                      claim=_claim([]))
+    assert incident["window"] == {"start": "2024-05-30T10:00:00Z", "end": "2024-06-02T02:00:01Z"}
+
+
+def test_bad_input_and_a_missing_table_fail_before_the_claim(iam_user_event):
+    claimed: list = []
+    with pytest.raises(InvalidInput):
+        triage({"manual": {}}, execution_name="x", execution_id="e", settings=_settings(), claim=_claim(claimed))
+    with pytest.raises(IncidentRecordError, match="IR_INCIDENT_TABLE"):
+        triage(iam_user_event, execution_name="x", execution_id="e", settings=_settings(IR_INCIDENT_TABLE=""),
+               claim=_claim(claimed))
+    assert claimed == []

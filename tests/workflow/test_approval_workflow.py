@@ -204,6 +204,9 @@ def test_a_protection_tag_asks_for_approval_not_immunity(dep):
     run = local.execute({"manual": dict(manual, incidentId=f"IR-{uuid.uuid4().hex[:6]}")}, dep)
     assert run.output["outcome"] == "protected"
     assert iam_state(dep.client("iam"))["users"][name] == before
+    steps = run.output["manualSteps"][0]["steps"]  # the notification says how to contain it with an approval
+    assert f"python -m cli start --user {name} --account {MEMBER} --region {REGION}" in steps[1]
+    assert steps[1].endswith("--level approval")
     # ... and a person's approval contains it
     incident_id = f"IR-{uuid.uuid4().hex[:6]}"
     arn = local.start({"manual": dict(manual, incidentId=incident_id, level="approval")}, dep)
