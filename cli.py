@@ -595,8 +595,7 @@ def render_summary(result: dict) -> str:
                      + (f", {capture['events']} CloudTrail events at {capture['uri']}" if capture.get("uri")
                         and capture.get("events") is not None else "")
                      + (f" ({capture['error']})" if capture.get("error") else ""))
-        if capture.get("athenaQuery"):
-            lines.append(f"    athena: {capture['athenaQuery']}")
+        lines += _trail_lines(capture)
     if s.get("manifest"):
         lines.append(f"  manifest: {s['manifest']['uri']}  {s['manifest']['sha256']}")
     if s.get("record"):
@@ -633,8 +632,7 @@ def render_record(item: dict) -> str:
     for capture in item.get("scope") or []:
         lines.append(f"  scope {capture.get('principal')}: {capture.get('status')}"
                      + (f" {capture.get('uri')} {capture.get('sha256')}" if capture.get("uri") else ""))
-        if capture.get("athenaQuery"):
-            lines.append(f"    athena: {capture['athenaQuery']}")
+        lines += _trail_lines(capture)
     for manual in item.get("manualSteps") or []:
         lines.append(f"  manual steps for {manual['target']}:")
         lines += [f"    - {step}" for step in manual["steps"]]
@@ -865,5 +863,16 @@ def main(argv: list[str] | None = None, out=None) -> int:
         return OK
 
 
+def _trail_lines(capture: dict) -> list[str]:
+    """The organization trail's query of a capture (named query, execution, outcome), else the written-down query."""
+    trail = capture.get("trail") or {}
+    if trail.get("queryExecutionId") or trail.get("status") in ("refused", "failed"):
+        return [f"    trail: {trail.get('status')} {trail.get('namedQuery') or ''} {trail.get('queryExecutionId') or ''}"
+                f" {trail.get('reason') or trail.get('error') or trail.get('detail') or ''}".rstrip()
+                + f" (source: {capture.get('source') or '-'})"]
+    return [f"    athena: {capture['athenaQuery']}"] if capture.get("athenaQuery") else []
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

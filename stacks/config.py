@@ -33,6 +33,12 @@ Context keys (see README "Deploy"):
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
 | `evidenceRetentionDays` | Object Lock default retention of the evidence bucket, and the EBS Snapshot Lock duration of every forensics copy | `365` |
 | `evidenceLockMode` | `COMPLIANCE` (nobody, root included, can shorten or remove a lock) or `GOVERNANCE` (the custodian role can) | `COMPLIANCE` |
+| `athenaDatabase` | Glue database of the organization trail's Athena table (security account and region); with `athenaTable`, `athenaWorkgroup`, `athenaOutputLocation`, `athenaTrailBucket` the scope capture runs on the trail (README "Scope on the organization trail") | none (event history) |
+| `athenaTable` | the trail's table (CloudTrail's schema, lower-case name) | none |
+| `athenaWorkgroup` | Athena workgroup of the scope queries; the named queries are saved in it | none |
+| `athenaOutputLocation` | the workgroup's query result location, `s3://bucket/prefix/` (the functions may write there only) | none |
+| `athenaTrailBucket` | the bucket (and prefix, `bucket/AWSLogs/o-xxxx/`) the table reads: read-only grant | none |
+| `athenaDatePartition` | the table's `yyyy/MM/dd` date partition column (partition projection), if any | none |
 | `evidenceCustodianRole` | the only role name in the forensics account that may delete evidence versions or bypass governance retention (the stacks do not create it) | `ir-evidence-custodian` |
 """
 from __future__ import annotations
@@ -72,6 +78,13 @@ EXAMPLE_EXTERNAL_ID = "ir-responder-example-change-me"
 # AWS managed quarantine policies (DESIGN: V2 the seed's default, V3, V4); a customer managed policy is also accepted.
 _AWS_QUARANTINE = re.compile(r"^arn:aws[\w-]*:iam::aws:policy/AWSCompromisedKeyQuarantine(V\d+)?$")
 _CUSTOMER_POLICY = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):policy/([\w+=,.@/-]+)$")
+# Athena / Glue names (in line with lambdas/responder/trail_query.py: IDENTIFIER, WORKGROUP).
+_ATHENA_IDENTIFIER = re.compile(r"^[a-z0-9_]{1,255}$")
+_ATHENA_WORKGROUP = re.compile(r"^[a-zA-Z0-9._-]{1,128}$")
+_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_S3_LOCATION = re.compile(rf"^s3://{_BUCKET}/([\w!.'()/-]*/)?$")
+_TRAIL_BUCKET = re.compile(rf"^{_BUCKET}(/[\w!.'()/-]*)?$")
+ATHENA_KEYS = ("athenaDatabase", "athenaTable", "athenaWorkgroup", "athenaOutputLocation", "athenaTrailBucket")
 MAX_SNAPSHOT_LOCK_DAYS = 36500  # EBS Snapshot Lock: 1 day to 100 years
 
 
@@ -155,6 +168,17 @@ class Config:
     evidence_custodian_role: str = "ir-evidence-custodian"
     security_account_is_member: bool = False
     containment_levels: str = ""  # the validated policy as compact JSON (responder.levels), "" = none
+    athena_database: str = ""
+    athena_table: str = ""
+    athena_workgroup: str = ""
+    athena_output_location: str = ""
+    athena_trail_bucket: str = ""
+    athena_date_partition: str = ""
+
+    @property
+    def trail_table(self) -> bool:
+        """The deployment names the organization trail's Athena table: scope captures run there."""
+        return bool(self.athena_database)
 
     @property
     def single_account(self) -> bool:
@@ -231,6 +255,7 @@ class Config:
             raise ConfigError(f"context 'evidenceCustodianRole': an IAM role name outside ir-responder-*, got "
                               f"{custodian!r}")
         quarantine = _quarantine_policy(str(get("quarantinePolicyArn") or "").strip(), members, forensics, security)
+        athena = _athena(get)
         email = str(get("notificationEmail") or "").strip()
         if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             raise ConfigError(f"context 'notificationEmail': not an e-mail address: {email!r}")
@@ -252,7 +277,7 @@ class Config:
             remove_console_access=_bool(True if get("removeConsoleAccess") is None else get("removeConsoleAccess"),
                                         "removeConsoleAccess"),
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
-            evidence_custodian_role=custodian, security_account_is_member=security_is_member,
+            evidence_custodian_role=custodian, security_account_is_member=security_is_member, **athena,
         )
 
 
@@ -283,6 +308,31 @@ def _containment_levels(value: Any, members: tuple[str, ...]) -> str:
                 raise ConfigError(f"context 'containmentLevels.rules[{r}].accounts[{i}]': {account} is not one of "
                                   f"memberAccounts ({', '.join(members)})")
     return json.dumps(policy, separators=(",", ":"), sort_keys=True)
+def _athena(get: Callable[[str], Any]) -> dict[str, str]:
+    """The trail table keys: all of `ATHENA_KEYS` or none; each checked against what Athena, Glue and S3 accept."""
+    values = {k: str(get(k) or "").strip() for k in (*ATHENA_KEYS, "athenaDatePartition")}
+    named = [k for k in ATHENA_KEYS if values[k]]
+    if not named:
+        if values["athenaDatePartition"]:
+            raise ConfigError("context 'athenaDatePartition': set only with athenaDatabase, athenaTable, "
+                              "athenaWorkgroup, athenaOutputLocation and athenaTrailBucket")
+        return {}
+    for key in ATHENA_KEYS:
+        if not values[key]:
+            raise ConfigError(f"context {key!r}: required when {named[0]} is set (the trail table needs "
+                              f"{', '.join(ATHENA_KEYS)})")
+    checks = {"athenaDatabase": (_ATHENA_IDENTIFIER, "a Glue database name: lower-case letters, digits, _"),
+              "athenaTable": (_ATHENA_IDENTIFIER, "a Glue table name: lower-case letters, digits, _"),
+              "athenaDatePartition": (_ATHENA_IDENTIFIER, "a partition column name: lower-case letters, digits, _"),
+              "athenaWorkgroup": (_ATHENA_WORKGROUP, "an Athena workgroup name: letters, digits, . _ -"),
+              "athenaOutputLocation": (_S3_LOCATION, "an S3 location s3://bucket/prefix/ (ending in /)"),
+              "athenaTrailBucket": (_TRAIL_BUCKET, "a bucket name, optionally with a prefix (bucket/AWSLogs/)")}
+    for key, (pattern, what) in checks.items():
+        if values[key] and not pattern.match(values[key]):
+            raise ConfigError(f"context {key!r}: expected {what}, got {values[key]!r}")
+    return {"athena_database": values["athenaDatabase"], "athena_table": values["athenaTable"],
+            "athena_workgroup": values["athenaWorkgroup"], "athena_output_location": values["athenaOutputLocation"],
+            "athena_trail_bucket": values["athenaTrailBucket"], "athena_date_partition": values["athenaDatePartition"]}
 
 
 def _quarantine_policy(arn: str, members: tuple[str, ...], forensics: str, security: str) -> str:

@@ -19,6 +19,7 @@ the code that calls them); this module only decides each action's resource scope
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Iterable
 
 from stacks import names
@@ -499,8 +500,60 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
 # ---------------------------------------------------------------------------------------------------------------
 # Security (responder) account
 # ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrailTable:
+    """The organization trail's Athena table the scope queries run on (context keys athena*, stacks.config)."""
+    account: str  # the security account: the workgroup and the Glue Data Catalog are there
+    region: str
+    database: str
+    table: str
+    workgroup: str
+    trail_bucket: str  # bucket[/prefix] the table's LOCATION reads
+    output_location: str  # s3://bucket/prefix/ of the workgroup's query results
+    partition: str = "aws"  # may be a CDK token
+
+    @staticmethod
+    def _split(location: str) -> tuple[str, str]:
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        return bucket, prefix
+
+    def statements(self, actions: Iterable[str]) -> list[dict]:
+        """Least privilege for the trail queries (Athena User Guide, "Access to Amazon S3", "Fine-grained access
+        to databases and tables"): the Athena actions on the one workgroup; Glue's reads on the catalog, the
+        database and the table; the trail bucket read (objects under its prefix); the workgroup's output location
+        written and read back (objects under its prefix). Nothing else in any bucket."""
+        found = set(actions)
+        athena = sorted(a for a in found if a.startswith("athena:"))
+        glue = sorted(a for a in found if a.startswith("glue:"))
+        if not athena:
+            return []
+        arn = f"arn:{self.partition}"
+        statements = [_statement("TrailQueriesWorkgroup", athena,
+                                 [f"{arn}:athena:{self.region}:{self.account}:workgroup/{self.workgroup}"])]
+        if glue:
+            base = f"{arn}:glue:{self.region}:{self.account}"
+            statements.append(_statement("TrailTableDefinition", glue, [
+                f"{base}:catalog", f"{base}:database/{self.database}", f"{base}:table/{self.database}/{self.table}"]))
+        for sid, location, object_actions, bucket_actions in (
+                ("TrailLogsRead", self.trail_bucket, {"s3:GetObject"}, {"s3:GetBucketLocation", "s3:ListBucket"}),
+                ("TrailQueryResults", self.output_location,
+                 {"s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"},
+                 {"s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"})):
+            bucket, prefix = self._split(location)
+            granted = found if sid == "TrailQueryResults" else found - {"s3:PutObject", "s3:AbortMultipartUpload",
+                                                                        "s3:ListMultipartUploadParts",
+                                                                        "s3:ListBucketMultipartUploads"}
+            objects, buckets = sorted(object_actions & granted), sorted(bucket_actions & granted)
+            if buckets:
+                statements.append(_statement(f"{sid}Bucket", buckets, [f"{arn}:s3:::{bucket}"]))
+            if objects:
+                statements.append(_statement(f"{sid}Objects", objects, [f"{arn}:s3:::{bucket}/{prefix}*"]))
+        return statements
+
+
 def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], table_arn: str, topic_arn: str,
-                    topic_key_arn: str, log_group_arn: str, executions_arn: str) -> dict:
+                    topic_key_arn: str, log_group_arn: str, executions_arn: str,
+                    trail_actions: Iterable[str] = (), trail: TrailTable | None = None) -> dict:
     """A responder function's permissions: assume `assume_role_arns` (the member and / or forensics roles its task
     needs, `stacks.tasks`), exactly `actions` (its task's responder actions) on the responder's own table, topic and
     state machine executions
@@ -532,6 +585,8 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
         key_actions.update(TOPIC_KEY_ACTIONS)
     if key_actions:
         statements.append(_statement("NotificationTopicKey", key_actions, [topic_key_arn]))
+    if trail is not None:  # only when the deployment names a trail table (otherwise the task never queries)
+        statements += trail.statements(_check_actions(trail_actions))
     statements.append(_statement("OwnLogGroup", LOG_ACTIONS, [log_group_arn]))
     return _document(statements)
 

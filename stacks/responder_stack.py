@@ -13,6 +13,7 @@ from stacks.constructs.functions import ResponderFunctions
 from stacks.constructs.incident_table import IncidentTable
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.state_machine import ContainmentStateMachine
+from stacks.constructs.trail_queries import TrailQueries
 from stacks.constructs.trigger import GuardDutyTrigger
 from stacks.environment import function_environment
 from stacks.nag import acknowledge
@@ -47,7 +48,11 @@ class ResponderStack(Stack):
             log_retention=retention,
             log_level=config.log_level,
             protected_tag=config.protected_tag,
+            trail=trail_table(config, partition),
         )
+        if config.trail_table:  # runbook: "the queries are pre-saved"
+            TrailQueries(self, "TrailQueries", database=config.athena_database, table=config.athena_table,
+                         workgroup=config.athena_workgroup, date_partition=config.athena_date_partition)
         machine = ContainmentStateMachine(self, "Containment", functions=self.functions.functions,
                                           log_retention=retention, account=config.security_account,
                                           region=config.region)
@@ -70,3 +75,13 @@ class ResponderStack(Stack):
         CfnOutput(self, "NotificationTopicArn", value=notifications.topic.topic_arn)
         CfnOutput(self, "IncidentTableName", value=table.table_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=trigger.dead_letter_queue.queue_url)
+
+
+def trail_table(config: Config, partition: str) -> policies.TrailTable | None:
+    """The trail table the scope queries run on, or None (context keys athena*)."""
+    if not config.trail_table:
+        return None
+    return policies.TrailTable(account=config.security_account, region=config.region,
+                               database=config.athena_database, table=config.athena_table,
+                               workgroup=config.athena_workgroup, trail_bucket=config.athena_trail_bucket,
+                               output_location=config.athena_output_location, partition=partition)

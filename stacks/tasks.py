@@ -33,6 +33,7 @@ class TaskAccess:
     responder_actions: tuple[str, ...]
     member: bool  # may assume the member role of every member account
     forensics: bool  # may assume the forensics role
+    trail_actions: tuple[str, ...] = ()  # the trail queries' actions (granted when the deployment names a table)
 
 
 def _path(module: str) -> Path | None:
@@ -71,12 +72,19 @@ def task_access(spec: FunctionSpec) -> TaskAccess:
         for module in modules - seen:
             seen.add(module)
             todo.append(module)
+    from responder.permissions import TRAIL_ATTRS
+
     actions: set[str] = set()
+    trail: set[str] = set()
     for module in sorted(seen):
         if module.startswith("responder.aws."):
-            actions.update(getattr(importlib.import_module(module), "RESPONDER_ACTIONS", ()))
+            adapter = importlib.import_module(module)
+            actions.update(getattr(adapter, "RESPONDER_ACTIONS", ()))
+            for attr in TRAIL_ATTRS:
+                trail.update(getattr(adapter, attr, ()))
     return TaskAccess(key=spec.key, modules=tuple(sorted(seen)), responder_actions=tuple(sorted(actions)),
-                      member=MEMBER_CLIENT in client_names, forensics=FORENSICS_CLIENT in client_names)
+                      member=MEMBER_CLIENT in client_names, forensics=FORENSICS_CLIENT in client_names,
+                      trail_actions=tuple(sorted(trail)))
 
 
 def all_access() -> dict[str, TaskAccess]:

@@ -336,12 +336,23 @@ def deploy(
     external_id: str = "ir-responder",
     log_level: str = "WARNING",
     containment_levels: dict | str | None = None,
+    athena_database: str | None = None,
+    athena_table: str | None = None,
+    athena_workgroup: str | None = None,
+    athena_date_partition: str = "",
 ) -> Deployment:
     """Create in the in-memory AWS what `cdk deploy` creates: the responder stack in the security account (moto's
     default account), the member stack in each member account, the forensics stack in the forensics account.
-    Accounts default to the security account (single-account layout). `containment_levels`: the containment-level
-    policy (README "Containment levels"; validated like the CDK context, except that approval deadlines of a
-    second are allowed here). Must run inside `aws()`."""
+    Accounts default to the security account (single-account layout). Must run inside `aws()`.
+
+    `athena_database`, `athena_table`, `athena_workgroup` (all three, like the context keys athenaDatabase,
+    athenaTable, athenaWorkgroup) name the organization trail's Athena table: the deployment then has it (Glue
+    database and table, workgroup with its output location, the runbook's named queries) and the scope capture runs
+    there; the in-memory engine answers from every account's recorded CloudTrail events
+    (state_machines/gaps_athena.py). `athena_date_partition` names its yyyy/MM/dd partition column.
+
+    `containment_levels`: the containment-level policy (README "Containment levels and approval"; validated like
+    the CDK context, except that approval deadlines of a second are allowed here)."""
     from responder.levels import parse
     from state_machines import local_stacks
 
@@ -365,8 +376,25 @@ def deploy(
             forensics_account=forensics, external_id=external_id,
             quarantine_policy_arn=quarantine_policy_arn or local_stacks.DEFAULT_QUARANTINE_POLICY,
         )["sharing_key_arn"]
+    trail_keys = (athena_database, athena_table, athena_workgroup)
+    if any(trail_keys) and not all(trail_keys):
+        missing = [n for n, v in zip(("athena_database", "athena_table", "athena_workgroup"), trail_keys) if not v]
+        raise ValueError(f"{missing[0]}: required with the other athena_* parameters (the trail table needs all three)")
+    trail = None
+    if all(trail_keys):
+        from responder.trail_query import IDENTIFIER, WORKGROUP
+
+        for name, value, pattern in (("athena_database", athena_database, IDENTIFIER),
+                                     ("athena_table", athena_table, IDENTIFIER),
+                                     ("athena_workgroup", athena_workgroup, WORKGROUP),
+                                     ("athena_date_partition", athena_date_partition or "x", IDENTIFIER)):
+            if not pattern.match(value):
+                raise ValueError(f"{name}: not an Athena name: {value!r}")
+        trail = local_stacks.trail_stack(session(None, region), region=region, database=athena_database,
+                                         table=athena_table, workgroup=athena_workgroup,
+                                         date_partition=athena_date_partition)
     responder = local_stacks.responder_stack(session(None, region), region=region, member_accounts=members,
-                                             forensics_account=forensics)
+                                             forensics_account=forensics, trail=trail)
     env = {
         "POWERTOOLS_SERVICE_NAME": "ir-responder",
         "POWERTOOLS_LOG_LEVEL": log_level,
@@ -396,6 +424,10 @@ def deploy(
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(local_stacks.PARTITION, DEFAULT_ACCOUNT)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if remove_console_access else "false",
         "IR_CONTAINMENT_LEVELS": json.dumps(levels, separators=(",", ":")) if levels else "",
+        "IR_TRAIL_DATABASE": athena_database or "",
+        "IR_TRAIL_TABLE": athena_table or "",
+        "IR_TRAIL_WORKGROUP": athena_workgroup or "",
+        "IR_TRAIL_DATE_PARTITION": athena_date_partition if trail else "",
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes
     # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)

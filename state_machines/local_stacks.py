@@ -240,8 +240,44 @@ def forensics_stack(sess: Any, *, region: str, security_account: str, member_acc
 # ---------------------------------------------------------------------------------------------------------------
 # Responder stack
 # ---------------------------------------------------------------------------------------------------------------
+def trail_stack(sess: Any, *, region: str, database: str, table: str, workgroup: str,
+                date_partition: str = "") -> policies.TrailTable:
+    """What a deployment with a trail table has before the responder stack (it names them; the stacks do not create
+    them): the organization trail's bucket, the table over it (CloudTrail's schema), the Athena workgroup with its
+    output location. Then the responder stack's part: the runbook's named queries
+    (stacks/constructs/trail_queries.py)."""
+    from responder.trail_query import named_queries
+
+    account = _account(sess)
+    s3 = sess.client("s3", region_name=region)
+    athena = sess.client("athena", region_name=region)
+    trail_bucket, results = f"ir-org-trail-{account}-{region}", f"ir-athena-results-{account}-{region}"
+    for bucket in (trail_bucket, results):
+        _bucket(s3, bucket, region)
+    # The Glue table over the trail (moto's Glue needs pyparsing, which the runtime does not install): the
+    # in-memory engine keeps the catalog of trail tables itself.
+    from state_machines import gaps_athena
+
+    gaps_athena.register_table(account, region, database, table)
+    output = f"s3://{results}/scope/"
+    try:
+        athena.create_work_group(Name=workgroup, Configuration={
+            "ResultConfiguration": {"OutputLocation": output}, "EnforceWorkGroupConfiguration": True})
+    except ClientError as exc:
+        if "already" not in str(exc).lower() and not _exists(exc):
+            raise
+    saved = {athena.get_named_query(NamedQueryId=i)["NamedQuery"]["Name"]
+             for i in athena.list_named_queries(WorkGroup=workgroup).get("NamedQueryIds", [])}
+    for query in named_queries(database=database, table=table, date_partition=date_partition):
+        if query["name"] not in saved:
+            athena.create_named_query(Name=query["name"], Description=query["description"], Database=database,
+                                      QueryString=query["query"], WorkGroup=workgroup)
+    return policies.TrailTable(account=account, region=region, database=database, table=table, workgroup=workgroup,
+                               trail_bucket=f"{trail_bucket}/AWSLogs/", output_location=output, partition=PARTITION)
+
+
 def responder_stack(sess: Any, *, region: str, member_accounts: tuple[str, ...] | None = None,
-                    forensics_account: str | None = None) -> dict[str, Any]:
+                    forensics_account: str | None = None, trail: policies.TrailTable | None = None) -> dict[str, Any]:
     """The table, the topic (and its key), the functions' roles and log groups, the state machine's role and log
     group. The functions, the state machine, the rule and the alarms follow in `functions_and_state_machine`."""
     iam, ddb = sess.client("iam"), sess.client("dynamodb", region_name=region)
@@ -275,7 +311,7 @@ def responder_stack(sess: Any, *, region: str, member_accounts: tuple[str, ...] 
             assume_role_arns=tasks.assume_role_arns(spec, partition=PARTITION, member_accounts=members,
                                                     forensics_account=forensics),
             table_arn=table_arn, topic_arn=topic_arn, topic_key_arn=topic_key, log_group_arn=log_group_arn,
-            executions_arn=executions)
+            executions_arn=executions, trail_actions=tasks.task_access(spec).trail_actions, trail=trail)
         role_arns[spec.key] = _role(iam, names.function_role_name(spec),
                                     policies.service_trust("lambda.amazonaws.com", source_account=account),
                                     policy, tags=PROTECTED)

@@ -4,7 +4,10 @@ Every adapter in `responder.aws` declares the actions it calls as module constan
 
 * ``MEMBER_ACTIONS``    - called in a workload account through the member role;
 * ``FORENSICS_ACTIONS`` - called in the forensics account through the forensics role;
-* ``RESPONDER_ACTIONS`` - called in the security account by the functions themselves.
+* ``RESPONDER_ACTIONS`` - called in the security account by the functions themselves;
+* ``TRAIL_ACTIONS``     - called in the security account on the organization trail's query engine, and what the
+  engine does with the caller's credentials (``ENGINE_*_ACTIONS``): granted only when the deployment names a trail
+  table, scoped to it (stacks/policies.py `TrailTable`).
 
 The CDK stacks grant exactly these unions, and a test checks the synthesized roles against them.
 """
@@ -26,6 +29,7 @@ ADAPTERS = (
     "responder.aws.elb",
     "responder.aws.evidence_bucket",
     "responder.aws.kms",
+    "responder.aws.athena",
 )
 
 
@@ -46,3 +50,11 @@ def forensics_actions() -> tuple[str, ...]:
 
 def responder_actions() -> tuple[str, ...]:
     return _union("RESPONDER_ACTIONS")
+
+
+TRAIL_ATTRS = ("TRAIL_ACTIONS", "ENGINE_GLUE_ACTIONS", "ENGINE_TRAIL_READ_ACTIONS", "ENGINE_OUTPUT_ACTIONS")
+
+
+def trail_actions() -> tuple[str, ...]:
+    """The trail queries' actions: the calls (``TRAIL_ACTIONS``) and what Athena does with the caller's credentials."""
+    return tuple(sorted({a for attr in TRAIL_ATTRS for a in _union(attr)}))

@@ -44,6 +44,10 @@ ENV: dict[str, str] = {
                                 "(DeleteLoginProfile, its creation date recorded)",
     "IR_CONTAINMENT_LEVELS": "containment-level policy as JSON (responder.levels): automatic, approval or observe per "
                              "account group, finding type and severity ('' = every incident automatic)",
+    "IR_TRAIL_DATABASE": "Glue database of the organization trail's Athena table ('' = no trail table: event history)",
+    "IR_TRAIL_TABLE": "the organization trail's Athena table (CloudTrail's schema)",
+    "IR_TRAIL_WORKGROUP": "Athena workgroup the scope queries run in (its output location receives the results)",
+    "IR_TRAIL_DATE_PARTITION": "the trail table's yyyy/MM/dd date partition column, if it has one",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -91,6 +95,10 @@ class Settings:
     remove_console_access: bool = True
     containment_levels: dict = field(default_factory=dict, hash=False, compare=False)  # parsed (responder.levels.parse); {} = not read
     containment_levels_error: str = ""  # why the policy is unusable: every incident then needs approval
+    trail_database: str = ""  # all three set: scope captures run on the organization trail (responder/scope.py)
+    trail_table: str = ""
+    trail_workgroup: str = ""
+    trail_date_partition: str = ""
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -129,6 +137,10 @@ class Settings:
             regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
             responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
             remove_console_access=console == "true",
+            trail_database=env.get("IR_TRAIL_DATABASE", ""),
+            trail_table=env.get("IR_TRAIL_TABLE", ""),
+            trail_workgroup=env.get("IR_TRAIL_WORKGROUP", ""),
+            trail_date_partition=env.get("IR_TRAIL_DATE_PARTITION", ""),
             protection_config_error=protection_config_error(env),
             **_containment_levels(env.get("IR_CONTAINMENT_LEVELS", "")),
         )

@@ -23,6 +23,10 @@ from stacks.nag import acknowledge, wildcard_acknowledgements
 WILDCARD_REASONS = {
     "ContainmentExecutions": "Executions of the containment state machine only: an execution's name is not known "
                              "before it starts.",
+    "TrailLogsReadObjects": "The organization trail's log objects under the configured prefix, read-only: Athena "
+                            "reads whichever objects the table's partitions hold.",
+    "TrailQueryResultsObjects": "Query results under the workgroup's output prefix only: Athena names each result "
+                                "object after its query execution id.",
 }
 _LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "FATAL"}
 
@@ -37,7 +41,7 @@ class ResponderFunctions(Construct):
     def __init__(self, scope: Construct, id: str, *, environment: Mapping[str, str], account: str,
                  member_accounts: Sequence[str], forensics_account: str, table_arn: str, topic_arn: str,
                  topic_key: kms.IKey, executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
-                 protected_tag: str) -> None:
+                 protected_tag: str, trail: policies.TrailTable | None = None) -> None:
         super().__init__(scope, id)
         code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
         layer_arn = ssm.StringParameter.value_for_string_parameter(self, self.POWERTOOLS_LAYER_PARAMETER)
@@ -57,7 +61,8 @@ class ResponderFunctions(Construct):
                                                         member_accounts=tuple(member_accounts),
                                                         forensics_account=forensics_account),
                 table_arn=table_arn, topic_arn=topic_arn,
-                topic_key_arn=topic_key.key_arn, log_group_arn=log_group.log_group_arn, executions_arn=executions_arn)
+                topic_key_arn=topic_key.key_arn, log_group_arn=log_group.log_group_arn, executions_arn=executions_arn,
+                trail_actions=tasks.task_access(spec).trail_actions, trail=trail)
             trust = policies.service_trust("lambda.amazonaws.com", source_account=account)["Statement"][0]
             role = iam.Role(
                 self, f"{spec.key}Role",

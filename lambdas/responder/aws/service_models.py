@@ -22,7 +22,7 @@ from typing import Any
 
 MODELS = Path(__file__).resolve().parent / "models"
 CODE = Path(__file__).resolve().parents[2]  # lambdas/: handlers and responder
-SERVICES = ("autoscaling", "cloudtrail", "dynamodb", "ebs", "ec2", "elb", "elbv2", "iam", "kms", "s3", "sns",
+SERVICES = ("athena", "autoscaling", "cloudtrail", "dynamodb", "ebs", "ec2", "elb", "elbv2", "iam", "kms", "s3", "sns",
             "stepfunctions", "sts")
 _TOKEN = re.compile(r"\b[a-z][a-z0-9_]+\b")
 _DROP = frozenset({"documentation", "documentationUrl"})
