@@ -4,6 +4,8 @@
     IrForensics            -> forensicsAccount
     IrMember-<account>     -> every account of memberAccounts
     IrMemberWatch-<account> -> every account of memberAccounts, in us-east-1 (IAM's CloudTrail events arrive there)
+    IrSignals-<account>-<region> -> every account of memberAccounts, in us-east-1 and us-west-2 where the responder
+                               does not run: exposed-key events (Trusted Advisor, AWS Health) forwarded to it
 
 With `layout=single-account` all three go into `securityAccount`. cdk-nag's AwsSolutions checks run on every
 synth: an unacknowledged finding fails it.
@@ -28,6 +30,8 @@ from stacks.member_stack import MemberStack  # noqa: E402
 from stacks.member_watch_stack import MemberWatchStack  # noqa: E402
 from stacks.nag import add_checks  # noqa: E402
 from stacks.responder_stack import ResponderStack  # noqa: E402
+from stacks.signal_forwarder_stack import SignalForwarderStack  # noqa: E402
+from stacks.catalog import signal_forwarders  # noqa: E402
 
 PROJECT_TAG = ("ir:project", "guardduty-auto-responder")
 # CDK feature flags the stacks rely on (set here, not only in cdk.json, so every way of building the app agrees).
@@ -55,6 +59,11 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
         stacks[name] = MemberStack(app, name, config=config, account=account)
         watch = names.member_watch_stack(account)
         stacks[watch] = MemberWatchStack(app, watch, config=config, account=account)
+    for (account, region), suffixes in signal_forwarders(region=config.region, security_account=config.security_account,
+                                                         member_accounts=config.member_accounts).items():
+        name = names.signal_forwarder_stack(account, region)
+        stacks[name] = SignalForwarderStack(app, name, config=config, account=account, region=region,
+                                            suffixes=suffixes)
     for stack in stacks.values():
         Tags.of(stack).add(*PROJECT_TAG)
     if nag:

@@ -52,3 +52,40 @@ EVENT_PATTERN: dict = {
     "detail-type": ["GuardDuty Finding"],
     "detail": {"severity": [{"numeric": [">=", 4]}]},
 }
+
+# Exposed-key signals outside GuardDuty (lambdas/responder/signals_exposed.py): rule suffix -> pattern. Trusted
+# Advisor publishes its events in us-east-1 only; AWS_RISK_CREDENTIALS_EXPOSED is a global AWS Health event (IAM),
+# delivered in us-east-1 with us-west-2 as the backup Region (AWS Health user guide, "Creating EventBridge rules for
+# AWS Region coverage"). Both back-up deliveries name the same event: the incident id makes the second a duplicate.
+SIGNAL_PATTERNS: dict[str, dict] = {
+    "trusted-advisor-exposed-keys": {
+        "source": ["aws.trustedadvisor"],
+        "detail-type": ["Trusted Advisor Check Item Refresh Notification"],
+        "detail": {"check-name": ["Exposed Access Keys"], "status": ["ERROR", "WARN"]},
+    },
+    "health-credentials-exposed": {
+        "source": ["aws.health"],
+        "detail-type": ["AWS Health Event"],
+        "detail": {"eventTypeCode": ["AWS_RISK_CREDENTIALS_EXPOSED"]},
+    },
+}
+SIGNAL_REGIONS: dict[str, tuple[str, ...]] = {
+    "trusted-advisor-exposed-keys": ("us-east-1",),
+    "health-credentials-exposed": ("us-east-1", "us-west-2"),
+}
+SIGNAL_SOURCES = ("aws.trustedadvisor", "aws.health")
+
+
+def signal_forwarders(*, region: str, security_account: str,
+                      member_accounts: tuple[str, ...]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """{(account, region): rule suffixes}: where a forwarding rule must exist so that every member account's
+    exposed-key events reach the responder's event bus (`region` of `security_account`). None where the responder's
+    own rules see the events (the security account, in the responder's region)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for account in dict.fromkeys(member_accounts):
+        for suffix, published in SIGNAL_REGIONS.items():
+            for where in published:
+                if account == security_account and where == region:
+                    continue
+                out.setdefault((account, where), []).append(suffix)
+    return {k: tuple(v) for k, v in out.items()}

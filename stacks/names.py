@@ -87,3 +87,24 @@ IAM_WATCH_KEY_ALIAS = "alias/ir-responder-iam-watch"
 
 def member_watch_stack(account: str) -> str:
     return f"IrMemberWatch-{account}"
+
+
+# Exposed-key signals (stacks.catalog.SIGNAL_PATTERNS): the responder's rules, and the forwarding rules in the regions
+# those events are published in. The forwarder role is not ir-responder-*: the member and forensics roles do not
+# trust it; one per region (IAM names are account-wide, the stacks are regional).
+SIGNAL_RULE_PREFIX = "ir-responder-"
+FORWARD_RULE_PREFIX = "ir-forward-"
+FORWARDER_ROLE_PREFIX = "ir-signal-forwarder-"
+SIGNAL_BUS_STATEMENT = "ir-responder-signal-forwarders"
+
+
+def signal_rule(suffix: str) -> str:
+    return SIGNAL_RULE_PREFIX + suffix
+
+
+def forwarder_role_name(region: str) -> str:
+    return FORWARDER_ROLE_PREFIX + region
+
+
+def signal_forwarder_stack(account: str, region: str) -> str:
+    return f"IrSignals-{account}-{region}"

@@ -571,7 +571,7 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
             raise UnscopedAction(f"{action}: only sts:AssumeRole (on the member and forensics roles) is granted")
         groups[service].append(action)
     statements = []
-    if assume_role_arns:  # only the tasks that act there (stacks.tasks): Triage assumes nothing
+    if assume_role_arns:  # only the tasks that act there (stacks.tasks): Finalize only the forensics role
         statements.append(_statement("AssumeMemberAndForensicsRoles", ["sts:AssumeRole"],
                                      sorted(set(assume_role_arns))))
     if groups["dynamodb"]:
@@ -609,8 +609,36 @@ def rule_target_policy(state_machine_arn: str) -> dict:
     return _document([_statement("StartContainment", ["states:StartExecution"], [state_machine_arn])])
 
 
-def dead_letter_queue_policy(*, queue_arn: str, rule_arn: str, partition: str) -> dict:  # noqa: ARG001
-    """The rule's dead-letter queue: TLS only; EventBridge may send to it for this rule only."""
+def event_bus_arn(partition: str, region: str, account: str) -> str:
+    return f"arn:{partition}:events:{region}:{account}:event-bus/default"
+
+
+def forwarder_policy(bus_arn: str) -> dict:
+    """A forwarding rule's role: put events on the responder's default event bus, nothing else."""
+    return _document([_statement("ForwardToTheResponder", ["events:PutEvents"], [bus_arn])])
+
+
+def signal_bus_statement(*, partition: str, bus_arn: str, security_account: str,
+                         forwarders: Iterable[tuple[str, str]]) -> dict | None:
+    """The statement the responder's default bus needs so that the member accounts' forwarding rules can put their
+    exposed-key events there: each forwarder role exactly (`aws:PrincipalArn`), AWS's own sources only
+    (`events:source`: a custom event can never carry an ``aws.`` source, so nothing a member account's principal
+    writes itself is accepted). None when every forwarder is in the security account (no bus policy needed)."""
+    from stacks.catalog import SIGNAL_SOURCES
+
+    others = sorted({(a, r) for a, r in forwarders if a != security_account})
+    if not others:
+        return None
+    return {"Sid": names.SIGNAL_BUS_STATEMENT, "Effect": "Allow",
+            "Principal": {"AWS": sorted({f"arn:{partition}:iam::{a}:root" for a, _ in others})},
+            "Action": "events:PutEvents", "Resource": bus_arn,
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": sorted(
+                {names.role_arn(partition, a, names.forwarder_role_name(r)) for a, r in others})},
+                "StringEquals": {"events:source": list(SIGNAL_SOURCES)}}}
+
+
+def dead_letter_queue_policy(*, queue_arn: str, rule_arn: str | list[str], partition: str) -> dict:  # noqa: ARG001
+    """The rules' dead-letter queue: TLS only; EventBridge may send to it for these rules only."""
     return _document([
         {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sqs:*", "Resource": queue_arn,
          "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
@@ -728,3 +756,7 @@ for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "Fi
     ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (
         "The task acts in the member / forensics accounts through their roles: the resource names exactly those "
         "roles (stacks.tasks), and their trust names exactly this role's ARN with the external id.")
+ANALYZER_REASONS[("ir-responder-Triage-role", "CredentialsExposure", "sts:AssumeRole")] = (
+    "Triage reads the instances of the Auto Scaling groups an attack sequence names (DescribeAutoScalingGroups in "
+    "the member account, responder.signals_groups) instead of trusting the finding's strings: the resource names "
+    "exactly the member roles (stacks.tasks), and their trust names exactly this role's ARN with the external id.")

@@ -6,7 +6,7 @@ from aws_cdk import Aws, CfnOutput, Environment, Stack, Tags, aws_logs as logs
 from constructs import Construct
 
 from stacks import names, policies
-from stacks.catalog import STATE_MACHINE_NAME
+from stacks.catalog import STATE_MACHINE_NAME, signal_forwarders
 from stacks.config import LOG_RETENTION_DAYS, Config
 from stacks.constructs.alarms import ResponderAlarms
 from stacks.constructs.functions import ResponderFunctions
@@ -65,7 +65,9 @@ class ResponderStack(Stack):
                     "resource-level permissions.")
         trigger = GuardDutyTrigger(self, "Trigger", state_machine=machine.state_machine,
                                    protected_tag=config.protected_tag, account=config.security_account,
-                                   region=config.region)
+                                   region=config.region, forwarders=tuple(signal_forwarders(
+                                       region=config.region, security_account=config.security_account,
+                                       member_accounts=config.member_accounts)))
         ResponderAlarms(self, "Alarms", state_machine=machine.state_machine,
                         dead_letter_queue=trigger.dead_letter_queue, topic=notifications.topic)
         self.state_machine = machine.state_machine

@@ -14,7 +14,8 @@ the function's `Handler` setting, in-process, with the function's environment va
         run.status, run.output, run.error, run.cause, run.states
 
 `deploy()` creates what the CDK stacks create (responder, member and forensics resources) in the accounts given;
-all three may be one account. `deliver(event, dep)` first applies the EventBridge rule's pattern, as AWS would.
+all three may be one account. `deliver(event, dep)` first applies the EventBridge rules' patterns, as AWS would
+(GuardDuty findings, Trusted Advisor "Exposed Access Keys", AWS Health AWS_RISK_CREDENTIALS_EXPOSED).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ for _p in (_ROOT, _ROOT / "lambdas"):
         sys.path.insert(0, str(_p))
 
 from stacks import names  # noqa: E402
-from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME  # noqa: E402
+from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, SIGNAL_PATTERNS, STATE_MACHINE_NAME  # noqa: E402
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default: the security (responder) account
 LOCAL_ADMIN_ROLE = "ir-local-admin"  # the local stand-in for OrganizationAccountAccessRole, to build worlds
@@ -624,14 +625,18 @@ def _answer(decision: str, incident_id: str, deployment: Deployment, *, reason: 
 
 
 def matches_rule(event: dict) -> bool:
-    """Does `event` match the responder's EventBridge rule pattern (the one the CDK stack deploys)?"""
+    """Does `event` match one of the responder's EventBridge rule patterns (the ones the CDK stack deploys: GuardDuty
+    findings, and the exposed-key signals of Trusted Advisor and AWS Health, `stacks.catalog.SIGNAL_PATTERNS`)?"""
     from moto.events.models import EventPattern
 
-    return bool(EventPattern.load(json.dumps(EVENT_PATTERN)).matches_event(event))
+    return any(EventPattern.load(json.dumps(p)).matches_event(event)
+               for p in (EVENT_PATTERN, *SIGNAL_PATTERNS.values()))
 
 
 def deliver(event: dict, deployment: Deployment, *, name: str | None = None) -> Execution | None:
-    """What EventBridge does with `event`: start the state machine if the rule's pattern matches, else None."""
+    """What EventBridge does with `event`: start the state machine if a rule's pattern matches, else None. A Trusted
+    Advisor or AWS Health event published in us-east-1 reaches the responder's bus through the member account's
+    forwarding rule in AWS (stacks.signal_forwarder_stack); here it is delivered directly, unchanged."""
     if not matches_rule(event):
         return None
     return execute(event, deployment, name=name)

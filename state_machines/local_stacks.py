@@ -27,7 +27,7 @@ from responder.settings import (  # noqa: F401 - re-exported for local.deploy
     SHARING_KEY_ALIAS,
 )
 from stacks import names, policies, tasks
-from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, STATE_MACHINE_NAME
+from stacks.catalog import ASL_PATH, EVENT_PATTERN, FUNCTIONS, SIGNAL_PATTERNS, STATE_MACHINE_NAME
 from stacks.config import DEFAULT_TABLE_NAME
 
 PARTITION = "aws"
@@ -389,20 +389,25 @@ def _trigger_and_alarms(sess: Any, *, region: str, state_machine_arn: str) -> No
     queue_url = sqs.create_queue(QueueName=names.DLQ_NAME, Attributes={
         "SqsManagedSseEnabled": "true", "MessageRetentionPeriod": str(14 * 86400)})["QueueUrl"]
     queue_arn = f"arn:{PARTITION}:sqs:{region}:{account}:{names.DLQ_NAME}"
-    rule_arn = events.put_rule(Name=names.RULE_NAME, EventPattern=json.dumps(EVENT_PATTERN), State="ENABLED",
-                               Description="GuardDuty findings of severity 4 and above start the containment "
-                                           "state machine")["RuleArn"]
+    rules = {names.RULE_NAME: (EVENT_PATTERN, "GuardDuty findings of severity 4 and above start the containment "
+                                              "state machine")}
+    rules.update({names.signal_rule(suffix): (pattern, "Exposed-key events (Trusted Advisor, AWS Health) start the "
+                                                       "containment state machine")
+                  for suffix, pattern in SIGNAL_PATTERNS.items()})
+    rule_arns = [events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED",
+                                 Description=description)["RuleArn"] for name, (pattern, description) in rules.items()]
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(
-        policies.dead_letter_queue_policy(queue_arn=queue_arn, rule_arn=rule_arn, partition=PARTITION))})
+        policies.dead_letter_queue_policy(queue_arn=queue_arn, rule_arn=rule_arns, partition=PARTITION))})
     rule_role = _role(iam, RULE_ROLE_NAME,
-                      policies.service_trust("events.amazonaws.com", source_account=account,
-                                             source_arn=policies.rule_arn(PARTITION, region, account)),
+                      policies.service_trust("events.amazonaws.com", source_account=account, source_arn=[
+                          policies.rule_arn(PARTITION, region, account, name) for name in rules]),
                       policies.rule_target_policy(state_machine_arn), tags=PROTECTED)
-    events.put_targets(Rule=names.RULE_NAME, Targets=[{
-        "Id": "Target0", "Arn": state_machine_arn, "RoleArn": rule_role,
-        "DeadLetterConfig": {"Arn": queue_arn},
-        "RetryPolicy": {"MaximumRetryAttempts": names.RULE_RETRY_ATTEMPTS,
-                        "MaximumEventAgeInSeconds": names.RULE_MAX_EVENT_AGE_SECONDS}}])
+    for name in rules:
+        events.put_targets(Rule=name, Targets=[{
+            "Id": "Target0", "Arn": state_machine_arn, "RoleArn": rule_role,
+            "DeadLetterConfig": {"Arn": queue_arn},
+            "RetryPolicy": {"MaximumRetryAttempts": names.RULE_RETRY_ATTEMPTS,
+                            "MaximumEventAgeInSeconds": names.RULE_MAX_EVENT_AGE_SECONDS}}])
     topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     sm_metrics = {"ExecutionsFailed": "ExecutionsFailed", "ExecutionsTimedOut": "ExecutionsTimedOut",
                   "ExecutionsAborted": "ExecutionsAborted"}

@@ -124,6 +124,8 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["evidenceBeforeApproval"] = [
             {"instanceId": i.get("instanceId"), "status": shapes.status_of(i.get("evidence") or {})}
             for i in state["evidenceBeforeApproval"] if isinstance(i, dict)][:MAX_LISTED]
+    if incident.get("signal"):
+        out["signal"] = incident["signal"]
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
     if scope:

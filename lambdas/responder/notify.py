@@ -138,6 +138,19 @@ def _decision(summary: dict[str, Any]) -> str:
     if approval.get("decision") == "deny":
         return f"denied by {approval.get('by') or '?'}: {approval.get('reason') or 'no reason given'}"
     return f"the answer was not an approval: {approval.get('output') or approval.get('decision')}"
+def left_out(signal: dict[str, Any]) -> list[str]:
+    """What the signal named that this response did not act on, in words (over the target cap, groups not read)."""
+    out = [f"{count} {kind} over the limit of targets per incident: contain them with a manual request"
+           for kind, count in sorted((signal.get("omitted") or {}).items())]
+    unread = signal.get("groupsUnread") or {}
+    if unread:
+        out.append(f"Auto Scaling group(s) {', '.join(unread.get('groups') or [])} could not be read "
+                   f"({unread.get('error')}): isolate their instances by hand")
+    if signal.get("groupsNotFound"):
+        out.append(f"Auto Scaling group(s) {', '.join(signal['groupsNotFound'])} not found")
+    out += [f"not acted on: {e}" for e in signal.get("elsewhere") or []]
+    out += list(signal.get("skipped") or [])
+    return out[:MAX_LISTED]
 
 
 def console_link(execution_arn: str | None) -> str | None:
@@ -169,9 +182,12 @@ def message(summary: dict[str, Any]) -> dict[str, Any]:
     }
     for key in ("approval", "containment", "evidenceBeforeApproval", "attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
                 "record", "manifest",
-                "recordingErrors", "failure", "scope"):
+                "recordingErrors", "failure", "scope", "signal"):
         if summary.get(key):
             out[key] = summary[key]
+    left = left_out(summary.get("signal") or {})
+    if left:
+        out["leftOut"] = left
     if summary.get("plan") is not None:
         plan = summary["plan"]
         out["plan"] = [{k: e.get(k) for k in ("api", "target") if e.get(k)} for e in plan[:MAX_LISTED]]

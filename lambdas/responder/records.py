@@ -239,6 +239,8 @@ def new_item(incident: dict[str, Any], execution_id: str, now: datetime) -> dict
         "results": {}, "timelineBytes": 0,
     }
     item.update({k: incident[k] for k in FINDING_FIELDS if incident.get(k) not in (None, "")})
+    if incident.get("signal"):  # what the signal named beside the targets: buckets, groups, what was left out
+        item["signal"] = incident["signal"]
     return {k: v for k, v in item.items() if v is not None}
 
 

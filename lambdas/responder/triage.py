@@ -33,7 +33,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from responder import levels, scope
+from responder import levels, scope, signals_exposed, signals_groups, signals_s3, signals_sequence
 from responder.errors import IncidentRecordError, InvalidInput
 from responder.settings import Settings
 
@@ -45,6 +45,7 @@ _A = re.ASCII
 _ACCOUNT = re.compile(r"[0-9]{12}", _A)
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}", _A)
 _FINDING_ID = re.compile(r"[A-Za-z0-9._-]{1,128}", _A)
+_SIGNAL_ID = re.compile(r"[A-Za-z0-9._-]{1,140}", _A)  # ta-<case id>, health-<event id>
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", _A)
 _IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}", _A)
 _ACCESS_KEY = re.compile(r"[A-Z0-9]{16,128}", _A)
@@ -57,7 +58,7 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(
 
 # userType values of accessKeyDetails (GuardDuty): what the identity branch can do with each.
 IDENTITY_TYPES = ("IAMUser", "AssumedRole", "Root", "FederatedUser", "Role", "AWSAccount", "AWSService", "Unknown")
-HANDLED_RESOURCES = ("AccessKey", "Instance")
+HANDLED_RESOURCES = ("AccessKey", "Instance", signals_s3.RESOURCE_TYPE, signals_sequence.RESOURCE_TYPE)
 MANUAL_KEYS = {"accountId", "region", "reason", "iamUsers", "roles", "instances", "incidentId", "dryRun", "partition",
                "level"}
 LEVELS = ("automatic", "approval", "observe")  # responder.levels
@@ -141,8 +142,14 @@ def normalize(event: Any, *, execution_name: str = "", now: datetime | None = No
         if extra:
             raise InvalidInput(extra[0], "unknown key beside 'manual'")
         return _manual(event["manual"], execution_name, now, regions)
+    if event.get("source") in (signals_exposed.TRUSTED_ADVISOR, signals_exposed.HEALTH):
+        return _exposed(event, None, now, regions)
     if "detail-type" in event or "source" in event or "detail" in event:
         return _event(event, now, regions)
+    if signals_exposed.is_bare_ta(event):
+        return _exposed(event, "ta", now, regions)
+    if signals_exposed.is_bare_health(event):
+        return _exposed(event, "health", now, regions)
     if "Findings" in event or "findings" in event:
         findings = event.get("Findings", event.get("findings"))
         if not isinstance(findings, list) or len(findings) != 1:
@@ -221,6 +228,14 @@ def _finding(detail: dict, p: str, now: datetime, regions: tuple[str, ...] | Non
     if resource_type == "AccessKey":
         details = _obj(_req(resource, "accessKeyDetails", rp), f"{rp}accessKeyDetails")
         incident["identities"].append(_identity(details, f"{rp}accessKeyDetails."))
+    if resource_type == signals_s3.RESOURCE_TYPE:
+        incident["signal"] = {"kind": "s3", "buckets": signals_s3.buckets(resource, rp)}
+        details, why = signals_s3.actor(resource, rp)
+        if details is None:
+            return _not_handled(incident, why)
+        incident["identities"].append(_identity(details, f"{rp}accessKeyDetails."))
+    if resource_type == signals_sequence.RESOURCE_TYPE:
+        _sequence(incident, service, f"{p}service.")
     instance = resource.get("instanceDetails")
     if resource_type == "Instance" or instance is not None:
         instance = _obj(_req(resource, "instanceDetails", rp), f"{rp}instanceDetails")
@@ -230,6 +245,44 @@ def _finding(detail: dict, p: str, now: datetime, regions: tuple[str, ...] | Non
         if instance_id != SAMPLE_INSTANCE:
             _str(instance_id, f"{rp}instanceDetails.instanceId", _INSTANCE)
             incident["instances"].append(instance_id)
+    return incident
+
+
+def _sequence(incident: dict[str, Any], service: dict, p: str) -> None:
+    """The targets of an attack sequence (responder.signals_sequence) into `incident`."""
+    detection = _obj(_req(service, "detection", p), f"{p}detection")
+    sp = f"{p}detection.sequence."
+    sequence = _obj(_req(detection, "sequence", f"{p}detection."), f"{p}detection.sequence")
+    found = signals_sequence.targets(sequence, sp, account=incident["accountId"], region=incident["region"],
+                                     cap=MAX_TARGETS, identity=_identity)
+    incident["identities"] += found.identities
+    incident["instances"] += found.instances
+    if found.groups:
+        incident["autoScalingGroups"] = found.groups
+    incident["signal"] = found.signal(sequence, signals_sequence.signal_count(sequence, sp))
+    if not (found.identities or found.instances or found.groups):
+        _not_handled(incident, "the attack sequence names no access key, principal, instance or Auto Scaling group "
+                               "in this account and region")
+
+
+def _exposed(event: dict, bare: str | None, now: datetime, regions: tuple[str, ...] | None) -> dict[str, Any]:
+    """A Trusted Advisor exposed-key or AWS Health AWS_RISK_CREDENTIALS_EXPOSED event (responder.signals_exposed)."""
+    found = signals_exposed.parse(event, bare=bare)
+    _str(found["incidentKey"], "incidentId", _SIGNAL_ID, max_len=140)
+    incident = _base(
+        incident_id=found["incidentKey"],
+        origin=found["signal"]["kind"],
+        account=found["account"],
+        region=signals_exposed.acting_region(found["eventRegion"], regions,
+                                             lambda value, field: _region(value, field, regions)),
+        partition="aws",
+        reason=found["reason"][:512],
+        now=now,
+    )
+    incident["identities"] = found["identities"]
+    incident["signal"] = found["signal"]
+    if found["notHandled"]:
+        return _not_handled(incident, found["notHandled"])
     return incident
 
 
@@ -352,16 +405,21 @@ def containment(incident: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settings,
-           claim: Callable[[dict[str, Any]], dict[str, Any]], now: datetime | None = None) -> dict[str, Any]:
+           claim: Callable[[dict[str, Any]], dict[str, Any]], now: datetime | None = None,
+           groups: Callable[[dict[str, Any]], signals_groups.Read] | None = None) -> dict[str, Any]:
     """Triage of one execution input: the normalized incident with the deployment's switches, claimed before
     anything changes (`claim(incident)`: `records.claim` on the deployment's table, returning the pinned cut-off
     and the record's trigger, or the duplicate), then the scope window from the pinned cut-off back to the
-    finding's first sighting. InvalidInput first: bad input is refused before the record is touched."""
+    finding's first sighting. InvalidInput first: bad input is refused before the record is touched. An attack
+    sequence's Auto Scaling groups are read before the claim (`groups(incident)`: the reader of their instances in
+    the incident's account, responder.signals_groups), so the record names every instance answered."""
     incident = normalize(raw, execution_name=execution_name, now=now, regions=settings.regions or None)
     incident["containment"] = containment(incident, settings)
     if incident["containment"]["level"] == "observe":
         incident.update(dryRun=True, observeOnly=True)
     incident.update(switches(settings))
+    if incident.get("autoScalingGroups") and groups is not None:
+        incident = signals_groups.expand(incident, groups(incident), MAX_TARGETS)
     incident["executionId"] = execution_id
     if not settings.incident_table:
         raise IncidentRecordError("IR_INCIDENT_TABLE is not configured: the incident cannot be claimed")

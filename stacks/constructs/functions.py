@@ -3,8 +3,8 @@
 Each function: python3.13 on arm64, JSON logs into its own log group (with retention), the shared environment
 (every name of `responder.settings.ENV`), Powertools from the public layer whose ARN is resolved at deploy time from
 the SSM public parameter (synth stays offline), and its own role `ir-responder-<Key>-role` with exactly
-`stacks.policies.function_policy` for its task (`stacks.tasks`): the roles its task assumes (Triage none, Finalize
-only the forensics role), its task's declared actions on the responder's own table and topic, its own logs. The
+`stacks.policies.function_policy` for its task (`stacks.tasks`): the roles its task assumes (Triage the member
+roles, to read an attack sequence's Auto Scaling groups; Finalize only the forensics role), its task's declared actions on the responder's own table and topic, its own logs. The
 role trusts Lambda for this account only (aws:SourceAccount).
 """
 from __future__ import annotations

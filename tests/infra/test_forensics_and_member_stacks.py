@@ -70,8 +70,10 @@ def test_each_stack_deploys_into_its_own_account(multi):  # noqa: F811
     expected = {names.RESPONDER_STACK: config.security_account, names.FORENSICS_STACK: config.forensics_account}
     expected.update({names.member_stack(a): a for a in config.member_accounts})
     watches = {names.member_watch_stack(a): f"aws://{a}/us-east-1" for a in config.member_accounts}
+    forwarders = {names.signal_forwarder_stack(a, r): f"aws://{a}/{r}" for a in config.member_accounts
+                  for r in ("us-east-1", "us-west-2")}  # exposed-key events: stacks.catalog.SIGNAL_REGIONS
     assert multi.stacks == {**{name: f"aws://{account}/{config.region}" for name, account in expected.items()},
-                            **watches}
+                            **watches, **forwarders}
     assert len(set(expected.values())) == 4  # security != forensics != members
 
 
@@ -81,7 +83,9 @@ def test_the_single_account_layout_puts_all_three_stacks_into_the_security_accou
     assert single.stacks == {names.RESPONDER_STACK: f"aws://{account}/{config.region}",
                              names.FORENSICS_STACK: f"aws://{account}/{config.region}",
                              names.member_stack(account): f"aws://{account}/{config.region}",
-                             names.member_watch_stack(account): f"aws://{account}/us-east-1"}
+                             names.member_watch_stack(account): f"aws://{account}/us-east-1",
+                             names.signal_forwarder_stack(account, "us-east-1"): f"aws://{account}/us-east-1",
+                             names.signal_forwarder_stack(account, "us-west-2"): f"aws://{account}/us-west-2"}
     env = single.one(names.RESPONDER_STACK, "AWS::Lambda::Function",
                      FunctionName="ir-responder-Triage")["Properties"]["Environment"]["Variables"]
     assert env["IR_FORENSICS_ACCOUNT"] == account

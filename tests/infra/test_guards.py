@@ -7,6 +7,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from stacks import names
+from stacks.catalog import SIGNAL_PATTERNS
 from tests.worlds.infra import as_list, assembly, flat, multi, role, role_statements  # noqa: F401
 
 P = "<AWS::Partition>"
@@ -81,14 +82,16 @@ def test_service_roles_trust_their_service_for_this_account_only(assembly):  # n
     account, region = assembly.config.security_account, assembly.config.region
     expected = {
         names.STATE_MACHINE_ROLE_NAME: f"arn:{P}:states:{region}:{account}:stateMachine:ir-responder-containment",
-        names.RULE_ROLE_NAME: f"arn:{P}:events:{region}:{account}:rule/{names.RULE_NAME}",
+        names.RULE_ROLE_NAME: [f"arn:{P}:events:{region}:{account}:rule/{name}"
+                               for name in (names.RULE_NAME, *map(names.signal_rule, SIGNAL_PATTERNS))],
     }
     for resource in assembly.resources(names.RESPONDER_STACK, "AWS::IAM::Role").values():
         (trust,) = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         name = resource["Properties"]["RoleName"]
         assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": account}, name
         if name in expected:
-            assert flat(trust["Condition"]["ArnLike"]["aws:SourceArn"]) == expected[name]
+            found = trust["Condition"]["ArnLike"]["aws:SourceArn"]
+            assert ([flat(a) for a in found] if isinstance(found, list) else flat(found)) == expected[name]
     (key,) = [k for k in assembly.resources(names.RESPONDER_STACK, "AWS::KMS::Key").values()]
     service = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s["Principal"]]
     assert service and all(s["Condition"]["StringEquals"] == {"aws:SourceAccount": account} for s in service)

@@ -259,8 +259,10 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
     config = assembly.config
     members = {f"arn:{P}:iam::{a}:role/{names.MEMBER_ROLE_NAME}" for a in config.member_accounts}
     forensics = {f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"}
-    expected = {"Triage": set(), "RequestApproval": set(), "Finalize": forensics, "ContainIdentities": members | forensics,
-                "IsolateInstance": members | forensics, "CollectEvidence": members | forensics}
+    # Triage reads an attack sequence's Auto Scaling groups in the member account (DescribeAutoScalingGroups,
+    # responder.signals_groups): their instances as AWS has them, never the finding's strings
+    expected = {"Triage": members, "RequestApproval": set(), "Finalize": forensics,
+                "ContainIdentities": members | forensics, "IsolateInstance": members | forensics, "CollectEvidence": members | forensics}
     assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))

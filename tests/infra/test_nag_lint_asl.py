@@ -140,7 +140,8 @@ def test_the_asl_validator_would_catch_a_broken_definition():
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rule_pattern(multi):  # noqa: F811
-    (rule,) = multi.resources(names.RESPONDER_STACK, "AWS::Events::Rule").values()
+    (rule,) = [r for r in multi.resources(names.RESPONDER_STACK, "AWS::Events::Rule").values()
+               if r["Properties"]["Name"] == names.RULE_NAME]  # the exposed-key rules: tests/infra/test_signal_rules.py
     return rule["Properties"]["EventPattern"]
 
 

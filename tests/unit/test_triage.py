@@ -50,10 +50,18 @@ def test_bare_finding_as_get_findings_prints_it(iam_user_event):
     assert incident["incidentId"] == "gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41"
 
 
-def test_s3_finding_is_not_handled(iam_user_event):
+def test_s3_finding_contains_its_actor_like_an_access_key_finding(iam_user_event):
+    # issue 14: S3 findings that carry accessKeyDetails are no longer not_handled (tests/unit/test_signals.py)
     iam_user_event["detail"]["resource"]["resourceType"] = "S3Bucket"
     incident = normalize(iam_user_event, now=NOW)
-    assert incident["disposition"] == "not_handled" and "S3Bucket" in incident["dispositionReason"]
+    assert incident["disposition"] == "respond"
+    assert [i["name"] for i in incident["identities"]] == ["ci-deployer"]
+
+
+def test_an_unhandled_resource_type_is_not_handled(iam_user_event):
+    iam_user_event["detail"]["resource"]["resourceType"] = "EKSCluster"
+    incident = normalize(iam_user_event, now=NOW)
+    assert incident["disposition"] == "not_handled" and "EKSCluster" in incident["dispositionReason"]
     assert incident["identities"] == []
 
 

@@ -20,7 +20,9 @@ from responder.aws.retry import RetryingClient
 from responder.errors import TransientAwsError, error_code
 from responder.journal import Journal
 
-MEMBER_ACTIONS = ("autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances")
+MEMBER_ACTIONS = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                  "autoscaling:DetachInstances")
+GROUP_NAMES_PER_CALL = 50  # DescribeAutoScalingGroups: AutoScalingGroupNames, at most 50 (MaxRecords up to 100)
 
 DETACHABLE = ("InService", "Standby")
 # Lifecycle states in which the instance is already leaving (or has left) its group.
@@ -53,6 +55,25 @@ class AutoScaling:
         """{AutoScalingGroupName, LifecycleState, ...} of the instance, or None if it is in no group."""
         found = self._c.describe_auto_scaling_instances(InstanceIds=[instance_id]).get("AutoScalingInstances", [])
         return found[0] if found else None
+
+    def group_instances(self, names: list[str]) -> dict[str, list[str]]:
+        """{group name: its instance ids} as Auto Scaling reports them now (DescribeAutoScalingGroups, every page);
+        a group that does not exist is absent from the answer."""
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(names), GROUP_NAMES_PER_CALL):
+            token = None
+            while True:
+                params: dict[str, Any] = {"AutoScalingGroupNames": names[start:start + GROUP_NAMES_PER_CALL],
+                                          "MaxRecords": 100}
+                if token:
+                    params["NextToken"] = token
+                page = self._c.describe_auto_scaling_groups(**params)
+                for group in page.get("AutoScalingGroups", []):
+                    found[group["AutoScalingGroupName"]] = [i["InstanceId"] for i in group.get("Instances", [])]
+                token = page.get("NextToken")
+                if not token:
+                    break
+        return found
 
     def detach(self, instance_id: str, group: str) -> bool:
         """Detach, keeping the desired capacity: the group launches a replacement, the service stays up. True when

@@ -12,6 +12,7 @@ the same invocation retry that code with back-off (``SETTLE_DELAYS``, about 15 s
 from __future__ import annotations
 
 import secrets
+from datetime import timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -96,6 +97,32 @@ class Ec2:
                 if instance.get("InstanceId") == instance_id:
                     return {**instance, "OwnerId": reservation.get("OwnerId")}
         return None
+
+    def launch_times(self, instance_ids: list[str]) -> dict[str, str]:
+        """{instance id: LaunchTime (ISO 8601, UTC)} of the instances EC2 knows (DescribeInstances, 1000 ids per
+        call, every page); an instance that is gone is absent."""
+        found: dict[str, str] = {}
+        for start in range(0, len(instance_ids), 1000):
+            ids, token = instance_ids[start:start + 1000], None
+            while True:
+                try:
+                    page = self._c.describe_instances(InstanceIds=ids, **({"NextToken": token} if token else {}))
+                except ClientError as exc:
+                    if error_code(exc) not in GONE:
+                        raise
+                    if len(ids) > 1:  # an id of the batch is gone: ask one by one
+                        for one in ids:
+                            found.update(self.launch_times([one]))
+                    break
+                for reservation in page.get("Reservations", []):
+                    for instance in reservation.get("Instances", []):
+                        when = instance.get("LaunchTime")
+                        found[instance["InstanceId"]] = (when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                                                         if hasattr(when, "astimezone") else str(when or ""))
+                token = page.get("NextToken")
+                if not token:
+                    break
+        return found
 
     def attribute(self, instance_id: str, name: str) -> Any:
         """`disableApiTermination` -> bool, `instanceInitiatedShutdownBehavior` -> 'stop' | 'terminate'."""
