@@ -39,6 +39,7 @@ Context keys (see README "Deploy"):
 | `athenaOutputLocation` | the workgroup's query result location, `s3://bucket/prefix/` (the functions may write there only) | none |
 | `athenaTrailBucket` | the bucket (and prefix, `bucket/AWSLogs/o-xxxx/`) the table reads: read-only grant | none |
 | `athenaDatePartition` | the table's `yyyy/MM/dd` date partition column (partition projection), if any | none |
+| `cloudTrailLakeEventDataStore` | instead of the athena* keys: the ARN of the organization's CloudTrail Lake event data store (security account, `region`) the scope captures query | none |
 | `evidenceCustodianRole` | the only role name in the forensics account that may delete evidence versions or bypass governance retention (the stacks do not create it) | `ir-evidence-custodian` |
 """
 from __future__ import annotations
@@ -84,6 +85,7 @@ _ATHENA_WORKGROUP = re.compile(r"^[a-zA-Z0-9._-]{1,128}$")
 _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 _S3_LOCATION = re.compile(rf"^s3://{_BUCKET}/([\w!.'()/-]*/)?$")
 _TRAIL_BUCKET = re.compile(rf"^{_BUCKET}(/[\w!.'()/-]*)?$")
+_EVENT_DATA_STORE = re.compile(r"^arn:aws[\w-]*:cloudtrail:[a-z]{2}(-[a-z]+)+-\d:\d{12}:eventdatastore/[A-Za-z0-9-]{1,128}$")
 ATHENA_KEYS = ("athenaDatabase", "athenaTable", "athenaWorkgroup", "athenaOutputLocation", "athenaTrailBucket")
 MAX_SNAPSHOT_LOCK_DAYS = 36500  # EBS Snapshot Lock: 1 day to 100 years
 
@@ -174,6 +176,7 @@ class Config:
     athena_output_location: str = ""
     athena_trail_bucket: str = ""
     athena_date_partition: str = ""
+    lake_event_data_store: str = ""
 
     @property
     def trail_table(self) -> bool:
@@ -312,6 +315,15 @@ def _athena(get: Callable[[str], Any]) -> dict[str, str]:
     """The trail table keys: all of `ATHENA_KEYS` or none; each checked against what Athena, Glue and S3 accept."""
     values = {k: str(get(k) or "").strip() for k in (*ATHENA_KEYS, "athenaDatePartition")}
     named = [k for k in ATHENA_KEYS if values[k]]
+    lake = str(get("cloudTrailLakeEventDataStore") or "").strip()
+    if lake:
+        if named:
+            raise ConfigError(f"context 'cloudTrailLakeEventDataStore': name either the Athena table ({named[0]}...) "
+                              "or the CloudTrail Lake event data store, not both")
+        if not _EVENT_DATA_STORE.match(lake):
+            raise ConfigError("context 'cloudTrailLakeEventDataStore': expected an event data store ARN "
+                              f"(arn:aws:cloudtrail:<region>:<account>:eventdatastore/<id>), got {lake!r}")
+        return {"lake_event_data_store": lake}
     if not named:
         if values["athenaDatePartition"]:
             raise ConfigError("context 'athenaDatePartition': set only with athenaDatabase, athenaTable, "

@@ -48,6 +48,7 @@ def function_environment(config: Config, *, partition: str, table_name: str, top
         "IR_TRAIL_TABLE": config.athena_table,
         "IR_TRAIL_WORKGROUP": config.athena_workgroup,
         "IR_TRAIL_DATE_PARTITION": config.athena_date_partition,
+        "IR_TRAIL_EVENT_DATA_STORE": config.lake_event_data_store,
     }
     missing, unknown = sorted(set(ENV) - set(env)), sorted(set(env) - set(ENV))
     if missing or unknown:

@@ -522,7 +522,7 @@ class TrailTable:
         to databases and tables"): the Athena actions on the one workgroup; Glue's reads on the catalog, the
         database and the table; the trail bucket read (objects under its prefix); the workgroup's output location
         written and read back (objects under its prefix). Nothing else in any bucket."""
-        found = set(actions)
+        found = {a for a in actions if not a.startswith("cloudtrail:")}  # Lake's actions: TrailLake
         athena = sorted(a for a in found if a.startswith("athena:"))
         glue = sorted(a for a in found if a.startswith("glue:"))
         if not athena:
@@ -551,9 +551,20 @@ class TrailTable:
         return statements
 
 
+@dataclass(frozen=True)
+class TrailLake:
+    """The organization's CloudTrail Lake event data store the scope queries run on (context key
+    cloudTrailLakeEventDataStore): Lake's query actions on that one event data store, nothing else."""
+    event_data_store_arn: str
+
+    def statements(self, actions: Iterable[str]) -> list[dict]:
+        lake = sorted(a for a in actions if a.startswith("cloudtrail:"))
+        return [_statement("TrailEventDataStore", lake, [self.event_data_store_arn])] if lake else []
+
+
 def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], table_arn: str, topic_arn: str,
                     topic_key_arn: str, log_group_arn: str, executions_arn: str,
-                    trail_actions: Iterable[str] = (), trail: TrailTable | None = None) -> dict:
+                    trail_actions: Iterable[str] = (), trail: TrailTable | TrailLake | None = None) -> dict:
     """A responder function's permissions: assume `assume_role_arns` (the member and / or forensics roles its task
     needs, `stacks.tasks`), exactly `actions` (its task's responder actions) on the responder's own table, topic and
     state machine executions

@@ -79,8 +79,10 @@ class ResponderStack(Stack):
         CfnOutput(self, "DeadLetterQueueUrl", value=trigger.dead_letter_queue.queue_url)
 
 
-def trail_table(config: Config, partition: str) -> policies.TrailTable | None:
-    """The trail table the scope queries run on, or None (context keys athena*)."""
+def trail_table(config: Config, partition: str) -> policies.TrailTable | policies.TrailLake | None:
+    """The trail table (context keys athena*) or the Lake event data store the scope queries run on, or None."""
+    if config.lake_event_data_store:
+        return policies.TrailLake(event_data_store_arn=config.lake_event_data_store)
     if not config.trail_table:
         return None
     return policies.TrailTable(account=config.security_account, region=config.region,

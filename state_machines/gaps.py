@@ -10,10 +10,10 @@ from contextlib import ExitStack
 
 def install(stack: ExitStack) -> None:
     from state_machines import (
-        gaps_athena, gaps_autoscaling, gaps_cloudtrail, gaps_ebs, gaps_ec2, gaps_iam, gaps_s3, gaps_snapshot_lock,
-        gaps_sts,
+        gaps_athena, gaps_autoscaling, gaps_cloudtrail, gaps_ebs, gaps_ec2, gaps_iam, gaps_lake, gaps_s3,
+        gaps_snapshot_lock, gaps_sts,
     )
 
     for module in (gaps_sts, gaps_ec2, gaps_autoscaling, gaps_ebs, gaps_snapshot_lock, gaps_cloudtrail, gaps_s3,
-                   gaps_iam, gaps_athena):
+                   gaps_iam, gaps_athena, gaps_lake):
         module.install(stack)

@@ -341,6 +341,7 @@ def deploy(
     athena_table: str | None = None,
     athena_workgroup: str | None = None,
     athena_date_partition: str = "",
+    cloudtrail_lake: bool = False,
 ) -> Deployment:
     """Create in the in-memory AWS what `cdk deploy` creates: the responder stack in the security account (moto's
     default account), the member stack in each member account, the forensics stack in the forensics account.
@@ -351,6 +352,8 @@ def deploy(
     database and table, workgroup with its output location, the runbook's named queries) and the scope capture runs
     there; the in-memory engine answers from every account's recorded CloudTrail events
     (state_machines/gaps_athena.py). `athena_date_partition` names its yyyy/MM/dd partition column.
+    `cloudtrail_lake=True` (instead of a table) gives it an organization CloudTrail Lake event data store
+    (context key cloudTrailLakeEventDataStore; state_machines/gaps_lake.py).
 
     `containment_levels`: the containment-level policy (README "Containment levels and approval"; validated like
     the CDK context, except that approval deadlines of a second are allowed here)."""
@@ -382,6 +385,17 @@ def deploy(
         missing = [n for n, v in zip(("athena_database", "athena_table", "athena_workgroup"), trail_keys) if not v]
         raise ValueError(f"{missing[0]}: required with the other athena_* parameters (the trail table needs all three)")
     trail = None
+    lake_arn = ""
+    if cloudtrail_lake:
+        if any(trail_keys):
+            raise ValueError("cloudtrail_lake: either the athena_* table or the CloudTrail Lake event data store")
+        from state_machines import gaps_lake
+
+        lake_arn = f"arn:aws:cloudtrail:{region}:{DEFAULT_ACCOUNT}:eventdatastore/{uuid.uuid4()}"
+        gaps_lake.register(lake_arn)
+        from stacks.policies import TrailLake
+
+        trail = TrailLake(event_data_store_arn=lake_arn)
     if all(trail_keys):
         from responder.trail_query import IDENTIFIER, WORKGROUP
 
@@ -428,7 +442,8 @@ def deploy(
         "IR_TRAIL_DATABASE": athena_database or "",
         "IR_TRAIL_TABLE": athena_table or "",
         "IR_TRAIL_WORKGROUP": athena_workgroup or "",
-        "IR_TRAIL_DATE_PARTITION": athena_date_partition if trail else "",
+        "IR_TRAIL_DATE_PARTITION": athena_date_partition if all(trail_keys) else "",
+        "IR_TRAIL_EVENT_DATA_STORE": lake_arn,
     }
     # every name a handler invocation sets exists before any execution starts: an invocation then only changes
     # values, never the size of os.environ while other threads iterate it (aws() restores it all on exit)

@@ -8,6 +8,7 @@ from responder.logs import Logger
 from responder.aws.athena import Athena
 from responder.aws.clients import client, forensics_client, member_client
 from responder.aws.cloudtrail import CloudTrail
+from responder.aws.lake import Lake
 from responder.aws.iam import Iam
 from responder.aws.s3 import EvidenceObjects
 from responder.identity import contain_all
@@ -41,6 +42,9 @@ def handler(event: dict, context: object) -> dict:
                       date_partition=config.trail_date_partition,
                       engine=lambda: Athena(client("athena"), workgroup=config.trail_workgroup,  # the stack's Region
                                             database=config.trail_database))
+    elif config.trail_event_data_store:
+        trail = Trail(event_data_store=config.trail_event_data_store,
+                      engine=lambda: Lake(client("cloudtrail"), event_data_store=config.trail_event_data_store))
     sources = dict(
         cloudtrail=lambda region: CloudTrail(member("cloudtrail", region)),
         bucket=lambda: EvidenceObjects(forensics_client("s3", region=None, label=incident["incidentId"],

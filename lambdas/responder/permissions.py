@@ -30,6 +30,7 @@ ADAPTERS = (
     "responder.aws.evidence_bucket",
     "responder.aws.kms",
     "responder.aws.athena",
+    "responder.aws.lake",
 )
 
 
@@ -52,7 +53,8 @@ def responder_actions() -> tuple[str, ...]:
     return _union("RESPONDER_ACTIONS")
 
 
-TRAIL_ATTRS = ("TRAIL_ACTIONS", "ENGINE_GLUE_ACTIONS", "ENGINE_TRAIL_READ_ACTIONS", "ENGINE_OUTPUT_ACTIONS")
+TRAIL_ATTRS = ("TRAIL_ACTIONS", "ENGINE_GLUE_ACTIONS", "ENGINE_TRAIL_READ_ACTIONS", "ENGINE_OUTPUT_ACTIONS",
+               "LAKE_ACTIONS")
 
 
 def trail_actions() -> tuple[str, ...]:

@@ -164,12 +164,18 @@ def athena_query(identity: dict[str, Any], incident: dict[str, Any], span: dict[
 
 @dataclass(frozen=True)
 class Trail:
-    """The organization trail's Athena table, as the deployment names it (responder.settings)."""
-    database: str
-    table: str
-    workgroup: str
+    """The organization trail's Athena table, or its CloudTrail Lake event data store (`event_data_store`), as the
+    deployment names it (responder.settings)."""
+    database: str = ""
+    table: str = ""
+    workgroup: str = ""
     date_partition: str = ""
-    engine: Callable[[], Any] | None = None  # builds the aws/athena.py adapter
+    engine: Callable[[], Any] | None = None  # builds the aws/athena.py (or aws/lake.py) adapter
+    event_data_store: str = ""  # set: CloudTrail Lake instead of Athena
+
+    @property
+    def kind(self) -> str:
+        return "lake" if self.event_data_store else "athena"
 
 
 def _event_document(incident: dict[str, Any], identity: dict[str, Any], span: dict[str, str],
@@ -278,16 +284,21 @@ def _start_trail(run: _Capture, trail: Trail, identity: dict[str, Any], found: d
     """Start this principal's trail query; True when it runs (then nothing else is captured for it now)."""
     incident, span = run.incident, found["window"]
     try:
-        query = trail_query.principal_query(identity, incident, span, database=trail.database, table=trail.table,
-                                            date_partition=trail.date_partition)
+        if trail.kind == "lake":
+            query = trail_query.lake_query(identity, incident, span, event_data_store=trail.event_data_store)
+        else:
+            query = trail_query.principal_query(identity, incident, span, database=trail.database,
+                                                table=trail.table, date_partition=trail.date_partition)
     except trail_query.UnsafeValue as exc:
-        found["trail"] = {"engine": "athena", "status": "refused", "detail": str(exc)}
+        found["trail"] = {"engine": trail.kind, "status": "refused", "detail": str(exc)}
         run.journal.note("refused", found["principal"], step="start_trail_query", detail=str(exc))
         return False
     if query is None:
         return False
-    found["trail"] = {"engine": "athena", "namedQuery": query["name"], "workgroup": trail.workgroup,
-                      "database": trail.database, "table": trail.table, "parameters": query["parameters"]}
+    where = ({"eventDataStore": trail.event_data_store, "statement": query["query"]} if trail.kind == "lake" else
+             {"namedQuery": query["name"], "workgroup": trail.workgroup, "database": trail.database,
+              "table": trail.table})
+    found["trail"] = {"engine": trail.kind, **where, "parameters": query["parameters"]}
     if run.dry_run:
         found["trail"]["status"] = "planned"
         run.journal.note("planned", found["principal"], step="start_trail_query", namedQuery=query["name"])
@@ -362,12 +373,13 @@ def complete_trail(incident: dict[str, Any], scope: dict[str, Any], *, trail: Tr
                                       deadline=run.deadline)
                     events = [trail_query.event_from_row(r) for r in got["rows"]]
                     query = {k: about.get(k) for k in ("queryExecutionId", "namedQuery", "workgroup", "database",
-                                                       "table", "parameters")}
-                    body = _event_document(incident, identity, found["window"], events, source="athena",
+                                                       "table", "eventDataStore", "statement", "parameters")
+                             if k in about}
+                    body = _event_document(incident, identity, found["window"], events, source=trail.kind,
                                            query=query, truncated=got["truncated"])
                     key = object_key(incident["incidentId"], identity)
                     found.update(run.bucket().put_evidence(run.journal, key, body), events=len(events),
-                                 truncated=got["truncated"], source="athena", status="captured")
+                                 truncated=got["truncated"], source=trail.kind, status="captured")
                     about.update(status="captured", rows=len(events), pages=got["pages"])
             if found["status"] != "captured" and about.get("status") not in ("timed_out", "failed"):
                 about["status"] = "failed"

@@ -48,6 +48,7 @@ ENV: dict[str, str] = {
     "IR_TRAIL_TABLE": "the organization trail's Athena table (CloudTrail's schema)",
     "IR_TRAIL_WORKGROUP": "Athena workgroup the scope queries run in (its output location receives the results)",
     "IR_TRAIL_DATE_PARTITION": "the trail table's yyyy/MM/dd date partition column, if it has one",
+    "IR_TRAIL_EVENT_DATA_STORE": "ARN of the organization's CloudTrail Lake event data store (instead of a table)",
 }
 
 SERVICE_NAME = "ir-responder"
@@ -99,6 +100,7 @@ class Settings:
     trail_table: str = ""
     trail_workgroup: str = ""
     trail_date_partition: str = ""
+    trail_event_data_store: str = ""
     # Why protection cannot be decided for this deployment ("" when it can): fail closed, contain nothing.
     protection_config_error: str = ""
 
@@ -141,6 +143,7 @@ class Settings:
             trail_table=env.get("IR_TRAIL_TABLE", ""),
             trail_workgroup=env.get("IR_TRAIL_WORKGROUP", ""),
             trail_date_partition=env.get("IR_TRAIL_DATE_PARTITION", ""),
+            trail_event_data_store=env.get("IR_TRAIL_EVENT_DATA_STORE", ""),
             protection_config_error=protection_config_error(env),
             **_containment_levels(env.get("IR_CONTAINMENT_LEVELS", "")),
         )

@@ -121,10 +121,14 @@ def _table(database: str, table: str) -> str:
     return f'"{database}"."{table}"'
 
 
+def _columns(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(alias if alias == expr else f"{expr} AS {alias}" for alias, expr in columns)
+
+
 def query_text(kind: str, *, database: str, table: str, date_partition: str = "") -> str:
     """The parameterized SQL of one principal kind (what the named query holds)."""
     predicate = PREDICATES[kind][0]
-    columns = ", ".join(alias if alias == expr else f"{expr} AS {alias}" for alias, expr in COLUMNS)
+    columns = _columns(COLUMNS)
     where = f"{predicate} AND eventtime BETWEEN ? AND ?"
     if date_partition:
         if not IDENTIFIER.match(date_partition):
@@ -156,6 +160,49 @@ def principal_query(identity: dict[str, Any], incident: dict[str, Any], span: di
     return {"kind": kind, "name": named_query_name(kind),
             "query": query_text(kind, database=database, table=table, date_partition=date_partition),
             "parameters": parameters}
+
+
+# CloudTrail Lake: the same columns; eventTime is a timestamp, readOnly a boolean, requestParameters and
+# responseElements maps (as JSON text here, Trino's CAST ... AS JSON: Lake supports all Trino functions).
+LAKE_COLUMNS = tuple(
+    (alias, {"eventtime": "CAST(eventtime AS varchar)", "readonly": "CAST(readonly AS varchar)",
+             "requestparameters": "json_format(CAST(requestparameters AS JSON))",
+             "responseelements": "json_format(CAST(responseelements AS JSON))"}.get(alias, expr))
+    for alias, expr in COLUMNS)
+EVENT_DATA_STORE = re.compile(r"^arn:aws[\w-]*:cloudtrail:[a-z0-9-]+:\d{12}:eventdatastore/([A-Za-z0-9-]{1,128})$")
+
+
+def lake_template(kind: str, event_data_store_id: str) -> str:
+    """The Lake statement of one principal kind with `?` where each literal goes (Lake's StartQuery takes no
+    parameters for a statement: `lake_query` puts the checked, quoted values in)."""
+    if not re.match(r"^[A-Za-z0-9-]{1,128}$", event_data_store_id or ""):
+        raise UnsafeValue(f"event data store: {event_data_store_id!r} is not an event data store id")
+    return (f"SELECT {_columns(LAKE_COLUMNS)} FROM {event_data_store_id} WHERE {PREDICATES[kind][0]} "
+            f"AND eventtime BETWEEN ? AND ? ORDER BY eventtime DESC, eventid LIMIT {MAX_ROWS + 1}")
+
+
+def lake_query(identity: dict[str, Any], incident: dict[str, Any], span: dict[str, str], *,
+               event_data_store: str) -> dict[str, Any] | None:
+    """``{"kind", "name": None, "query", "parameters": []}`` for CloudTrail Lake, or None. Strict validation
+    instead of parameters: every value passes `_checked` (what AWS itself issues) and is quoted; the window
+    is Lake's ``yyyy-MM-dd HH:mm:ss``. Raises UnsafeValue otherwise."""
+    kind = kind_of(identity)
+    if kind is None:
+        return None
+    found = EVENT_DATA_STORE.match(event_data_store or "")
+    if not found:
+        raise UnsafeValue(f"event data store: {event_data_store!r} is not an event data store ARN")
+    athena = principal_query(identity, incident, span, database="lake", table="lake")
+    literals = athena["parameters"]
+    literals[-2:] = [literal(_checked("start", v).replace("T", " ").rstrip("Z")) for v in (span["start"], span["end"])]
+    text = lake_template(kind, found.group(1))
+    for value in literals:
+        text = text.replace("?", value, 1) if "?" not in value else _fail(value)
+    return {"kind": kind, "name": None, "query": text, "parameters": []}
+
+
+def _fail(value: str) -> str:
+    raise UnsafeValue(f"{value[:80]!r}: a placeholder inside a value")
 
 
 def _day(stamp: str) -> str:
@@ -221,6 +268,9 @@ def event_from_row(row: dict[str, Any]) -> dict[str, Any]:
             "type": "Role", "arn": row.get("issuer_arn"), "accountId": row.get("issuer_accountid"),
             "userName": row.get("issuer_username")}.items() if v not in (None, "")}}
     arn = row.get("identity_arn") or ""
+    when = row.get("eventtime")
+    if isinstance(when, str) and " " in when:  # CloudTrail Lake: 2024-05-30 10:00:00.000
+        row = {**row, "eventtime": when.replace(" ", "T")[:19] + "Z"}
     username = {"IAMUser": row.get("identity_username"), "Root": "root",
                 "AssumedRole": arn.rsplit("/", 1)[-1] if "/" in arn else None,
                 "FederatedUser": arn.rsplit("/", 1)[-1] if "/" in arn else None}.get(kind or "")

@@ -41,7 +41,7 @@ class ResponderFunctions(Construct):
     def __init__(self, scope: Construct, id: str, *, environment: Mapping[str, str], account: str,
                  member_accounts: Sequence[str], forensics_account: str, table_arn: str, topic_arn: str,
                  topic_key: kms.IKey, executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
-                 protected_tag: str, trail: policies.TrailTable | None = None) -> None:
+                 protected_tag: str, trail: policies.TrailTable | policies.TrailLake | None = None) -> None:
         super().__init__(scope, id)
         code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
         layer_arn = ssm.StringParameter.value_for_string_parameter(self, self.POWERTOOLS_LAYER_PARAMETER)

@@ -19,16 +19,28 @@ TRAIL = {"athenaDatabase": "org_trail", "athenaTable": "cloudtrail_logs", "athen
          "athenaTrailBucket": "org-trail-logs/AWSLogs/o-abc123/", "athenaDatePartition": "timestamp"}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
+LAKE = "arn:aws:cloudtrail:eu-west-1:111111111111:eventdatastore/EXAMPLE-f852-4e8f-8bd1"
+
+
+def _synth(tmp_path_factory, context):
     from aws_cdk.assertions import Template
 
     from stacks.app import build_app
 
-    app, stacks = build_app({**load_context(), "externalId": EXTERNAL_ID, **TRAIL},
+    app, stacks = build_app({**load_context(), "externalId": EXTERNAL_ID, **context},
                             outdir=str(tmp_path_factory.mktemp("trail-cdk-out")))
     app.synth()  # cdk-nag: fails on any unacknowledged finding
     return Template.from_stack(stacks[names.RESPONDER_STACK]).to_json()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return _synth(tmp_path_factory, TRAIL)
+
+
+@pytest.fixture(scope="module")
+def lake_template(tmp_path_factory):
+    return _synth(tmp_path_factory, {"cloudTrailLakeEventDataStore": LAKE})
 
 
 def _roles(template):
@@ -65,8 +77,9 @@ def test_only_the_identity_task_may_query_the_trail_and_only_there(template):
         assume = {"sts:AssumeRole"} if access.member or access.forensics else set()
         from stacks import policies
 
+        athena = {a for a in access.trail_actions if not a.startswith("cloudtrail:")}
         assert allowed_actions(statements) == (assume | declared | policies.function_extra_actions(declared)
-                                               | set(access.trail_actions)), spec.key
+                                               | athena), spec.key
         if spec.key != "ContainIdentities":
             assert not access.trail_actions
             assert not [a for a in allowed_actions(statements) if a.startswith(("athena:", "glue:", "s3:"))]
@@ -97,7 +110,32 @@ def test_only_the_identity_task_may_query_the_trail_and_only_there(template):
     for statement in statements.values():
         if any(flat(r).startswith(f"arn:{P}:s3:::org-trail-logs") for r in as_list(statement["Resource"])):
             assert set(as_list(statement["Action"])) <= {"s3:GetObject", "s3:GetBucketLocation", "s3:ListBucket"}
-    assert set(permissions.trail_actions()) == {a for s in expected.values() for a in s[0]}
+    lake = {"cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults", "cloudtrail:CancelQuery"}
+    assert set(permissions.trail_actions()) == {a for s in expected.values() for a in s[0]} | lake
+    assert not [a for s in statements.values() for a in as_list(s["Action"]) if a in lake]
+
+
+def test_with_a_lake_event_data_store_the_identity_task_may_query_that_store_only(lake_template):
+    from stacks import policies
+
+    roles = _roles(lake_template)
+    assert not [r for r in lake_template["Resources"].values() if r["Type"] == "AWS::Athena::NamedQuery"]
+    for spec in FUNCTIONS:
+        statements = role_statements(roles[names.function_role_name(spec)])
+        access = tasks.task_access(spec)
+        declared = set(access.responder_actions)
+        assume = {"sts:AssumeRole"} if access.member or access.forensics else set()
+        lake = {a for a in access.trail_actions if a.startswith("cloudtrail:")}
+        assert allowed_actions(statements) == assume | declared | policies.function_extra_actions(declared) | lake
+    [identity] = [s for s in FUNCTIONS if s.key == "ContainIdentities"]
+    [store] = [s for s in role_statements(roles[names.function_role_name(identity)])
+               if s["Sid"] == "TrailEventDataStore"]
+    assert set(as_list(store["Action"])) == {"cloudtrail:StartQuery", "cloudtrail:DescribeQuery",
+                                             "cloudtrail:GetQueryResults", "cloudtrail:CancelQuery"}
+    assert as_list(store["Resource"]) == [LAKE]
+    env = next(r for r in lake_template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+               and "Environment" in r["Properties"])["Properties"]["Environment"]["Variables"]
+    assert env["IR_TRAIL_EVENT_DATA_STORE"] == LAKE and env["IR_TRAIL_DATABASE"] == ""
 
 
 def test_without_a_trail_table_nothing_of_it_is_deployed(multi):  # noqa: F811
@@ -118,6 +156,8 @@ def test_without_a_trail_table_nothing_of_it_is_deployed(multi):  # noqa: F811
     ({**TRAIL, "athenaTrailBucket": "Bad_Bucket"}, "athenaTrailBucket"),
     ({**TRAIL, "athenaDatePartition": "date-of"}, "athenaDatePartition"),
     ({"athenaDatePartition": "timestamp"}, "athenaDatePartition"),
+    ({"cloudTrailLakeEventDataStore": "arn:aws:s3:::bucket"}, "cloudTrailLakeEventDataStore"),
+    ({**TRAIL, "cloudTrailLakeEventDataStore": LAKE}, "cloudTrailLakeEventDataStore"),
 ])
 def test_the_trail_keys_are_validated_at_synth_with_errors_naming_the_key(context, key):
     with pytest.raises(ConfigError, match=f"context '{key}'"):

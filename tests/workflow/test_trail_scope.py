@@ -223,3 +223,4 @@ def test_an_attacker_chosen_name_with_a_quote_never_changes_the_query(dep):
                             trail=trail)
     [capture] = got["captures"]
     assert calls == [] and capture["trail"]["status"] == "refused" and capture["source"] == "lookup_events"
+

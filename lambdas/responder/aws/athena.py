@@ -23,6 +23,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from responder.aws.query_engine import pages, poll
+
 # Called by this adapter (security account), granted only when the deployment names a trail table.
 TRAIL_ACTIONS = ("athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution",
                  "athena:StopQueryExecution")
@@ -55,17 +57,11 @@ class Athena:
     def wait(self, execution_id: str, *, deadline: float, interval: float = 1.0) -> dict[str, Any]:
         """Poll until the query ends or `deadline` (monotonic) passes; then it is stopped. Returns
         ``{"state", "reason", "scannedBytes", "engineMillis", "polls"}``."""
-        polls, delay = 0, min(0.25, interval)
-        while True:
-            execution = self._c.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
-            polls += 1
-            status = execution.get("Status") or {}
-            state = status.get("State", "")
-            if state in DONE or self._monotonic() + delay > deadline:
-                break
-            self._sleep(delay)
-            delay = min(delay * 2, interval)
-        stats = execution.get("Statistics") or {}
+        answer, polls = poll(lambda: self._c.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"],
+                             lambda e: (e.get("Status") or {}).get("State", ""), DONE, deadline=deadline,
+                             monotonic=self._monotonic, sleep=self._sleep, interval=interval)
+        status, stats = answer.get("Status") or {}, answer.get("Statistics") or {}
+        state = status.get("State", "")
         found = {"state": state, "reason": (status.get("StateChangeReason") or "")[:400] or None,
                  "scannedBytes": stats.get("DataScannedInBytes"), "engineMillis": stats.get("EngineExecutionTimeInMillis"),
                  "polls": polls}
@@ -77,31 +73,13 @@ class Athena:
     def rows(self, execution_id: str, *, max_rows: int, deadline: float) -> dict[str, Any]:
         """The result rows as dicts (column label -> text, None for NULL), at most `max_rows`. Returns
         ``{"rows", "pages", "truncated"}``."""
-        params: dict[str, Any] = {"QueryExecutionId": execution_id, "MaxResults": PAGE_ROWS}
-        labels: list[str] | None = None
-        rows: list[dict[str, Any]] = []
-        pages, truncated = 0, False
-        while True:
-            page = self._c.get_query_results(**params)
-            pages += 1
+        def rows_of(page: dict[str, Any], number: int) -> list[dict[str, Any]]:
             result = page.get("ResultSet") or {}
-            if labels is None:
-                labels = [c.get("Label") or c.get("Name") for c in
-                          (result.get("ResultSetMetadata") or {}).get("ColumnInfo") or []]
-            data = result.get("Rows") or []
-            if pages == 1 and data:
-                data = data[1:]  # the column labels
-            for row in data:
-                values = [cell.get("VarCharValue") for cell in row.get("Data") or []]
-                rows.append(dict(zip(labels, values)))
-            token = page.get("NextToken")
-            if len(rows) > max_rows:
-                rows, truncated = rows[:max_rows], True
-                break
-            if not token:
-                break
-            if self._monotonic() > deadline:
-                truncated = True
-                break
-            params["NextToken"] = token
-        return {"rows": rows, "pages": pages, "truncated": truncated}
+            labels = [c.get("Label") or c.get("Name") for c in
+                      (result.get("ResultSetMetadata") or {}).get("ColumnInfo") or []]
+            data = (result.get("Rows") or [])[1 if number == 1 else 0:]  # first row of the first page: the labels
+            return [dict(zip(labels, [cell.get("VarCharValue") for cell in row.get("Data") or []])) for row in data]
+
+        return pages(lambda params: self._c.get_query_results(**params), rows_of,
+                     {"QueryExecutionId": execution_id, "MaxResults": PAGE_ROWS}, max_rows=max_rows,
+                     deadline=deadline, monotonic=self._monotonic)
