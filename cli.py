@@ -5,11 +5,17 @@
     python -m cli status gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41
     python -m cli list --status failed
     python -m cli verify gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --profile forensics-auditor
+    python -m cli approve gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "confirmed with the key's owner"
+    python -m cli deny gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "pen test, ticket SEC-1234"
 
 Against AWS it uses your credentials (environment, `--profile`, SSO) in the security account: `start` starts the
 deployed state machine `ir-responder-containment` (Step Functions `StartExecution`, then `DescribeExecution` until it
 ends), `status` and `list` read the incident table (`GetItem`, `Scan`). With `--local` everything runs in an
 in-memory AWS (state_machines.local): no account, no network.
+
+`approve` and `deny` answer a pending approval (containment level ``approval``): they read the task token from the
+incident record (`GetItem`), refuse an answered or expired request, send the decision with your identity
+(`sts:GetCallerIdentity`, `states:SendTaskSuccess`) and mark the record (`UpdateItem`, the token is then gone).
 
 `verify` checks the chain of custody of one incident (responder.custody) with your credentials in the forensics
 account: every attempt's manifest (s3:ListBucketVersions) written once and signed (kms:Verify with the custody key),
@@ -114,6 +120,8 @@ def build_input(args: argparse.Namespace) -> dict[str, Any]:
                 manual[key] = values
         if args.dry_run:
             manual["dryRun"] = True
+        if args.level:
+            manual["level"] = args.level
         request = {"manual": manual}
     else:
         raise CliError("name what to contain: --finding FILE, or --user/--role/--instance with --account, "
@@ -477,6 +485,29 @@ def verify(custody: Custody, incident_id: str) -> tuple[list[str], list[str], di
     return problems + snapshot_problems, notes + snapshot_notes, facts
 
 
+def cmd_answer(args: argparse.Namespace, out) -> int:
+    """approve / deny: answer the incident's pending approval (responder.approval.answer)."""
+    from responder.approval import ApprovalRefused, answer
+
+    if args.local:
+        raise CliError("an execution waiting for an approval lives in one process of the in-memory AWS: with --local "
+                       "use state_machines.local.approve/deny (README \"Approval\")", USAGE)
+    decision = "approve" if args.command == "approve" else "deny"
+    backend = Aws(args)
+    caller = backend.call("who am I (sts:GetCallerIdentity)",
+                          lambda: backend.session.client("sts").get_caller_identity()["Arn"])
+    try:
+        sent = backend.call(f"{decision} {args.incident}", lambda: answer(
+            table=backend.table(), sfn=backend.session.client("stepfunctions"), caller_arn=caller,
+            incident_id=args.incident, decision=decision, reason=args.reason or ""), missing=backend._no_table())
+    except ApprovalRefused as exc:
+        raise CliError(f"refused: {exc}", NOT_FOUND if "no incident" in str(exc) else USAGE) from None
+    verb = "approved: containment goes on" if decision == "approve" else "denied: the execution stands down"
+    print(f"{args.incident} {verb} (by {sent['by']} at {sent['at']}: {sent['reason']})", file=out)
+    print(f"follow it with: python -m cli status {args.incident}", file=out)
+    return OK
+
+
 def cmd_verify(args: argparse.Namespace, out) -> int:
     from stacks import names
 
@@ -764,6 +795,10 @@ def parser() -> argparse.ArgumentParser:
                             "same id shares the incident and its cut-off")
     start.add_argument("--dry-run", action="store_true",
                        help="plan only: list every change (API and target) that would be made; change nothing")
+    start.add_argument("--level", choices=("automatic", "approval", "observe"),
+                       help="the containment level of this request (default automatic: a person asked); approval "
+                            "waits for `approve` before containing (a target with the protection tag is then "
+                            "contained too)")
     start.add_argument("--no-wait", action="store_true", help="return once started")
     start.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                        help="how long to wait for the outcome (default 300; evidence of large volumes takes longer)")
@@ -790,6 +825,17 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     listing.add_argument("--json", action="store_true", help="print the records as JSON")
     listing.set_defaults(run=cmd_list)
+
+    for name, text in (("approve", "approve a pending containment: the execution contains the targets"),
+                       ("deny", "deny a pending containment: the execution stands down, nothing is contained")):
+        answer = commands.add_parser(
+            name, help=text, parents=[common],
+            description=f"{text[0].upper()}{text[1:]}. Reads the task token from the incident record, refuses an "
+                        "answered or expired request, sends the decision (states:SendTaskSuccess) with your identity "
+                        "(sts:GetCallerIdentity) and reason; both go into the record and the manifest.")
+        answer.add_argument("incident", help="incident id (the approval notification names it)")
+        answer.add_argument("--reason", required=True, help="why (recorded with your identity)")
+        answer.set_defaults(run=cmd_answer)
 
     check = commands.add_parser(
         "verify", help="check an incident's chain of custody: signature, snapshots' hashes and locks",

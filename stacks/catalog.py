@@ -40,6 +40,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  "Isolate an EC2 instance without destroying evidence"),
     FunctionSpec("CollectEvidence", "handlers.evidence.handler", 840, 512,
                  "Snapshot, copy to forensics under its key, hash block lists, tag, retain"),
+    FunctionSpec("RequestApproval", "handlers.approval.handler", 30, 256,
+                 "Store the approval's task token in the incident record, notify how to approve or deny"),
     FunctionSpec("Finalize", "handlers.finalize.handler", 90, 256,
                  "Outcome, incident record, evidence manifest, notification"),
 )

@@ -28,6 +28,7 @@ Context keys (see README "Deploy"):
 | `keyScope` | `all` (deactivate every active key of the user) or `named` (only the finding's key) | `all` |
 | `networkAclIsolation` | deny entries for an isolated instance's addresses in its VPC's network ACLs, minimum connection-tracking timeouts | `true` |
 | `removeConsoleAccess` | a quarantined user's console password is removed (DeleteLoginProfile) | `true` |
+| `containmentLevels` | per account group, finding type and severity band: `automatic`, `approval` or `observe`, the approval's deadline and default (README "Containment levels"; validated here, errors name the key) | every incident `automatic` |
 | `logLevel` | functions' log level | `INFO` |
 | `logRetentionDays` | retention of the functions' and the state machine's logs | `365` |
 | `evidenceRetentionDays` | Object Lock default retention of the evidence bucket, and the EBS Snapshot Lock duration of every forensics copy | `365` |
@@ -168,6 +169,7 @@ class Config:
     evidence_lock_mode: str = "COMPLIANCE"
     evidence_custodian_role: str = "ir-evidence-custodian"
     security_account_is_member: bool = False
+    containment_levels: str = ""  # the validated policy as compact JSON (responder.levels), "" = none
     athena_database: str = ""
     athena_table: str = ""
     athena_workgroup: str = ""
@@ -260,7 +262,9 @@ class Config:
         email = str(get("notificationEmail") or "").strip()
         if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             raise ConfigError(f"context 'notificationEmail': not an e-mail address: {email!r}")
+        levels = _containment_levels(get("containmentLevels"), members)
         return cls(
+            containment_levels=levels,
             layout=layout, region=region, security_account=security, forensics_account=forensics,
             member_accounts=members, external_id=external_id, notification_email=email,
             incident_table_name=table, forensics_key_arn=key_arn,
@@ -280,6 +284,33 @@ class Config:
         )
 
 
+def _containment_levels(value: Any, members: tuple[str, ...]) -> str:
+    """The containment-level policy, validated with the functions' own parser (responder.levels): a bad key fails
+    the synth naming it. Rules may name only member accounts. Returned as compact JSON for IR_CONTAINMENT_LEVELS."""
+    if value is None or value == "" or value == {}:
+        return ""
+    import sys
+
+    lambdas = str(ROOT / "lambdas")
+    if lambdas not in sys.path:
+        sys.path.insert(0, lambdas)
+    from responder.levels import SYNTH_MIN_TIMEOUT_SECONDS, LevelsError, parse
+
+    try:
+        policy = parse(value, min_timeout=SYNTH_MIN_TIMEOUT_SECONDS)
+    except LevelsError as exc:
+        raise ConfigError(f"context {exc.key!r}: {exc.problem}") from None
+    for name, accounts in policy["accountGroups"].items():
+        for i, account in enumerate(accounts):
+            if account not in members:
+                raise ConfigError(f"context 'containmentLevels.accountGroups.{name}[{i}]': {account} is not one of "
+                                  f"memberAccounts ({', '.join(members)})")
+    for r, rule in enumerate(policy["rules"]):
+        for i, account in enumerate(rule["accounts"]):
+            if account.isdigit() and account not in members:
+                raise ConfigError(f"context 'containmentLevels.rules[{r}].accounts[{i}]': {account} is not one of "
+                                  f"memberAccounts ({', '.join(members)})")
+    return json.dumps(policy, separators=(",", ":"), sort_keys=True)
 def _athena(get: Callable[[str], Any]) -> dict[str, str]:
     """The trail table keys: all of `ATHENA_KEYS` or none; each checked against what Athena, Glue and S3 accept."""
     values = {k: str(get(k) or "").strip() for k in (*ATHENA_KEYS, "athenaDatePartition")}

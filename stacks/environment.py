@@ -44,6 +44,7 @@ def function_environment(config: Config, *, partition: str, table_name: str, top
         "IR_REGIONS": config.region,
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(partition, config.security_account)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if config.remove_console_access else "false",
+        "IR_CONTAINMENT_LEVELS": config.containment_levels,
         "IR_TRAIL_DATABASE": config.athena_database,
         "IR_TRAIL_TABLE": config.athena_table,
         "IR_TRAIL_WORKGROUP": config.athena_workgroup,

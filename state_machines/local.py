@@ -336,6 +336,7 @@ def deploy(
     quarantine_policy_arn: str | None = None,
     external_id: str = "ir-responder",
     log_level: str = "WARNING",
+    containment_levels: dict | str | None = None,
     athena_database: str | None = None,
     athena_table: str | None = None,
     athena_workgroup: str | None = None,
@@ -352,8 +353,14 @@ def deploy(
     there; the in-memory engine answers from every account's recorded CloudTrail events
     (state_machines/gaps_athena.py). `athena_date_partition` names its yyyy/MM/dd partition column.
     `cloudtrail_lake=True` (instead of a table) gives it an organization CloudTrail Lake event data store
-    (context key cloudTrailLakeEventDataStore; state_machines/gaps_lake.py)."""
+    (context key cloudTrailLakeEventDataStore; state_machines/gaps_lake.py).
+
+    `containment_levels`: the containment-level policy (README "Containment levels and approval"; validated like
+    the CDK context, except that approval deadlines of a second are allowed here)."""
+    from responder.levels import parse
     from state_machines import local_stacks
+
+    levels = parse(containment_levels) if containment_levels not in (None, "", {}) else None
 
     region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     members = (member_account,) if isinstance(member_account, str) else tuple(member_account or ())
@@ -432,6 +439,7 @@ def deploy(
         "IR_REGIONS": region,
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(local_stacks.PARTITION, DEFAULT_ACCOUNT)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if remove_console_access else "false",
+        "IR_CONTAINMENT_LEVELS": json.dumps(levels, separators=(",", ":")) if levels else "",
         "IR_TRAIL_DATABASE": athena_database or "",
         "IR_TRAIL_TABLE": athena_table or "",
         "IR_TRAIL_WORKGROUP": athena_workgroup or "",
@@ -577,6 +585,59 @@ def wait(execution_arn: str, deployment: Deployment, *, timeout: float = 300.0) 
         output=json.loads(output) if output else None, error=described.get("error"), cause=described.get("cause"),
         states=states, events=events,
     )
+
+
+def start(input: Any, deployment: Deployment, *, name: str | None = None) -> str:
+    """Start the shipped state machine with `input` and return the execution ARN at once (see `wait`): for an
+    execution that waits for an approval (`approve`, `deny`)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=deployment.region)
+    return sfn.start_execution(stateMachineArn=deployment.state_machine_arn, name=name or f"local-{uuid.uuid4().hex[:16]}",
+                               input=_input_text(input))["executionArn"]
+
+
+def pending_approval(incident_id: str, deployment: Deployment, *, timeout: float = 60.0) -> dict:
+    """Wait until the incident's record holds a pending approval request (the execution reached AwaitApproval) and
+    return it (``taskToken``, ``deadline``, ``onTimeout``...)."""
+    from responder.aws.dynamodb import IncidentTable
+
+    table = IncidentTable(session(None, deployment.region).client("dynamodb"), deployment.table_name)
+    deadline = time.time() + timeout
+    while True:
+        approval = (table.get(incident_id) or {}).get("approval") or {}
+        if approval.get("status") == "pending" and approval.get("taskToken"):
+            return approval
+        if time.time() > deadline:
+            raise TimeoutError(f"no pending approval for {incident_id} after {timeout} s")
+        time.sleep(0.02)
+
+
+def approve(incident_id: str, deployment: Deployment, *, reason: str, by: str | None = None,
+            account: str | None = None) -> dict:
+    """Approve the incident's pending containment, exactly as ``python -m cli approve`` does: read the token from the
+    incident record, refuse a decided or expired request (`responder.approval.ApprovalRefused`), SendTaskSuccess,
+    mark the record. `by`: the approver's ARN (default: the caller identity of `account`'s administrator session,
+    default the security account). Returns the decision sent."""
+    return _answer("approve", incident_id, deployment, reason=reason, by=by, account=account)
+
+
+def deny(incident_id: str, deployment: Deployment, *, reason: str, by: str | None = None,
+         account: str | None = None) -> dict:
+    """Deny the incident's pending containment (see `approve`): the execution stands down, nothing is contained."""
+    return _answer("deny", incident_id, deployment, reason=reason, by=by, account=account)
+
+
+def _answer(decision: str, incident_id: str, deployment: Deployment, *, reason: str, by: str | None,
+            account: str | None) -> dict:
+    from responder import approval
+    from responder.aws.dynamodb import IncidentTable
+
+    operator = session(account, deployment.region)
+    table = IncidentTable(session(None, deployment.region).client("dynamodb"), deployment.table_name)
+    caller = by or operator.client("sts").get_caller_identity()["Arn"]
+    return approval.answer(table=table, sfn=operator.client("stepfunctions"), caller_arn=caller,
+                           incident_id=incident_id, decision=decision, reason=reason)
 
 
 def matches_rule(event: dict) -> bool:

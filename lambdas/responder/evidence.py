@@ -4,7 +4,8 @@ advance without waiting and returns the new state; Step Functions waits (``waitS
 
 The chain, per volume (each step reads first, so a retried or repeated call changes nothing twice)::
 
-    snapshot   one crash-consistent set of all attached volumes (ec2:CreateSnapshots, after isolation), tagged
+    snapshot   one crash-consistent set of all attached volumes (ec2:CreateSnapshots, after isolation - or before
+               an approval, ``awaiting_approval``: then the chain adopts that set after the isolation), tagged
                ir:incident / ir:collected-by at creation and ir:source = the volume's ARN right after
     reencrypt  encrypted and not already under the member account's evidence-sharing key: copy it in the member
                account under that key (the default aws/ebs key cannot be shared; a workload's own key is not
@@ -74,6 +75,7 @@ from responder.evidence_retention import (
     set_description,
 )
 from responder.journal import Journal, iso, utcnow
+from responder.protection import protected_reason
 from responder.settings import Settings
 
 BASE_WAIT = 30
@@ -92,6 +94,7 @@ PLANNED_DIGEST = "sha256:<digest of the block list>"
 NOT_YET_CODES = frozenset({"InvalidSnapshot.NotFound"})
 NOT_YET_DELAYS = (0.5, 1.0, 2.0)
 NOT_YET_CALLS = 5
+AWAITING_APPROVAL = "awaiting_approval"  # the isolation status before an approval (SnapshotBeforeApproval)
 QUARANTINED = ("isolated", "incomplete")  # ir:quarantine values the isolation writes
 
 # Limits that clear by themselves: retried on the next call, not a failure.
@@ -319,6 +322,14 @@ class _Run:
             return self._out(done=True, status="skipped", reason=reason)
         member = self.a.member
         instance = member.instance(self.instance_id)
+        if self.isolation.get("status") == AWAITING_APPROVAL and instance is not None:
+            # before an approval nothing has isolated (or checked) the instance: its protection is checked here.
+            # A protection tag asks for approval, not immunity: snapshots change nothing, so they may be taken.
+            reason = protected_reason(member.instance_arn(self.instance_id), tag_map(instance.get("Tags")),
+                                      self.settings, approved=True)
+            if reason:
+                self.j.note("protected", member.instance_arn(self.instance_id), detail=reason)
+                return self._out(done=True, status="skipped", reason=f"protected: {reason}", snapshots=[])
         captured = captured_volumes(self.isolation)
         if instance is None and not captured:
             self.j.note("not_found", self.instance_id, detail="no such instance in the account")

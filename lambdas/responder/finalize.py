@@ -25,6 +25,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from responder import approval as approvals
 from responder import custody
 from responder import manifest as manifests
 from responder import notify, records, shapes
@@ -116,6 +117,14 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
         out["duplicateOf"] = incident["duplicateOf"]
     if incident.get("protectionConfigError"):
         out["protectionConfigError"] = incident["protectionConfigError"]
+    if (incident.get("containment") or {}).get("level", "automatic") != "automatic":
+        out["containment"] = incident["containment"]
+    if "approval" in incident:
+        out["approval"] = approvals.recorded(incident["approval"])
+    if state.get("evidenceBeforeApproval"):
+        out["evidenceBeforeApproval"] = [
+            {"instanceId": i.get("instanceId"), "status": shapes.status_of(i.get("evidence") or {})}
+            for i in state["evidenceBeforeApproval"] if isinstance(i, dict)][:MAX_LISTED]
     if incident.get("signal"):
         out["signal"] = incident["signal"]
     if not out["identities"] and not out["instances"]:
@@ -259,10 +268,19 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                 "dispositionReason": incident.get("dispositionReason") or None,
                 "notification": {"subject": subject, "priority": notify.PRIORITY.get(out["outcome"], "high")},
                 "recordingErrors": list(steps.errors) or None,
+                "containment": incident.get("containment"),
             }
+            if "approval" in incident:  # the request (deadline) and the answer; the token is gone
+                asked = {k: v for k, v in ((item or {}).get("approval") or {}).items() if k != "taskToken"}
+                answered = out["approval"] or {}
+                status = {"approve": "approved", "deny": "denied", "timed_out": "timed_out"}.get(
+                    answered.get("decision"), "invalid")
+                fields["approval"] = {**asked, **answered, "status": status,
+                                      "decidedAt": answered.get("at") or when}
             result = steps.run("record", lambda: records.finish(
                 table(), incident, execution_id=execution_id, outcome=out["outcome"],
-                entries=failure_entries(state, when) + [_closing(out, when)], fields=fields, now=now))
+                entries=failure_entries(state, when) + _approval_entries(out, when) + [_closing(out, when)],
+                fields=fields, now=now))
             if result:
                 out["record"]["result"] = result
 
@@ -292,6 +310,18 @@ def _target_status(out: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"type": "Instance", "target": item.get("instanceId"),
                      "status": shapes.status_of(isolation), "evidence": shapes.status_of(evidence)})
     return rows
+
+
+def _approval_entries(out: dict[str, Any], when: str) -> list[dict[str, Any]]:
+    """The approval's answer as a timeline entry (who, when, why; or the deadline that passed)."""
+    answered = out.get("approval")
+    if not answered:
+        return []
+    detail = (f"{answered.get('decision')} by {answered.get('by')} at {answered.get('at')}: {answered.get('reason')}"
+              if answered.get("by") else f"{answered.get('decision')} (onTimeout {answered.get('onTimeout')})"
+              if answered.get("decision") == "timed_out" else f"{answered.get('decision')}: {answered.get('output')}")
+    return [{"time": answered.get("at") or when, "task": "approval", "step": "decision",
+             "status": answered.get("decision"), "target": out.get("incidentId") or "incident", "detail": detail[:600]}]
 
 
 def _closing(out: dict[str, Any], when: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 from responder.errors import best_effort, error_code, is_transient, recorded
 from responder.journal import Journal
 from responder.policies import covers, revoke_cutoff, revoke_older_sessions
-from responder.protection import TAG_UNVERIFIED, UNVERIFIABLE, protected_reason, tag_claim, tagged
+from responder.protection import TAG_UNVERIFIED, UNVERIFIABLE, approved, protected_reason, tag_claim, tagged
 from responder.scope import lookup_regions, window
 from responder.settings import DENY_ALL_POLICY_NAME, REVOKE_POLICY_NAME, Settings
 
@@ -178,7 +178,21 @@ def _protection(arn: str, kind: str, name: str, tags: dict | None, incident: dic
                             complete=complete)
         facts["protectionTag"] = {"verdict": verdict.verdict, "why": verdict.why,
                                   **({"event": verdict.event} if verdict.event else {})}
-    return protected_reason(arn, tags, settings, account=account, partition=partition, tag_verdict=verdict), facts
+    if verdict is not None and approved(incident):
+        answer = incident["approval"]
+        facts["protectionTag"]["approvedBy"] = {k: answer.get(k) for k in ("by", "at", "reason")}
+    return protected_reason(arn, tags, settings, account=account, partition=partition, tag_verdict=verdict,
+                            approved=approved(incident)), facts
+
+
+def _tag_notes(journal: Journal, arn: str, facts: dict) -> None:
+    tag = facts.get("protectionTag") or {}
+    if tag.get("verdict") == "void":
+        journal.note("unprotected", arn, detail=f"protection tag ignored: {tag['why']}")
+    elif tag.get("approvedBy"):
+        who = tag["approvedBy"]
+        journal.note("unprotected", arn, detail=f"protection tag ({tag.get('verdict')}): containment approved by "
+                                                f"{who.get('by')} at {who.get('at')}: {who.get('reason')}")
 
 
 def _contain_command(incident: dict, kind: str, name: str) -> list[str]:
@@ -200,7 +214,19 @@ def _protected(journal: Journal, identity: dict, arn: str, reason: str, facts: d
     if reason in (UNVERIFIABLE, TAG_UNVERIFIED):
         extra = {"manualSteps": _contain_command(incident, kind, name)} if reason == TAG_UNVERIFIED else {}
         return _result(identity, arn, journal, "protection_unverified", reason=reason, **facts, **extra)
-    return _result(identity, arn, journal, "protected", reason=reason, **facts)
+    extra = {}
+    if (facts.get("protectionTag") or {}).get("verdict") == "protects":  # the tag asks for approval, not immunity
+        extra["manualSteps"] = _approval_command(incident, kind, name)
+    return _result(identity, arn, journal, "protected", reason=reason, **facts, **extra)
+
+
+def _approval_command(incident: dict, kind: str, name: str) -> list[str]:
+    option = "--user" if kind == "user" else "--role"
+    return [f"The {kind} carries the protection tag: it asks for a person's approval, not immunity. To contain it, "
+            "start a response that waits for an approval, then approve it:",
+            f"python -m cli start {option} {name} --account {incident.get('accountId')} --region "
+            f"{incident.get('region')} --reason \"<why>\" --level approval",
+            'python -m cli approve <incident id> --reason "<why>"']
 
 
 def _not_found(journal: Journal, identity: dict, incident: dict, looked_for: str, why: str,
@@ -282,8 +308,7 @@ def contain_user(iam: Iam, journal: Journal, identity: dict, incident: dict, set
         tags = None
     reason, protection_facts = _protection(arn, "user", name, tags, incident, settings, trail)
     facts.update(protection_facts)
-    if protection_facts.get("protectionTag", {}).get("verdict") == "void":
-        journal.note("unprotected", arn, detail=f"protection tag ignored: {protection_facts['protectionTag']['why']}")
+    _tag_notes(journal, arn, protection_facts)
     if reason:
         return _protected(journal, identity, arn, reason, facts, incident, "user", name)
 
@@ -464,8 +489,7 @@ def contain_role(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
     reason, protection_facts = _protection(arn, "role", name, tags, incident, settings, trail)
     facts.update(protection_facts)
-    if protection_facts.get("protectionTag", {}).get("verdict") == "void":
-        journal.note("unprotected", arn, detail=f"protection tag ignored: {protection_facts['protectionTag']['why']}")
+    _tag_notes(journal, arn, protection_facts)
     if reason:
         return _protected(journal, identity, arn, reason, facts, incident, "role", name)
     revoke(journal, arn, incident["cutoff"],

@@ -49,7 +49,7 @@ from responder.arns import GROUP_NAMES, PURPOSE_TAG, QUARANTINE, UNTRACK, ebs_vo
 from responder.errors import AccountAccessError, recorded
 from responder.identity import revoke
 from responder.journal import Journal, StepFailed, iso, utcnow
-from responder.protection import UNVERIFIABLE, protected_reason
+from responder.protection import UNVERIFIABLE, approved, protected_reason
 from responder.settings import REVOKE_POLICY_NAME, Settings
 
 QUARANTINE_TAG = "ir:quarantine"
@@ -620,7 +620,7 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
     if instance is None or state in GONE_STATES:
         journal.note("not_found", arn, detail=f"instance is {state}" if state else "no such instance")
         return _result(instance_id, arn, journal, "not_found")
-    reason = protected_reason(arn, tag_map(instance.get("Tags")), settings)
+    reason = protected_reason(arn, tag_map(instance.get("Tags")), settings, approved=approved(incident))
     if reason:
         journal.note("protected", arn, detail=reason)
         return _result(instance_id, arn, journal,

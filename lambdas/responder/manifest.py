@@ -94,6 +94,8 @@ def build(*, incident: dict[str, Any], finding: Any, summary: dict[str, Any], ti
     }
     if record.get("timelineOmitted"):
         document["timelineOmitted"] = record["timelineOmitted"]
+    if summary.get("approval"):  # who approved or denied, when and why (or the deadline that passed)
+        document["approval"] = summary["approval"]
     return document
 
 

@@ -39,11 +39,14 @@ LABELS = {
     "dry_run_plan": "DRY RUN",
     "not_handled": "NOT HANDLED",
     "duplicate": "DUPLICATE",
+    "approval_required": "APPROVAL REQUIRED",
+    "approval_denied": "DENIED - NOT CONTAINED",
+    "approval_timed_out": "NO APPROVAL - NOT CONTAINED",
 }
 PRIORITY = {
     "failed": "high", "partially_contained": "high", "protection_unverified": "high", "protected": "high",
     "manual_action_required": "high", "not_found": "high", "contained": "normal", "dry_run_plan": "normal", "duplicate": "low",
-    "not_handled": "low",
+    "not_handled": "low", "approval_denied": "normal", "approval_timed_out": "high",
 }
 _KIND = {"IAMUser": "user", "AssumedRole": "role", "FederatedUser": "federated"}
 
@@ -120,12 +123,21 @@ def headline(summary: dict[str, Any]) -> str:
         "dry_run_plan": f"Dry run for {names} in {where}: "
                         f"{len(summary.get('plan') or []) + int(summary.get('planOmitted') or 0)} change(s) would be "
                         "made. Nothing changed.",
+        "approval_denied": f"Containment of {names} in {where} was not approved ({_decision(summary)}): nothing "
+                           "was contained.",
+        "approval_timed_out": f"Nobody approved containment of {names} in {where} before the deadline: nothing was "
+                              "contained (onTimeout stand_down). Start a manual request to contain now.",
         "not_handled": f"Not acted on: {summary.get('dispositionReason') or 'not handled'}.",
         "duplicate": f"Re-published finding, already handled by {(summary.get('duplicateOf') or {}).get('executionId')}"
                      f": {summary.get('dispositionReason')}. Nothing changed.",
     }.get(outcome, f"Outcome {outcome} for {names} in {where}.")
 
 
+def _decision(summary: dict[str, Any]) -> str:
+    approval = summary.get("approval") or {}
+    if approval.get("decision") == "deny":
+        return f"denied by {approval.get('by') or '?'}: {approval.get('reason') or 'no reason given'}"
+    return f"the answer was not an approval: {approval.get('output') or approval.get('decision')}"
 def left_out(signal: dict[str, Any]) -> list[str]:
     """What the signal named that this response did not act on, in words (over the target cap, groups not read)."""
     out = [f"{count} {kind} over the limit of targets per incident: contain them with a manual request"
@@ -168,7 +180,7 @@ def message(summary: dict[str, Any]) -> dict[str, Any]:
         "failures": (summary.get("failures") or [])[:MAX_LISTED],
         "nothingUndone": True,
     }
-    for key in ("attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
+    for key in ("approval", "containment", "evidenceBeforeApproval", "attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
                 "record", "manifest",
                 "recordingErrors", "failure", "scope", "signal", "pivots", "rotation"):
         if summary.get(key):

@@ -13,6 +13,10 @@ Outcomes (one per incident, each notified):
                              instance. Nothing was contained for it; the others are reported as they ended
 ``manual_action_required``   root / federated / Identity Center identities: the record lists the steps
 ``dry_run_plan``             a dry run: the plan lists every change that would be made
+``approval_denied``          the containment level required an approval and a person denied it (or answered
+                             something that is not an approval): nothing was contained
+``approval_timed_out``       nobody answered before the deadline and the level's ``onTimeout`` is ``stand_down``:
+                             nothing was contained (evidence taken before the approval is kept)
 ``not_handled``              a finding type, sample or severity the responder does not act on
 ``duplicate``                a re-published finding already answered by an earlier incident
 
@@ -46,6 +50,8 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
     disposition = incident.get("disposition")
     if disposition in ("not_handled", "duplicate"):
         outcome = disposition
+    elif not statuses and not failure and _stood_down(incident):
+        outcome = _stood_down(incident)
     elif failure and not statuses:
         outcome = "failed"
     elif "failed" in statuses or failure:
@@ -67,6 +73,17 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
         name = "EvidenceIntegrityError"
     cause = _cause(incident, statuses, failure, state) if name else None
     return {"outcome": outcome, "fail": name is not None, "error": name, "cause": cause}
+
+
+def _stood_down(incident: dict[str, Any]) -> str | None:
+    """``approval_denied`` / ``approval_timed_out`` when the approval ended without containing, else None."""
+    approval = incident.get("approval")
+    if approval is None or (incident.get("containment") or {}).get("level") != "approval":
+        return None
+    decision = approval.get("decision") if isinstance(approval, dict) else None
+    if decision == "approve" or (decision == "timed_out" and approval.get("onTimeout") == "contain"):
+        return None
+    return "approval_timed_out" if decision == "timed_out" else "approval_denied"
 
 
 def _changed(state: dict[str, Any]) -> bool:

@@ -16,6 +16,12 @@ A target is protected when any of these holds:
   established (older than event history's 90 days, lookup failed) is an unverified claim: the target is not
   contained automatically, and the notification says how to contain it.
 
+**A protection tag asks for approval, not immunity.** Once a person approved the incident's containment
+(`approved`: the containment level ``approval``, answered ``approve``), the tag - verified or not - no longer
+stops it; the responder's own roles, the configured patterns and an unreadable tag set still do. Without an
+approval a tagged target is left untouched as before, and the notification says how to contain it with one (a
+manual request with ``"level": "approval"``).
+
 Fail closed: if the tags could not be read, or the deployment's protection configuration is missing or unusable
 (``Settings.protection_config_error``), the caller must not contain the target (see `UNVERIFIABLE`). The
 responder's own roles are recognised even then.
@@ -67,11 +73,19 @@ def tagged(tags: Mapping[str, str] | None, settings: Settings) -> bool:
                               for k, v in tags.items())
 
 
+def approved(incident: Mapping[str, Any] | None) -> bool:
+    """Did a person approve this incident's containment (AwaitApproval answered ``approve``)?"""
+    answer = (incident or {}).get("approval")
+    return isinstance(answer, dict) and answer.get("decision") == "approve"
+
+
 def protected_reason(arn: str, tags: Mapping[str, str] | None, settings: Settings, *, account: str | None = None,
-                     partition: str = "aws", tag_verdict: "TagClaim | None" = None) -> str | None:
+                     partition: str = "aws", tag_verdict: "TagClaim | None" = None,
+                     approved: bool = False) -> str | None:
     """Why `arn` must not be contained, or None. `tags=None` means the tags could not be read: protected.
     `tag_verdict`: what CloudTrail says about the protection tag (`tag_claim`); None means a tag alone
-    protects (instances: EC2 tags of an instance are not claimed by the attacker's own principal)."""
+    protects (instances: EC2 tags of an instance are not claimed by the attacker's own principal). `approved`: a
+    person approved the containment: the protection tag no longer protects."""
     if arn in own_role_arns(settings, partition=partition, account=account):
         return f"{arn} is one of the responder's own roles"
     if settings.protection_config_error:
@@ -81,7 +95,7 @@ def protected_reason(arn: str, tags: Mapping[str, str] | None, settings: Setting
             return f"{arn} matches the protected pattern {pattern}"
     if tags is None:
         return UNVERIFIABLE
-    if tagged(tags, settings):
+    if tagged(tags, settings) and not approved:
         if tag_verdict is None or tag_verdict.verdict == "protects":
             return f"{arn} is tagged {settings.protected_tag}=true" + (
                 f" ({tag_verdict.why})" if tag_verdict else "")

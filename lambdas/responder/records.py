@@ -353,6 +353,19 @@ def _aws_call(what: str, fn: Callable[[], Any]) -> Any:
         raise IncidentRecordError(f"{what}: {code}: {str(exc)[:300]}") from exc
 
 
+aws_call = _aws_call
+
+
+def request_approval(table: Any, incident_id: str, pending: dict[str, Any], now: datetime | None = None) -> None:
+    """Store the pending approval (responder.approval.request: the task token, the deadline) on the incident's
+    item, where `python -m cli approve|deny` finds it. Only while this execution owns the record."""
+    update = _Update().set("approval", pending).set("updatedAt", stamp(now or _now()))
+    condition = f"{update.n('executionId')} = {update.v(pending['executionId'])}"
+    if not _aws_call("store the approval request", lambda: update.run(table, incident_id, condition)):
+        raise IncidentRecordError(f"incident record {incident_id} is owned by another execution: no approval "
+                                  "requested")
+
+
 def execution_status(executions: Any) -> Callable[[str], str]:
     """`executions.status` for `claim`: transient errors retry Triage; any other error answers ``UNKNOWN``
     (treated as still running: a duplicate, never a second concurrent response)."""

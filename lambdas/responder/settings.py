@@ -43,6 +43,8 @@ ENV: dict[str, str] = {
     "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
     "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
                                 "(DeleteLoginProfile, its creation date recorded)",
+    "IR_CONTAINMENT_LEVELS": "containment-level policy as JSON (responder.levels): automatic, approval or observe per "
+                             "account group, finding type and severity ('' = every incident automatic)",
     "IR_TRAIL_DATABASE": "Glue database of the organization trail's Athena table ('' = no trail table: event history)",
     "IR_TRAIL_TABLE": "the organization trail's Athena table (CloudTrail's schema)",
     "IR_TRAIL_WORKGROUP": "Athena workgroup the scope queries run in (its output location receives the results)",
@@ -95,6 +97,8 @@ class Settings:
     regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
     responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
     remove_console_access: bool = True
+    containment_levels: dict = field(default_factory=dict, hash=False, compare=False)  # parsed (responder.levels.parse); {} = not read
+    containment_levels_error: str = ""  # why the policy is unusable: every incident then needs approval
     trail_database: str = ""  # all three set: scope captures run on the organization trail (responder/scope.py)
     trail_table: str = ""
     trail_workgroup: str = ""
@@ -145,6 +149,7 @@ class Settings:
             trail_date_partition=env.get("IR_TRAIL_DATE_PARTITION", ""),
             trail_event_data_store=env.get("IR_TRAIL_EVENT_DATA_STORE", ""),
             protection_config_error=protection_config_error(env),
+            **_containment_levels(env.get("IR_CONTAINMENT_LEVELS", "")),
         )
 
 
@@ -158,6 +163,16 @@ def protection_config_error(env: Mapping[str, str]) -> str:
     if bad:
         return f"IR_PROTECTED_PRINCIPALS entry {bad[0][:80]!r} is not an ARN pattern (arn:...)"
     return ""
+
+
+def _containment_levels(text: str) -> dict:
+    """The parsed policy, or (fail closed) the reason it cannot be used: the incidents then wait for approval."""
+    from responder.levels import LevelsError, parse
+
+    try:
+        return {"containment_levels": parse(text)}
+    except LevelsError as exc:
+        return {"containment_levels": {}, "containment_levels_error": f"IR_CONTAINMENT_LEVELS: {exc}"}
 
 
 # In Lambda this stays unset and os.environ is the function's environment. The local runtime runs several

@@ -19,6 +19,8 @@ The incident (a JSON dict) carries:
 ``disposition``  ``respond`` or ``not_handled`` (with ``dispositionReason``).
 ``dryRun``       plan only.
 ``cutoff``       UTC now, rounded up to the second: credentials issued before it are revoked.
+``containment``  the containment level (responder.levels.decide: the deployment's policy, or a manual request's
+                 ``level``): ``{level, rule, approvalTimeoutSeconds, onTimeout, evidenceBeforeApproval}``.
 ``eventFirstSeen``  the finding's first sighting as GuardDuty reports it (when present): the scope window's start.
 
 `triage` is the whole task (Triage's handler only wires it): normalize, the deployment's switches (`switches`), the
@@ -31,7 +33,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from responder import scope, signals_exposed, signals_groups, signals_s3, signals_sequence
+from responder import levels, scope, signals_exposed, signals_groups, signals_s3, signals_sequence
 from responder.errors import IncidentRecordError, InvalidInput
 from responder.settings import Settings
 
@@ -57,7 +59,9 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(
 # userType values of accessKeyDetails (GuardDuty): what the identity branch can do with each.
 IDENTITY_TYPES = ("IAMUser", "AssumedRole", "Root", "FederatedUser", "Role", "AWSAccount", "AWSService", "Unknown")
 HANDLED_RESOURCES = ("AccessKey", "Instance", signals_s3.RESOURCE_TYPE, signals_sequence.RESOURCE_TYPE)
-MANUAL_KEYS = {"accountId", "region", "reason", "iamUsers", "roles", "instances", "incidentId", "dryRun", "partition"}
+MANUAL_KEYS = {"accountId", "region", "reason", "iamUsers", "roles", "instances", "incidentId", "dryRun", "partition",
+               "level"}
+LEVELS = ("automatic", "approval", "observe")  # responder.levels
 MAX_TARGETS = 50
 SAMPLE_INSTANCE = "i-99999999"
 
@@ -343,6 +347,8 @@ def _manual(request: Any, execution_name: str, now: datetime, regions: tuple[str
         reason=reason, now=now,
     )
     incident["dryRun"] = dry_run
+    if request.get("level") is not None:
+        incident["requestedLevel"] = _str(request["level"], f"{p}level", re.compile("|".join(LEVELS)), max_len=16)
     incident["identities"] = [{"type": "IAMUser", "name": u} for u in users] + [
         {"type": "AssumedRole", "name": r} for r in roles
     ]
@@ -390,6 +396,14 @@ def switches(settings: Settings) -> dict[str, Any]:
     return out
 
 
+def containment(incident: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The incident's containment level (responder.levels); an unusable policy fails closed (approval)."""
+    if settings.containment_levels_error:
+        return levels.fail_closed(settings.containment_levels_error)
+    policy = settings.containment_levels or levels.parse(None)
+    return levels.decide(policy, incident, requested=incident.pop("requestedLevel", None))
+
+
 def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settings,
            claim: Callable[[dict[str, Any]], dict[str, Any]], now: datetime | None = None,
            groups: Callable[[dict[str, Any]], signals_groups.Read] | None = None) -> dict[str, Any]:
@@ -400,6 +414,9 @@ def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settin
     sequence's Auto Scaling groups are read before the claim (`groups(incident)`: the reader of their instances in
     the incident's account, responder.signals_groups), so the record names every instance answered."""
     incident = normalize(raw, execution_name=execution_name, now=now, regions=settings.regions or None)
+    incident["containment"] = containment(incident, settings)
+    if incident["containment"]["level"] == "observe":
+        incident.update(dryRun=True, observeOnly=True)
     incident.update(switches(settings))
     if incident.get("autoScalingGroups") and groups is not None:
         incident = signals_groups.expand(incident, groups(incident), MAX_TARGETS)

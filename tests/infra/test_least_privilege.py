@@ -304,9 +304,11 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
     signer = {f"arn:{P}:iam::{config.forensics_account}:role/{names.SIGNER_ROLE_NAME}"}
     # Triage reads an attack sequence's Auto Scaling groups in the member account (DescribeAutoScalingGroups,
     # responder.signals_groups) through the read-only twin of the member role, never the member role (issue 12:
-    # Triage and Finalize assume no member role); Finalize signs through the custody signer role
-    expected = {"Triage": readers, "Finalize": forensics | signer, "ContainIdentities": members | forensics,
-                "IsolateInstance": members | forensics, "CollectEvidence": members | forensics}
+    # Triage and Finalize assume no member role); Finalize signs through the custody signer role; RequestApproval
+    # only publishes the approval request
+    expected = {"Triage": readers, "RequestApproval": set(), "Finalize": forensics | signer,
+                "ContainIdentities": members | forensics, "IsolateInstance": members | forensics,
+                "CollectEvidence": members | forensics}
     assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))

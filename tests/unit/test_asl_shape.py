@@ -28,14 +28,20 @@ def test_every_task_has_comment_timeout_retry_and_catch():
     assert tasks()
     for name, task in tasks().items():
         assert task.get("Comment"), name
-        assert isinstance(task.get("TimeoutSeconds"), int) and task["TimeoutSeconds"] > 0, name
+        if task.get("Resource", "").endswith(".waitForTaskToken"):  # a person's deadline, from the containment level
+            assert task.get("TimeoutSecondsPath") == "$.incident.containment.approvalTimeoutSeconds", name
+        else:
+            assert isinstance(task.get("TimeoutSeconds"), int) and task["TimeoutSeconds"] > 0, name
         assert task.get("Retry") and "TransientAwsError" in task["Retry"][0]["ErrorEquals"], name
         assert task.get("Catch") and task["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
 
 
 def test_every_task_selects_its_result():
     for name, task in tasks().items():
-        assert "ResultSelector" in task or name == "Finalize", name  # Finalize's result is the output itself
+        # Finalize's result is the output itself; AwaitApproval's is a person's answer, whose fields may be missing
+        # (a ResultSelector path that is missing raises States.Runtime, which no Catch handles): responder.approval
+        # reads it defensively, and ApprovalDecision contains only on an explicit "approve"
+        assert "ResultSelector" in task or name in ("Finalize", "AwaitApproval"), name
         assert "ResultPath" in task, name
 
 
@@ -44,7 +50,11 @@ def test_every_catch_of_a_task_reaches_the_one_failure_slot():
     for name, task in tasks().items():
         for catch in task["Catch"]:
             target = every[catch["Next"]]
-            if target["Type"] == "Pass":  # a Pass turns Step Functions' {Error, Cause} into the Failure shape
+            if catch["ErrorEquals"] == ["States.Timeout"] and task["Resource"].endswith(".waitForTaskToken"):
+                # nobody answered in time: not a failure but the level's default (onTimeout), recorded as the answer
+                assert target["Type"] == "Pass" and target["ResultPath"] == "$.incident.approval", (name, catch)
+                assert target["Parameters"]["decision"] == "timed_out", (name, catch)
+            elif target["Type"] == "Pass":  # a Pass turns Step Functions' {Error, Cause} into the Failure shape
                 text = json.dumps(target["Parameters"])
                 assert '"failure"' in text and '"error.$"' in text and '"cause.$"' in text, (name, catch["Next"])
             else:
