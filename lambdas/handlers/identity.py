@@ -64,12 +64,12 @@ def handler(event: dict, context: object) -> dict:
     identities = result["identities"]
 
     def cloudtrail_for(region):
-        return CloudTrail(member("cloudtrail", region))
+        return CloudTrail(aws.member("cloudtrail", region))
 
     # what the attacker minted, from the same events (after its principal is contained: it cannot mint more)
     with journals.recorded_on_failure(first=scope.get("entries") or []):
         followed = pivots.run(incident, captured=scope.get("events") or {}, identities=identities, iam_for=iam_for,
-                              kms_for=lambda region, journal: KeyGrants(member("kms", region), journals.watch(journal)),
+                              kms_for=lambda region, journal: KeyGrants(aws.member("kms", region), journals.watch(journal)),
                               settings=config, trail=IdentityTrail(cloudtrail_for, incident),
                               cloudtrail_for=cloudtrail_for, time_left=seconds_left)
     entries = list(scope.get("entries") or [])[:first] + [dict(e, subject=t.get("target")) for t in identities
