@@ -3,9 +3,9 @@
 A target is protected when any of these holds:
 
 * it is one of the responder's own roles, by **exact ARN**: the function and state machine roles in the security
-  account (``IR_RESPONDER_ROLE_ARNS``), the forensics role (``IR_FORENSICS_ROLE_ARN``), and in the account acted
-  in the member role (``IR_MEMBER_ROLE_NAME``), its read-only twin (``<name>-read``) and the deny-all profile's role, both at path ``/``. Never by a name
-  prefix: an attacker's ``ir-responder-backdoor`` role, or an ``ir-responder-member`` in an account or path the
+  account (``IR_RESPONDER_ROLE_ARNS``), the forensics role (``IR_FORENSICS_ROLE_ARN``) and the custody signer role
+  (``IR_CUSTODY_SIGNER_ROLE_ARN``), and in the account acted in the member role (``IR_MEMBER_ROLE_NAME``), its
+  read-only twin (``<name>-read``) and the deny-all profile's role, all at path ``/``. Never by a name prefix: an attacker's ``ir-responder-backdoor`` role, or an ``ir-responder-member`` in an account or path the
   stacks did not make, is contained like any other;
 * its ARN matches one of the configured patterns (``IR_PROTECTED_PRINCIPALS``, shell-style wildcards). IAM names
   are case-insensitive, so patterns are too, and a pattern without a path matches the name under any path:
@@ -42,8 +42,9 @@ TAG_UNVERIFIED = "protection tag could not be verified"
 def own_role_arns(settings: Settings, *, partition: str = "aws", account: str | None = None) -> frozenset[str]:
     """The exact ARNs of the responder's own roles that can appear in `account` (the account acted in)."""
     arns = set(settings.responder_role_arns)
-    if settings.forensics_role_arn:
-        arns.add(settings.forensics_role_arn)
+    for arn in (settings.forensics_role_arn, settings.custody_signer_role_arn):
+        if arn:
+            arns.add(arn)
     if account:
         arns.update(f"arn:{partition}:iam::{account}:role/{name}"
                     for name in (settings.member_role_name, settings.member_role_name + "-read", DENY_ALL_ROLE_NAME))

@@ -9,7 +9,8 @@ from responder.settings import Settings
 
 ACCOUNT = "444455556666"
 CONFIG = Settings(responder_role_arns=("arn:aws:iam::123456789012:role/ir-responder-Triage-role",),
-                  forensics_role_arn="arn:aws:iam::999988887777:role/ir-responder-forensics")
+                  forensics_role_arn="arn:aws:iam::999988887777:role/ir-responder-forensics",
+                  custody_signer_role_arn="arn:aws:iam::999988887777:role/ir-responder-custody-signer")
 USER = f"arn:aws:iam::{ACCOUNT}:user/ops"
 WINDOW = "2026-01-10T00:00:00Z"
 
@@ -18,6 +19,9 @@ WINDOW = "2026-01-10T00:00:00Z"
     ("arn:aws:iam::123456789012:role/ir-responder-Triage-role", True),
     ("arn:aws:iam::999988887777:role/ir-responder-forensics", True),
     (f"arn:aws:iam::{ACCOUNT}:role/ir-responder-member", True),
+    (f"arn:aws:iam::{ACCOUNT}:role/ir-responder-member-read", True),  # Triage's read-only twin
+    ("arn:aws:iam::999988887777:role/ir-responder-custody-signer", True),  # only Finalize signs through it
+    (f"arn:aws:iam::{ACCOUNT}:role/ir-responder-member-reader", False),  # a look-alike name
     (f"arn:aws:iam::{ACCOUNT}:role/ir-responder-quarantine-deny-all", True),
     (f"arn:aws:iam::{ACCOUNT}:role/ir-responder-backdoor", False),  # a prefix is not an identity
     (f"arn:aws:iam::{ACCOUNT}:role/x/ir-responder-member", False),  # another path: not the stack's role
