@@ -5,6 +5,7 @@ assertion on containment reads the AWS state back through boto3; every second ru
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -200,7 +201,11 @@ def test_an_attack_sequence_with_three_instances_and_a_key(dep):
     ev = load_example("guardduty-attack-sequence.json")
     finding = uuid.uuid4().hex
     ev["detail"]["id"] = finding
+    # The last activity: a whole second after the world's instances were launched, and a whole second before the
+    # replacements isolation makes the group launch (LaunchTime has second precision): in AWS minutes lie between.
+    time.sleep(1.05)
     ev["detail"]["service"]["eventLastSeen"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    time.sleep(1.05)
     sequence = ev["detail"]["service"]["detection"]["sequence"]
     resources = sequence["resources"]
     for resource in resources:
