@@ -3,6 +3,10 @@
     IrResponder            -> securityAccount
     IrForensics            -> forensicsAccount
     IrMember-<account>     -> every account of memberAccounts
+    IrMemberRegion-<account>-<region> -> every account of memberAccounts, in every region of `regions` but `region`
+                               (the regional resources: the evidence-sharing key)
+    IrFindings-<securityAccount>-<region> -> every region of `regions` but `region`: GuardDuty findings forwarded
+                               to the responder's bus
     IrMemberWatch-<account> -> every account of memberAccounts, in us-east-1 (IAM's CloudTrail events arrive there)
     IrSignals-<account>-<region> -> every account of memberAccounts, in us-east-1 and us-west-2 where the responder
                                does not run: exposed-key events (Trusted Advisor, AWS Health) forwarded to it
@@ -26,6 +30,8 @@ from aws_cdk import App, Stack, Tags  # noqa: E402
 from stacks import names  # noqa: E402
 from stacks.config import Config  # noqa: E402
 from stacks.forensics_stack import ForensicsStack  # noqa: E402
+from stacks.finding_forwarder_stack import FindingForwarderStack  # noqa: E402
+from stacks.member_region_stack import MemberRegionStack  # noqa: E402
 from stacks.member_stack import MemberStack  # noqa: E402
 from stacks.member_watch_stack import MemberWatchStack  # noqa: E402
 from stacks.nag import add_checks  # noqa: E402
@@ -57,8 +63,14 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
     for account in config.member_accounts:
         name = names.member_stack(account)
         stacks[name] = MemberStack(app, name, config=config, account=account)
+        for region in config.extra_regions:
+            regional = names.member_region_stack(account, region)
+            stacks[regional] = MemberRegionStack(app, regional, config=config, account=account, region=region)
         watch = names.member_watch_stack(account)
         stacks[watch] = MemberWatchStack(app, watch, config=config, account=account)
+    for region in config.extra_regions:
+        name = names.finding_forwarder_stack(config.security_account, region)
+        stacks[name] = FindingForwarderStack(app, name, config=config, region=region)
     for (account, region), suffixes in signal_forwarders(region=config.region, security_account=config.security_account,
                                                          member_accounts=config.member_accounts).items():
         name = names.signal_forwarder_stack(account, region)

@@ -9,7 +9,9 @@ Context keys (see README "Deploy"):
 | key | meaning | default |
 |---|---|---|
 | `layout` | `multi-account` or `single-account` (all three stacks in `securityAccount`) | `multi-account` |
-| `region` | the region of every stack (GuardDuty findings are regional) | required |
+| `region` | the responder's region: the responder stack, the member stacks (IAM roles are global: deployed once, here) | required |
+| `regions` | every region the estate uses (list, or comma-separated; must include `region`): findings of each reach the responder (a forwarding stack per extra region in `securityAccount`), each member account gets its regional resources there (README "Every region") | `region` only |
+| `forensicsRegion` | where the forensics stack lives and every evidence snapshot is copied to (cross-region `CopySnapshot` from the other regions) | `region` |
 | `securityAccount` | where the responder runs (GuardDuty delegated administrator) | required |
 | `forensicsAccount` | where evidence is copied to | required (multi-account) |
 | `memberAccounts` | workload accounts the responder may act in (list, or comma-separated) | required (multi-account) |
@@ -150,6 +152,8 @@ class Config:
     forensics_account: str
     member_accounts: tuple[str, ...]
     external_id: str
+    regions: tuple[str, ...] = ()  # every region of the estate, `region` first ((): just `region`)
+    forensics_region: str = ""  # "" = `region`
     notification_email: str = ""
     incident_table_name: str = DEFAULT_TABLE_NAME
     forensics_key_arn: str = ""
@@ -184,6 +188,21 @@ class Config:
         return bool(self.athena_database)
 
     @property
+    def estate_regions(self) -> tuple[str, ...]:
+        """Every region the deployment covers, the responder's first."""
+        return self.regions or (self.region,)
+
+    @property
+    def extra_regions(self) -> tuple[str, ...]:
+        """The regions other than the responder's: a findings forwarder and the regional member resources each."""
+        return tuple(r for r in self.estate_regions if r != self.region)
+
+    @property
+    def evidence_region(self) -> str:
+        """The forensics account's region: the forensics stack, the evidence bucket, every forensics copy."""
+        return self.forensics_region or self.region
+
+    @property
     def single_account(self) -> bool:
         return self.layout == SINGLE_ACCOUNT
 
@@ -197,6 +216,7 @@ class Config:
         region = str(get("region") or "").strip()
         if not _REGION.match(region):
             raise ConfigError(f"context 'region': expected a region such as eu-west-1, got {region or None!r}")
+        regions, forensics_region = _regions(get, region)
         security = _account(get("securityAccount"), "securityAccount")
         if layout == SINGLE_ACCOUNT:
             forensics, members = security, (security,)
@@ -246,9 +266,10 @@ class Config:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"context 'logLevel': DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
         key_arn = str(get("forensicsKeyArn") or "").strip()
-        if key_arn and not re.match(rf"^arn:[\w-]+:kms:{region}:{forensics}:key/[\w-]+$", key_arn):
+        if key_arn and not re.match(rf"^arn:[\w-]+:kms:{forensics_region}:{forensics}:key/[\w-]+$", key_arn):
             raise ConfigError("context 'forensicsKeyArn': expected the ARN of a key of the forensics account in "
-                              f"{region} (arn:aws:kms:{region}:{forensics}:key/...), got {key_arn!r}")
+                              f"{forensics_region} (the forensics region: arn:aws:kms:{forensics_region}:{forensics}:"
+                              f"key/...), got {key_arn!r}")
         protected = _list(get("protectedPrincipals"), "protectedPrincipals")
         bad = [p for p in protected if not p.startswith("arn:")]
         if bad:  # the functions would refuse to contain anything (fail closed): refuse to deploy that instead
@@ -265,7 +286,8 @@ class Config:
         levels = _containment_levels(get("containmentLevels"), members)
         return cls(
             containment_levels=levels,
-            layout=layout, region=region, security_account=security, forensics_account=forensics,
+            layout=layout, region=region, regions=regions, forensics_region=forensics_region,
+            security_account=security, forensics_account=forensics,
             member_accounts=members, external_id=external_id, notification_email=email,
             incident_table_name=table, forensics_key_arn=key_arn,
             quarantine_policy_arn=quarantine,
@@ -282,6 +304,28 @@ class Config:
             log_retention_days=retention, evidence_retention_days=evidence_days, evidence_lock_mode=lock_mode,
             evidence_custodian_role=custodian, security_account_is_member=security_is_member, **athena,
         )
+
+
+MAX_REGIONS = 40  # more than AWS has: a longer list is a mistake (each region is a stack per member account)
+
+
+def _regions(get: Callable[[str], Any], region: str) -> tuple[tuple[str, ...], str]:
+    """`regions` (the responder's region first, no duplicates) and `forensicsRegion`, each a well-formed region;
+    `regions` must name the responder's region (the list is the estate, the responder runs in one of its regions)."""
+    listed = _list(get("regions"), "regions")
+    for i, name in enumerate(listed):
+        if not _REGION.match(name):
+            raise ConfigError(f"context 'regions[{i}]': expected a region such as eu-west-1, got {name!r}")
+    if listed and region not in listed:
+        raise ConfigError(f"context 'regions': must include the responder's region {region} (context 'region'), "
+                          f"got {', '.join(listed)}")
+    regions = tuple(dict.fromkeys((region, *listed))) if listed else ()
+    if len(regions) > MAX_REGIONS:
+        raise ConfigError(f"context 'regions': at most {MAX_REGIONS} regions, got {len(regions)}")
+    forensics_region = str(get("forensicsRegion") or "").strip() or region
+    if not _REGION.match(forensics_region):
+        raise ConfigError(f"context 'forensicsRegion': expected a region such as eu-west-1, got {forensics_region!r}")
+    return regions, forensics_region
 
 
 def _containment_levels(value: Any, members: tuple[str, ...]) -> str:

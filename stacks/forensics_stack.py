@@ -44,7 +44,7 @@ class ForensicsStack(Stack):
         account = config.forensics_account
         super().__init__(
             scope, id,
-            env=Environment(account=account, region=config.region),
+            env=Environment(account=account, region=config.evidence_region),
             description="GuardDuty auto-responder: forensics key, forensics role, evidence bucket (forensics account)",
         )
         from responder import permissions
@@ -73,11 +73,11 @@ class ForensicsStack(Stack):
         )
         # No automatic rotation: KMS rotates only symmetric keys (cdk-nag's KMS5 knows it); every signature
         # document names the key id that signed it.
-        bucket_name = names.evidence_bucket(account, config.region)
+        bucket_name = names.evidence_bucket(account, config.evidence_region)
         self.evidence = EvidenceBucket(
             self, "Evidence",
             bucket_name=bucket_name,
-            access_log_bucket_name=names.access_log_bucket(account, config.region),
+            access_log_bucket_name=names.access_log_bucket(account, config.evidence_region),
             key=self.key,
             retention_days=config.evidence_retention_days,
             lock_mode=config.evidence_lock_mode,
@@ -85,7 +85,8 @@ class ForensicsStack(Stack):
             custodian_arn=names.role_arn(partition, account, config.evidence_custodian_role),
         )
         policy = policies.forensics_policy(
-            partition=partition, account=account, region=config.region, security_account=config.security_account,
+            partition=partition, account=account, region=config.evidence_region,
+            key_regions=config.estate_regions, security_account=config.security_account,
             actions=permissions.forensics_actions(),
             key_arn=self.key.key_arn, bucket=bucket_name, member_accounts=config.member_accounts,
             protected_tag=config.protected_tag)

@@ -71,6 +71,20 @@ READ_REASONS = {
 }
 
 
+def sharing_key(scope: Construct, *, config: Config, account: str, region: str):
+    """The member account's evidence-sharing key of one region (KMS keys are regional: one per region, found by its
+    alias `names.SHARING_KEY_ALIAS` in the incident's region)."""
+    return ManagedKey(
+        scope, "SharingKey",
+        alias=names.SHARING_KEY_ALIAS,
+        description="Evidence sharing: snapshots shared with the forensics account are encrypted with this key; "
+                    "the forensics account may use it only through EC2",
+        policy=policies.sharing_key_policy(partition=Aws.PARTITION, account=account,
+                                           forensics_account=config.forensics_account, region=region,
+                                           forensics_region=config.evidence_region),
+    ).key
+
+
 class MemberStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: Config, account: str) -> None:
         super().__init__(
@@ -83,14 +97,7 @@ class MemberStack(Stack):
 
         partition = Aws.PARTITION
         deny_all = DenyAllInstanceProfile(self, "DenyAllProfile")
-        self.sharing_key = ManagedKey(
-            self, "SharingKey",
-            alias=names.SHARING_KEY_ALIAS,
-            description="Evidence sharing: snapshots shared with the forensics account are encrypted with this key; "
-                        "the forensics account may use it only through EC2",
-            policy=policies.sharing_key_policy(partition=partition, account=account,
-                                               forensics_account=config.forensics_account, region=config.region),
-        ).key
+        self.sharing_key = sharing_key(self, config=config, account=account, region=config.region)
         policy = policies.member_policy(
             partition=partition, account=account, security_account=config.security_account,
             actions=permissions.member_actions(),

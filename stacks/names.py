@@ -114,3 +114,23 @@ def forwarder_role_name(region: str) -> str:
 
 def signal_forwarder_stack(account: str, region: str) -> str:
     return f"IrSignals-{account}-{region}"
+
+
+# Every region of the estate (README "Every region"): a findings forwarder in the security account per region other
+# than the responder's, and the regional member resources (the sharing key) per member account and region. The
+# forwarder role is not ir-responder-*: the member and forensics roles do not trust it; one per region (IAM names
+# are account-wide, the stacks regional), apart from the exposed-key forwarders' (FORWARDER_ROLE_PREFIX).
+FINDINGS_FORWARD_RULE = "ir-forward-guardduty-findings"
+FINDING_FORWARDER_ROLE_PREFIX = "ir-finding-forwarder-"
+
+
+def finding_forwarder_role_name(region: str) -> str:
+    return FINDING_FORWARDER_ROLE_PREFIX + region
+
+
+def finding_forwarder_stack(account: str, region: str) -> str:
+    return f"IrFindings-{account}-{region}"
+
+
+def member_region_stack(account: str, region: str) -> str:
+    return f"IrMemberRegion-{account}-{region}"

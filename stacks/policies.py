@@ -395,19 +395,25 @@ def account_root_statement(partition: str, account: str) -> dict:
             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
 
 
-def sharing_key_policy(*, partition: str, account: str, forensics_account: str, region: str) -> dict:
+def sharing_key_policy(*, partition: str, account: str, forensics_account: str, region: str,
+                       forensics_region: str | None = None) -> dict:
     """The member's evidence-sharing key: the forensics account may use it only through EC2 (to copy a snapshot
-    shared with it), never directly."""
+    shared with it), never directly. `region`: the key's; `forensics_region`: where the forensics account copies to.
+    A cross-region CopySnapshot is called in the destination region while the source snapshot's key is the source
+    region's, and AWS does not document which of the two EC2 endpoints its KMS calls name in kms:ViaService: both
+    EC2 endpoints are admitted (EC2 only, either way)."""
+    via = list(dict.fromkeys([f"ec2.{region}.amazonaws.com", f"ec2.{forensics_region or region}.amazonaws.com"]))
+    via = via[0] if len(via) == 1 else via
     return _document([
         account_root_statement(partition, account),
         {"Sid": "ForensicsAccountOnlyThroughEc2", "Effect": "Allow",
          "Principal": {"AWS": f"arn:{partition}:iam::{forensics_account}:root"},
          "Action": [a for a in SHARING_KEY_FORENSICS_ACTIONS if a != "kms:CreateGrant"], "Resource": "*",
-         "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{region}.amazonaws.com"}}},
+         "Condition": {"StringEquals": {"kms:ViaService": via}}},
         {"Sid": "ForensicsAccountGrantsOnlyForEc2", "Effect": "Allow",
          "Principal": {"AWS": f"arn:{partition}:iam::{forensics_account}:root"},
          "Action": "kms:CreateGrant", "Resource": "*",
-         "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{region}.amazonaws.com"},
+         "Condition": {"StringEquals": {"kms:ViaService": via},
                        "Bool": {"kms:GrantIsForAWSResource": "true"}}},
     ])
 
@@ -506,9 +512,10 @@ def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_
 
 def forensics_policy(*, partition: str, account: str, region: str, security_account: str, actions: Iterable[str],
                      key_arn: str, bucket: str, member_accounts: Iterable[str],
-                     protected_tag: str = "ir:protected") -> dict:
+                     protected_tag: str = "ir:protected", key_regions: Iterable[str] | None = None) -> dict:
     """The forensics role's permissions: exactly `actions` (responder.permissions.forensics_actions()), plus the
-    explicit denies of `guard_statements` and never unlocking a snapshot."""
+    explicit denies of `guard_statements` and never unlocking a snapshot. `key_regions`: the regions whose member
+    sharing keys a forensics copy may read (every region of the estate; default `region`)."""
     groups: dict[str, list[str]] = defaultdict(list)
     for action in _check_actions(actions):
         service = action.split(":", 1)[0]
@@ -531,8 +538,9 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
                                       [EC2_SERVICE, EBS_SERVICE, S3_SERVICE], direct=True)
         # the members' sharing keys (their ids are not known here): only through EC2, as their key policies say
         members = sorted(set(member_accounts))
+        where = list(dict.fromkeys(key_regions or (region,)))
         statements += _kms_statements("MemberSharingKeys", groups["kms"],
-                                      [f"arn:{partition}:kms:{region}:{m}:key/*" for m in members],
+                                      [f"arn:{partition}:kms:{r}:{m}:key/*" for r in where for m in members],
                                       [EC2_SERVICE], direct=False)
     if groups["s3"]:
         statements.append(_statement(

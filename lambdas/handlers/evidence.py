@@ -28,14 +28,17 @@ def handler(event: dict, context: object) -> dict:
     journal = journals.watch(Journal(dry_run=bool(incident.get("dryRun"))))
     region, partition = incident["region"], incident["partition"]
     forensics_account = config.forensics_account or incident["accountId"]
+    # the forensics side acts in the forensics region (the source's region when none is set): a snapshot of another
+    # region is copied there (CopySnapshot with SourceRegion, responder.evidence)
+    forensics_region = aws.forensics_region or region
 
     adapters = Adapters(
         member=lambda: Snapshots(aws.member("ec2"), journal, account=incident["accountId"], region=region,
                                  partition=partition),
-        forensics=lambda: Snapshots(aws.forensics("ec2", region), journal, account=forensics_account,
-                                    region=region, partition=partition),
+        forensics=lambda: Snapshots(aws.forensics("ec2", forensics_region), journal, account=forensics_account,
+                                    region=forensics_region, partition=partition),
         member_blocks=lambda: EbsBlocks(aws.member("ebs")),
-        forensics_blocks=lambda: EbsBlocks(aws.forensics("ebs", region)),
+        forensics_blocks=lambda: EbsBlocks(aws.forensics("ebs", forensics_region)),
         sharing_key=lambda: key_arn(aws.member("kms"), config.sharing_key_alias),
     )
     previous = (event.get("evidence") or {}).get("state") or {}

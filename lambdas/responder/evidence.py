@@ -397,6 +397,8 @@ class _Run:
         if missing:
             self.state["missingVolumes"] = missing
         self.state["forensicsAccount"] = self.forensics_account
+        # where the forensics copies are made: the forensics region (a cross-region copy from this instance's)
+        self.state["forensicsRegion"] = self.settings.forensics_region or self.region
         self.state["forensicsKeyArn"] = self.settings.forensics_key_arn or None
         return None
 

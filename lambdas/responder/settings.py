@@ -40,6 +40,8 @@ ENV: dict[str, str] = {
     "IR_CUSTODY_KEY_ARN": "the forensics account's asymmetric KMS key that signs every evidence manifest",
     "IR_CUSTODY_SIGNER_ROLE_ARN": "the forensics account's role that alone may sign with the custody key (Finalize)",
     "IR_REGIONS": "comma-separated regions this deployment covers: a request or finding for another is refused",
+    "IR_FORENSICS_REGION": "the forensics account's region: evidence bucket, custody key, every forensics snapshot copy "
+                           "(a snapshot of another region is copied there); '' = the function's own region",
     "IR_RESPONDER_ROLE_ARNS": "comma-separated exact ARNs of the responder's own roles in the security account",
     "IR_REMOVE_CONSOLE_ACCESS": "'true' (default): a quarantined user's console password is removed "
                                 "(DeleteLoginProfile, its creation date recorded)",
@@ -95,6 +97,7 @@ class Settings:
     custody_key_arn: str = ""
     custody_signer_role_arn: str = ""
     regions: tuple[str, ...] = field(default_factory=tuple)  # empty: no region check (unit tests)
+    forensics_region: str = ""  # '' = the function's own region
     responder_role_arns: tuple[str, ...] = field(default_factory=tuple)
     remove_console_access: bool = True
     containment_levels: dict = field(default_factory=dict, hash=False, compare=False)  # parsed (responder.levels.parse); {} = not read
@@ -141,6 +144,7 @@ class Settings:
             custody_key_arn=env.get("IR_CUSTODY_KEY_ARN", ""),
             custody_signer_role_arn=env.get("IR_CUSTODY_SIGNER_ROLE_ARN", ""),
             regions=_csv(env.get("IR_REGIONS", "")) or _csv(env.get("AWS_REGION", "")),
+            forensics_region=env.get("IR_FORENSICS_REGION", "") or env.get("AWS_REGION", ""),
             responder_role_arns=_csv(env.get("IR_RESPONDER_ROLE_ARNS", "")),
             remove_console_access=console == "true",
             trail_database=env.get("IR_TRAIL_DATABASE", ""),

@@ -131,3 +131,47 @@ def test_publishing_to_the_encrypted_topic_brings_the_topic_key_actions():
                                               "Action": sorted(policies.TOPIC_KEY_ACTIONS), "Resource": ["k"]}
     assert policies.function_extra_actions(["sns:Publish"]) == set(policies.LOG_ACTIONS) | set(
         policies.TOPIC_KEY_ACTIONS)
+
+
+# -- every region (README "Every region") ---------------------------------------------------------------------
+def test_regions_default_to_the_responders_region_alone():
+    config = Config.from_context(BASE)
+    assert config.estate_regions == ("eu-west-1",) and config.extra_regions == ()
+    assert config.evidence_region == "eu-west-1"
+
+
+def test_regions_list_the_estate_responders_region_first_without_duplicates():
+    config = Config.from_context({**BASE, "regions": "us-east-1,eu-west-1,us-east-1,ap-southeast-2",
+                                  "forensicsRegion": "eu-central-1"})
+    assert config.estate_regions == ("eu-west-1", "us-east-1", "ap-southeast-2")
+    assert config.extra_regions == ("us-east-1", "ap-southeast-2")
+    assert config.evidence_region == "eu-central-1"
+    assert Config.from_context({**BASE, "regions": ["eu-west-1", "us-west-2"]}).extra_regions == ("us-west-2",)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"regions": "us-east-1,us-west-2"}, "context 'regions': must include the responder's region eu-west-1"),
+    ({"regions": ["eu-west-1", "mars-north-1x"]}, r"context 'regions\[1\]': expected a region"),
+    ({"regions": "eu-west-1,../../etc"}, r"context 'regions\[1\]'"),
+    ({"regions": {"eu-west-1": True}}, "context 'regions': expected a list"),
+    ({"regions": "[eu-west-1"}, "context 'regions': not a JSON list"),
+    ({"regions": ",".join(["eu-west-1"] + [f"us-x{chr(97 + i // 26)}{chr(97 + i % 26)}-1" for i in range(45)])}, "context 'regions': at most 40"),
+    ({"forensicsRegion": "Frankfurt"}, "context 'forensicsRegion': expected a region"),
+    ({"forensicsRegion": "eu-central-1",
+      "forensicsKeyArn": "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+     "context 'forensicsKeyArn': expected the ARN of a key of the forensics account in eu-central-1"),
+])
+def test_a_bad_region_configuration_is_refused_naming_the_key(change, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_context({**BASE, **change})
+
+
+def test_the_sharing_key_admits_ec2_of_its_region_and_of_the_forensics_region_only():
+    one = policies.sharing_key_policy(partition="aws", account="333333333333", forensics_account="222222222222",
+                                      region="eu-west-1")
+    both = policies.sharing_key_policy(partition="aws", account="333333333333", forensics_account="222222222222",
+                                       region="us-east-1", forensics_region="eu-central-1")
+    assert one["Statement"][1]["Condition"]["StringEquals"]["kms:ViaService"] == "ec2.eu-west-1.amazonaws.com"
+    for statement in both["Statement"][1:]:
+        assert statement["Condition"]["StringEquals"]["kms:ViaService"] == [
+            "ec2.us-east-1.amazonaws.com", "ec2.eu-central-1.amazonaws.com"]

@@ -200,7 +200,8 @@ class Clients:
     """The clients of one task invocation, made the same way by every handler: `own(service)` with the function's
     own role; `member(service, region)` in the incident's account through the member role (region None: the
     incident's); `forensics(service, region)` in the forensics account through the forensics role (region None: the
-    function's own Region, where the evidence bucket and the custody key live). Role sessions are named after the
+    forensics region, `Settings.forensics_region`, where the evidence bucket, the custody key and every forensics
+    snapshot copy live). Role sessions are named after the
     incident (`label`: another incident's name, for Finalize before it has read the incident).
 
     `signer(service)` in the forensics account through the custody signer role (Finalize only).
@@ -219,6 +220,11 @@ class Clients:
         """The same clients for `incident` (Triage: known only once the input is normalized)."""
         return Clients(self.settings, incident, member=self._member, forensics=self._forensics, signer=self._signer)
 
+    @property
+    def forensics_region(self) -> str | None:
+        """The forensics account's region (None: the function's own)."""
+        return getattr(self.settings, "forensics_region", "") or None
+
     def own(self, service: str) -> Any:
         return client(service)
 
@@ -232,11 +238,11 @@ class Clients:
     def forensics(self, service: str, region: str | None = None, *, label: str | None = None) -> Any:
         if self._forensics is None:
             raise RuntimeError("this task does not act in the forensics account (no forensics_client given)")
-        return self._forensics(service, region=region, label=label or self.incident["incidentId"],
-                               settings=self.settings)
+        return self._forensics(service, region=region or self.forensics_region,
+                               label=label or self.incident["incidentId"], settings=self.settings)
 
     def signer(self, service: str, region: str | None = None, *, label: str | None = None) -> Any:
         if self._signer is None:
             raise RuntimeError("this task does not sign manifests (no signer_client given)")
-        return self._signer(service, region=region, label=label or self.incident["incidentId"],
+        return self._signer(service, region=region or self.forensics_region, label=label or self.incident["incidentId"],
                             settings=self.settings)
