@@ -437,6 +437,7 @@ def deploy(
         "IR_CUSTODY_KEY_ARN": forensics_out["custody_key_arn"],
         "IR_CUSTODY_SIGNER_ROLE_ARN": forensics_out["signer_role_arn"],
         "IR_REGIONS": region,
+        "IR_FORENSICS_REGION": region,
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(local_stacks.PARTITION, DEFAULT_ACCOUNT)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if remove_console_access else "false",
         "IR_CONTAINMENT_LEVELS": json.dumps(levels, separators=(",", ":")) if levels else "",
