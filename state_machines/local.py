@@ -306,18 +306,23 @@ class Deployment:
     bucket: str
     forensics_key_arn: str
     sharing_keys: dict[str, str]
+    regions: tuple[str, ...] = ()  # every region of the estate, `region` first (() = `region` alone)
+    forensics_region: str = ""  # "" = `region`
+    regional_sharing_keys: dict[tuple[str, str], str] = field(default_factory=dict)  # (account, region) -> key ARN
 
     @property
     def member_account(self) -> str:
         return self.member_accounts[0]
 
-    def session(self, account: str | None = None):
-        """Administrator session in `account` (default: the first member account)."""
-        return session(account or self.member_account, self.region)
+    def session(self, account: str | None = None, region: str | None = None):
+        """Administrator session in `account` (default: the first member account), in `region` (default: the
+        responder's)."""
+        return session(account or self.member_account, region or self.region)
 
-    def client(self, service: str, account: str | None = None):
-        """Administrator client in `account` (default: the first member account)."""
-        return self.session(account).client(service, region_name=self.region)
+    def client(self, service: str, account: str | None = None, region: str | None = None):
+        """Administrator client in `account` (default: the first member account), in `region` (default: the
+        responder's)."""
+        return self.session(account, region).client(service, region_name=region or self.region)
 
 
 def deploy(
@@ -342,6 +347,8 @@ def deploy(
     athena_workgroup: str | None = None,
     athena_date_partition: str = "",
     cloudtrail_lake: bool = False,
+    regions: tuple[str, ...] | list[str] = (),
+    forensics_region: str | None = None,
 ) -> Deployment:
     """Create in the in-memory AWS what `cdk deploy` creates: the responder stack in the security account (moto's
     default account), the member stack in each member account, the forensics stack in the forensics account.
@@ -356,7 +363,12 @@ def deploy(
     (context key cloudTrailLakeEventDataStore; state_machines/gaps_lake.py).
 
     `containment_levels`: the containment-level policy (README "Containment levels and approval"; validated like
-    the CDK context, except that approval deadlines of a second are allowed here)."""
+    the CDK context, except that approval deadlines of a second are allowed here).
+
+    `regions` (context key regions: every region of the estate, `region` among them) and `forensics_region`
+    (forensicsRegion): the member accounts get their regional resources (the sharing key) in every other region,
+    the forensics stack goes to `forensics_region` (README "Every region"). A finding of another region is then
+    delivered to the responder as the findings forwarder of that region does in AWS: unchanged."""
     from responder.levels import parse
     from state_machines import local_stacks
 
@@ -366,20 +378,29 @@ def deploy(
     members = (member_account,) if isinstance(member_account, str) else tuple(member_account or ())
     members = members or (DEFAULT_ACCOUNT,)
     forensics = forensics_account or DEFAULT_ACCOUNT
+    estate = tuple(dict.fromkeys((region, *regions)))
+    if regions and region not in regions:
+        raise ValueError(f"regions: must include the responder's region {region}")
+    evidence_region = forensics_region or region
     for account in (*members, forensics):
         if not (isinstance(account, str) and len(account) == 12 and account.isdigit()):
             raise ValueError(f"account ids must be 12 digits, got {account!r}")
 
-    forensics_out = local_stacks.forensics_stack(session(forensics, region), region=region,
+    forensics_out = local_stacks.forensics_stack(session(forensics, evidence_region), region=evidence_region,
                                                  security_account=DEFAULT_ACCOUNT, member_accounts=members,
-                                                 external_id=external_id)
-    sharing = {}
+                                                 external_id=external_id, key_regions=estate)
+    sharing, regional = {}, {}
     for account in members:
         sharing[account] = local_stacks.member_stack(
             session(account, region), region=region, security_account=DEFAULT_ACCOUNT,
             forensics_account=forensics, external_id=external_id,
             quarantine_policy_arn=quarantine_policy_arn or local_stacks.DEFAULT_QUARANTINE_POLICY,
+            forensics_region=evidence_region,
         )["sharing_key_arn"]
+        regional[(account, region)] = sharing[account]
+        for other in estate[1:]:
+            regional[(account, other)] = local_stacks.member_region_stack(
+                session(account, other), region=other, forensics_account=forensics, forensics_region=evidence_region)
     trail_keys = (athena_database, athena_table, athena_workgroup)
     if any(trail_keys) and not all(trail_keys):
         missing = [n for n, v in zip(("athena_database", "athena_table", "athena_workgroup"), trail_keys) if not v]
@@ -436,8 +457,8 @@ def deploy(
         "IR_EVIDENCE_LOCK_DAYS": str(local_stacks.EVIDENCE_RETENTION_DAYS),
         "IR_CUSTODY_KEY_ARN": forensics_out["custody_key_arn"],
         "IR_CUSTODY_SIGNER_ROLE_ARN": forensics_out["signer_role_arn"],
-        "IR_REGIONS": region,
-        "IR_FORENSICS_REGION": region,
+        "IR_REGIONS": ",".join(estate),
+        "IR_FORENSICS_REGION": evidence_region,
         "IR_RESPONDER_ROLE_ARNS": ",".join(names.responder_role_arns(local_stacks.PARTITION, DEFAULT_ACCOUNT)),
         "IR_REMOVE_CONSOLE_ACCESS": "true" if remove_console_access else "false",
         "IR_CONTAINMENT_LEVELS": json.dumps(levels, separators=(",", ":")) if levels else "",
@@ -459,7 +480,7 @@ def deploy(
         region=region, security_account=DEFAULT_ACCOUNT, member_accounts=members, forensics_account=forensics,
         state_machine_arn=sm_arn, functions=functions, environment=env, table_name=responder["table_name"],
         topic_arn=responder["topic_arn"], bucket=forensics_out["bucket"], forensics_key_arn=forensics_out["key_arn"],
-        sharing_keys=sharing,
+        sharing_keys=sharing, regions=estate, forensics_region=evidence_region, regional_sharing_keys=regional,
     )
 
 

@@ -133,8 +133,18 @@ def member_watch(sess: Any, *, account: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # Member stack
 # ---------------------------------------------------------------------------------------------------------------
+def member_region_stack(sess: Any, *, region: str, forensics_account: str, forensics_region: str) -> str:
+    """stacks.member_region_stack: the sharing key of one more region. Returns its ARN."""
+    account = _account(sess)
+    return _key(sess.client("kms", region_name=region), SHARING_KEY_ALIAS,
+                policies.sharing_key_policy(partition=PARTITION, account=account, forensics_account=forensics_account,
+                                            region=region, forensics_region=forensics_region),
+                "Evidence sharing: the forensics account may use it only through EC2")
+
+
 def member_stack(sess: Any, *, region: str, security_account: str, forensics_account: str, external_id: str,
-                 quarantine_policy_arn: str = DEFAULT_QUARANTINE_POLICY) -> dict[str, Any]:
+                 quarantine_policy_arn: str = DEFAULT_QUARANTINE_POLICY,
+                 forensics_region: str | None = None) -> dict[str, Any]:
     iam, kms = sess.client("iam"), sess.client("kms", region_name=region)
     account = _account(sess)
     deny_all_role = _role(iam, DENY_ALL_ROLE_NAME, policies.service_trust("ec2.amazonaws.com"),
@@ -148,7 +158,7 @@ def member_stack(sess: Any, *, region: str, security_account: str, forensics_acc
     sharing_key = _key(
         kms, SHARING_KEY_ALIAS,
         policies.sharing_key_policy(partition=PARTITION, account=account, forensics_account=forensics_account,
-                                    region=region),
+                                    region=region, forensics_region=forensics_region),
         "Evidence sharing: the forensics account may use it only through EC2")
     policy = policies.member_policy(partition=PARTITION, account=account, security_account=security_account,
                                     actions=permissions.member_actions(),
@@ -198,7 +208,8 @@ def _bucket(s3: Any, name: str, region: str, *, object_lock: bool = False) -> bo
 
 def forensics_stack(sess: Any, *, region: str, security_account: str, member_accounts: tuple[str, ...],
                     external_id: str = "ir-responder", lock_mode: str = EVIDENCE_LOCK_MODE,
-                    custodian_role: str = names.DEFAULT_CUSTODIAN_ROLE_NAME) -> dict[str, str]:
+                    custodian_role: str = names.DEFAULT_CUSTODIAN_ROLE_NAME,
+                    key_regions: tuple[str, ...] | None = None) -> dict[str, str]:
     iam, kms, s3 = sess.client("iam"), sess.client("kms", region_name=region), sess.client("s3", region_name=region)
     account = _account(sess)
     key_arn = _key(kms, FORENSICS_KEY_ALIAS, policies.forensics_key_policy(partition=PARTITION, account=account),
@@ -234,7 +245,8 @@ def forensics_stack(sess: Any, *, region: str, security_account: str, member_acc
     policy = policies.forensics_policy(partition=PARTITION, account=account, region=region,
                                        security_account=security_account,
                                        actions=permissions.forensics_actions(), key_arn=key_arn, bucket=bucket,
-                                       member_accounts=member_accounts, protected_tag=PROTECTED_TAG)
+                                       member_accounts=member_accounts, protected_tag=PROTECTED_TAG,
+                                       key_regions=key_regions)
     role_arn = _role(iam, FORENSICS_ROLE_NAME,
                      responder_trust(security_account, external_id, tasks.forensics_tasks()), policy, tags=PROTECTED)
     signer_arn = _role(iam, names.SIGNER_ROLE_NAME,

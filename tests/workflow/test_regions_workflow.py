@@ -1,0 +1,75 @@
+"""Every region (README "Every region"): members in two regions, the forensics account in a third. An instance
+finding in the non-responder region is isolated there and its evidence copied into the forensics region (read back
+through boto3 there); a finding of a region outside the estate is refused naming the field."""
+from __future__ import annotations
+
+import pytest
+
+from state_machines import local
+from tests.conftest import load_example
+
+MEMBER, FORENSICS = "444455556666", "999988887777"
+HOME, OTHER, EVIDENCE = "eu-west-1", "us-east-1", "eu-central-1"
+
+
+@pytest.fixture(scope="module")
+def estate():
+    with local.aws(region=HOME):
+        dep = local.deploy(member_account=MEMBER, forensics_account=FORENSICS, region=HOME,
+                           regions=(HOME, OTHER), forensics_region=EVIDENCE)
+        yield dep
+
+
+def _instance(dep, region: str) -> str:
+    ec2 = dep.client("ec2", MEMBER, region)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"] if ec2.describe_images()["Images"] else "ami-12c6146b"
+    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                             SubnetId=subnet)["Instances"][0]["InstanceId"]
+
+
+def _finding(region: str, instance_id: str, finding_id: str) -> dict:
+    event = load_example("guardduty-instance.json")
+    event["region"] = region
+    detail = event["detail"]
+    detail.update(accountId=MEMBER, region=region, id=finding_id)
+    event["account"] = MEMBER
+    detail["resource"]["instanceDetails"]["instanceId"] = instance_id
+    return event
+
+
+def test_the_deployment_has_the_regional_resources(estate):
+    assert estate.regions == (HOME, OTHER) and estate.forensics_region == EVIDENCE
+    assert estate.environment["IR_REGIONS"] == f"{HOME},{OTHER}"
+    for region in (HOME, OTHER):
+        key = estate.client("kms", MEMBER, region).describe_key(KeyId="alias/ir-evidence-sharing")["KeyMetadata"]
+        assert key["Arn"] == estate.regional_sharing_keys[(MEMBER, region)] and f":{region}:" in key["Arn"]
+    assert f":{EVIDENCE}:" in estate.forensics_key_arn and estate.bucket.endswith(EVIDENCE)
+
+
+def test_an_instance_finding_of_another_region_is_isolated_there_and_its_evidence_copied_to_the_forensics_region(
+        estate):
+    instance_id = _instance(estate, OTHER)
+    run = local.deliver(_finding(OTHER, instance_id, "f" * 32), estate, name="regions-other")
+    assert run is not None and run.status == "SUCCEEDED", (run.error, run.cause)
+    ec2 = estate.client("ec2", MEMBER, OTHER)
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_instances(InstanceIds=[instance_id])
+            ["Reservations"][0]["Instances"][0].get("Tags", [])}
+    assert tags.get("ir:quarantine") == "isolated"
+    copies = estate.client("ec2", FORENSICS, EVIDENCE).describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:ir:incident", "Values": [tags["ir:incident"]]}])["Snapshots"]
+    assert copies and all(c["KmsKeyId"] == estate.forensics_key_arn for c in copies)
+    assert all({t["Key"] for t in c["Tags"]} >= {"ir:incident", "ir:source", "ir:collected-by", "ir:hash"}
+               for c in copies)
+    sources = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "tag:ir:incident", "Values": [tags["ir:incident"]]}])["Snapshots"]
+    assert {t["Value"] for s in sources for t in s["Tags"] if t["Key"] == "ir:hash"} == {
+        t["Value"] for c in copies for t in c["Tags"] if t["Key"] == "ir:hash"}
+    # nothing of it in the responder's region of the forensics account
+    assert not estate.client("ec2", FORENSICS, HOME).describe_snapshots(OwnerIds=["self"])["Snapshots"]
+
+
+def test_a_finding_of_a_region_outside_the_estate_is_refused_naming_the_field(estate):
+    run = local.deliver(_finding("ap-southeast-2", "i-0123456789abcdef0", "e" * 32), estate, name="regions-outside")
+    assert run.status == "FAILED" and "region" in (run.cause or "")
