@@ -7,6 +7,7 @@ import pytest
 
 from state_machines import local
 from tests.conftest import load_example
+from tests.worlds.workflow import access_key_event, republished
 
 MEMBER, FORENSICS = "444455556666", "999988887777"
 HOME, OTHER, EVIDENCE = "eu-west-1", "us-east-1", "eu-central-1"
@@ -73,3 +74,39 @@ def test_an_instance_finding_of_another_region_is_isolated_there_and_its_evidenc
 def test_a_finding_of_a_region_outside_the_estate_is_refused_naming_the_field(estate):
     run = local.deliver(_finding("ap-southeast-2", "i-0123456789abcdef0", "e" * 32), estate, name="regions-outside")
     assert run.status == "FAILED" and "region" in (run.cause or "")
+
+
+def test_an_instance_finding_of_the_responders_region_copies_its_evidence_to_the_forensics_region_too(estate):
+    instance_id = _instance(estate, HOME)
+    run = local.deliver(_finding(HOME, instance_id, "d" * 32), estate, name="regions-home")
+    assert run is not None and run.status == "SUCCEEDED", (run.error, run.cause)
+    copies = estate.client("ec2", FORENSICS, EVIDENCE).describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:ir:incident", "Values": [run.output["incident"]["incidentId"]]}]
+    )["Snapshots"] if run.output and "incident" in run.output else []
+    ec2 = estate.client("ec2", MEMBER, HOME)
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_instances(InstanceIds=[instance_id])
+            ["Reservations"][0]["Instances"][0].get("Tags", [])}
+    copies = copies or estate.client("ec2", FORENSICS, EVIDENCE).describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:ir:incident", "Values": [tags["ir:incident"]]}])["Snapshots"]
+    assert tags.get("ir:quarantine") == "isolated" and copies
+
+
+
+
+def test_an_iam_finding_from_any_region_contains_the_user_once(estate):
+    iam = estate.client("iam", MEMBER)
+    iam.create_user(UserName="ci-deployer")
+    key = iam.create_access_key(UserName="ci-deployer")["AccessKey"]["AccessKeyId"]
+    finding = access_key_event(account=MEMBER, region=OTHER, user_type="IAMUser", name="ci-deployer", key=key)
+    first = local.deliver(finding, estate, name="regions-iam-other")
+    assert first.status == "SUCCEEDED", (first.error, first.cause)
+    attached = iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AWSCompromisedKeyQuarantineV2"]
+    assert iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"][0]["Status"] == "Inactive"
+    # the same finding again (GuardDuty re-publishes it) and the same user's finding from the other region
+    again = local.deliver(republished(finding), estate, name="regions-iam-again")
+    home = local.deliver(access_key_event(account=MEMBER, region=HOME, user_type="IAMUser", name="ci-deployer",
+                                          key=key), estate, name="regions-iam-home")
+    assert again.status == "SUCCEEDED" and home.status == "SUCCEEDED", (home.error, home.cause)
+    assert iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"] == attached
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]] == [key]
