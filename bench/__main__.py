@@ -18,6 +18,7 @@ BENCHMARKS = [
     ("6. largest state payload and record size (16 instances)", "bench.payload", []),
     ("7. load balancers at estate scale: 500 target groups", "bench.lb_scale", []),
     ("8. following the attacker: calls and time per incident", "bench.pivots", []),
+    ("9. an estate: 200 findings over 15 accounts and 4 regions", "bench.estate", []),
 ]
 
 
