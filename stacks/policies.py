@@ -870,7 +870,7 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",
 }
-for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "Finalize"):
+for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "AnalyzeEvidence", "Finalize"):
     ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (
         "The task acts in the member / forensics accounts through their roles: the resource names exactly those "
         "roles (stacks.tasks), and their trust names exactly this role's ARN with the external id.")
