@@ -219,3 +219,44 @@ def test_dry_run_plans_and_makes_nothing(dep, incident):
     assert not [v for v in volumes_of(dep, incident["id"]) if tags(v)["ir:workstation"] == ws]
     assert not {c["api"] for c in run.aws_calls} & {"ec2:CreateVolume", "ec2:AttachVolume",
                                                     "ec2:AuthorizeSecurityGroupIngress"}
+
+
+def test_the_analysis_waits_while_volumes_create_and_attach(dep, incident):
+    from state_machines import gaps_ec2
+
+    ws = workstation(dep)
+    gaps_ec2.set_volume_lag(3)  # each volume: creating, then attaching, for a few describes (EBS lifecycle)
+    try:
+        run = local.execute(analyze(incident["id"], {"instanceId": ws}), dep)
+    finally:
+        gaps_ec2.reset()
+    assert run.status == "SUCCEEDED" and output(run)["outcome"] == "analysis_ready", (run.error, run.cause)
+    waits = states_entered(run).count("WaitForAnalysis")
+    assert waits >= 3  # creating, then attaching: each a Wait/Choice loop, never a sleep in the task
+    assert len(states_entered(run)) == 8 + 3 * waits  # 8 without a wait, 3 per wait
+    volumes = [v for v in volumes_of(dep, incident["id"]) if tags(v)["ir:workstation"] == ws]
+    assert len(volumes) == 3 and all(v["Attachments"][0]["State"] == "attached" for v in volumes)
+    print("waits", waits, "transitions", len(states_entered(run)))
+
+
+def test_a_tampered_copy_and_a_look_alike_shared_in_are_refused_the_rest_opened(dep):
+    inst = build_instance(dep, kinds=("aws-ebs",))
+    first = local.execute(manual_request(inst.instance_id, "IR-WS-2"), dep)
+    copies = sorted(i["forensicsCopy"]["snapshotId"] for i in evidence_of(first, inst.instance_id)["snapshots"])
+    assert len(copies) == 2
+    forensics = dep.client("ec2", FORENSICS)
+    forensics.create_tags(Resources=[copies[0]], Tags=[{"Key": "ir:hash", "Value": "sha256:" + "0" * 64}])
+    # the attacker in the member account: a snapshot of their own, tagged like evidence, shared with forensics
+    member = dep.client("ec2", MEMBER)
+    volume = member.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    bait = member.create_snapshot(VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
+        {"Key": "ir:incident", "Value": "IR-WS-2"}, {"Key": "ir:hash", "Value": "sha256:" + "1" * 64}]}])
+    member.modify_snapshot_attribute(SnapshotId=bait["SnapshotId"], Attribute="createVolumePermission",
+                                     OperationType="add", UserIds=[FORENSICS])
+    ws = workstation(dep)
+    run = local.execute(analyze("IR-WS-2", {"instanceId": ws}), dep)
+    out = output(run)
+    assert run.status == "FAILED" and out["outcome"] == "analysis_incomplete", (run.error, run.cause)
+    assert out["analysis"]["refused"] == 1 and copies[0] in run.cause
+    made = volumes_of(dep, "IR-WS-2")
+    assert [v["SnapshotId"] for v in made] == [copies[1]]  # never the tampered copy, never the bait
