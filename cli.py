@@ -7,6 +7,7 @@
     python -m cli verify gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --profile forensics-auditor
     python -m cli approve gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "confirmed with the key's owner"
     python -m cli deny gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "pen test, ticket SEC-1234"
+    python -m cli analyze gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --instance i-0123456789abcdef0 --reason "open the disks"
 
 Against AWS it uses your credentials (environment, `--profile`, SSO) in the security account: `start` starts the
 deployed state machine `ir-responder-containment` (Step Functions `StartExecution`, then `DescribeExecution` until it
@@ -16,6 +17,10 @@ in-memory AWS (state_machines.local): no account, no network.
 `approve` and `deny` answer a pending approval (containment level ``approval``): they read the task token from the
 incident record (`GetItem`), refuse an answered or expired request, send the decision with your identity
 (`sts:GetCallerIdentity`, `states:SendTaskSuccess`) and mark the record (`UpdateItem`, the token is then gone).
+
+`analyze` starts the state machine with an ``{"analyze": ...}`` request (responder.workstation): the incident's
+verified forensics copies become volumes attached to a forensic workstation in the forensics account (`--instance`,
+or `--image` with `--instance-type` and `--subnet` to start one), live response only with `--live-response-port`.
 
 `verify` checks the chain of custody of one incident (responder.custody) with your credentials in the forensics
 account: every attempt's manifest (s3:ListBucketVersions) written once and signed (kms:Verify with the custody key),
@@ -715,6 +720,73 @@ def cmd_start(args: argparse.Namespace, out) -> int:
         backend.close()
 
 
+def analyze_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``{"analyze": ...}`` request from the options, validated with the state machine's own triage (the
+    incident record is checked when it runs)."""
+    from responder.errors import InvalidInput
+    from responder.triage import normalize
+
+    if bool(args.instance) == bool(args.image):
+        raise CliError("name the workstation: --instance ID (one in the forensics account), or --image AMI with "
+                       "--instance-type and --subnet", USAGE)
+    workstation: dict[str, Any] = {"instanceId": args.instance} if args.instance else {
+        "imageId": args.image, "instanceType": args.instance_type, "subnetId": args.subnet}
+    if args.image and args.security_group:
+        workstation["securityGroupIds"] = args.security_group
+    if args.image and args.key_name:
+        workstation["keyName"] = args.key_name
+    body: dict[str, Any] = {"incidentId": args.incident, "reason": args.reason, "workstation": workstation}
+    if args.live_response_port is not None:
+        body["liveResponse"] = {"port": args.live_response_port}
+    if args.dry_run:
+        body["dryRun"] = True
+    request = {"analyze": body}
+    try:
+        normalize(request, execution_name="cli")
+    except InvalidInput as exc:
+        raise CliError(f"invalid request: {exc}", USAGE) from None
+    return request
+
+
+def render_analysis(summary: dict) -> list[str]:
+    found = summary.get("analysis") or {}
+    lines = [f"  workstation {found.get('workstation')} ({found.get('availabilityZone')})"
+             + (" launched for the incident" if found.get("launched") else "")]
+    lines += [f"    {v.get('device') or '-':<10} {v.get('volumeId')} from {v.get('snapshotId')}: {v.get('status')}"
+              for v in found.get("volumes") or []]
+    if found.get("refused"):
+        lines.append(f"  {found['refused']} copy(ies) refused (not verified against the record): see the record")
+    lines += [f"  live response: tcp/{r.get('port')} from {r.get('cidr')} on {r.get('groupId')}: {r.get('status')}"
+              for r in found.get("liveResponse") or []]
+    if found.get("error"):
+        lines.append(f"  {found['error']}: {found.get('message') or ''}")
+    return lines
+
+
+def cmd_analyze(args: argparse.Namespace, out) -> int:
+    if args.local:
+        raise CliError("analyze works against AWS: the in-memory AWS of --local keeps no evidence snapshots between "
+                       "commands", USAGE)
+    request = analyze_request(args)
+    backend = Aws(args)
+    try:
+        arn = backend.start(request, execution_name(args.incident))
+        print(f"started {arn}", file=out)
+        result = backend.wait(arn, args.timeout)
+        if result is None:
+            print(f"still running after {args.timeout:g} s; follow it with: python -m cli status {args.incident}",
+                  file=out)
+            return RUNNING
+        if args.json:
+            print(json.dumps(result, indent=1, default=str), file=out)
+        else:
+            print(render_summary(result), file=out)
+            print("\n".join(render_analysis(result.get("summary") or {})), file=out)
+        return OK if result["status"] == "SUCCEEDED" else FAILED
+    finally:
+        backend.close()
+
+
 def cmd_status(args: argparse.Namespace, out) -> int:
     backend = Local(args, deploy=False) if args.local else Aws(args)
     try:
@@ -836,6 +908,30 @@ def parser() -> argparse.ArgumentParser:
         answer.add_argument("incident", help="incident id (the approval notification names it)")
         answer.add_argument("--reason", required=True, help="why (recorded with your identity)")
         answer.set_defaults(run=cmd_answer)
+
+    work = commands.add_parser(
+        "analyze", help="open an incident's disks on a forensic workstation (forensics account)", parents=[common],
+        description="Create volumes from the incident's verified forensics copies in the workstation's Availability "
+                    "Zone and attach them (the snapshots are never modified); optionally allow live response: one "
+                    "TCP port from the workstation's private address /32 on the quarantine group of the incident's "
+                    "instances. The workstation must be tagged ir:purpose=forensic-workstation in the forensics "
+                    "account, or be started from an AMI of that account tagged the same way.")
+    work.add_argument("incident", help="incident id (answered: contained, with evidence)")
+    work.add_argument("--instance", metavar="ID", help="the workstation: an instance of the forensics account")
+    work.add_argument("--image", metavar="AMI", help="start a workstation from this forensic AMI")
+    work.add_argument("--instance-type", default="c5.4xlarge", help="with --image (default c5.4xlarge)")
+    work.add_argument("--subnet", metavar="ID", help="with --image: the forensics account's subnet")
+    work.add_argument("--security-group", action="append", metavar="ID", help="with --image (repeatable)")
+    work.add_argument("--key-name", help="with --image: the key pair to log in with")
+    work.add_argument("--live-response-port", type=int, metavar="PORT",
+                      help="also allow TCP on this one port from the workstation to the contaminated instances")
+    work.add_argument("--reason", default="forensic analysis", help="why (recorded)")
+    work.add_argument("--dry-run", action="store_true", help="plan only: change nothing")
+    work.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                      help="how long to wait (default 900)")
+    work.add_argument("--state-machine-arn", help=f"default: {STATE_MACHINE_NAME} in your account and region")
+    work.add_argument("--json", action="store_true", help="print the execution summary as JSON")
+    work.set_defaults(run=cmd_analyze)
 
     check = commands.add_parser(
         "verify", help="check an incident's chain of custody: signature, snapshots' hashes and locks",

@@ -25,6 +25,7 @@ HANDLERS = {
     "handlers.isolate": ["sts", "ec2", "iam", "autoscaling", "elb", "elbv2", "s3", "dynamodb"],
     "handlers.evidence": ["sts", "ec2", "ebs", "kms", "dynamodb"],
     "handlers.finalize": ["dynamodb", "stepfunctions", "sts", "s3", "kms", "sns"],
+    "handlers.workstation": ["sts", "ec2", "dynamodb"],
 }
 AS_FILED = {
     "handlers.triage": ["dynamodb"],

@@ -33,6 +33,18 @@ WILDCARD_REASONS = {
     "ListBlocksOfTheRespondersSnapshots": "The block list of the responder's own copies only: " + _OWN_SNAPSHOTS,
     "EvidenceBucketOfThisAccount": "Objects of the evidence bucket only (s3:ResourceAccount pins the bucket to this "
                                    "account).",
+    "ReadWorkstationsImagesAndVolumes": "ec2:DescribeInstances, DescribeImages, DescribeSubnets and DescribeVolumes "
+                                        "support no resource-level permission (Service Authorization Reference).",
+    "CreateOnlyAnalysisVolumes": "Analysis volumes of the forensic workstation: any new volume id, but only tagged "
+                                 "ir:purpose=forensic-analysis with the incident at creation (aws:RequestTag).",
+    "VolumesOnlyFromTheRespondersCopies": "Volumes only from the responder's own copies: " + _OWN_SNAPSHOTS,
+    "AttachOnlyToForensicWorkstations": "Any instance id, but only instances tagged ir:purpose=forensic-workstation.",
+    "AttachOnlyAnalysisVolumes": "Any volume id, but only volumes tagged ir:purpose=forensic-analysis.",
+    "LaunchOnlyFromForensicImages": "Any image id, but only images this account owns (ec2:Owner) tagged "
+                                    "ir:purpose=forensic-workstation.",
+    "LaunchOnlyTaggedWorkstations": "Any new instance id, but only tagged ir:purpose=forensic-workstation at launch.",
+    "LaunchIntoThisAccountsNetwork": "A launch names the interface, group, subnet, root volume and key pair of the "
+                                     "forensics account's own network: any id, this account only.",
     "CopyAndHashSnapshots": "ec2:DescribeSnapshots supports no resource-level permission, and ec2:CopySnapshot "
                             "reads whichever snapshot a member shared (its tags are not visible here); the trust "
                             "admits only the exact roles of the functions that copy evidence.",

@@ -207,7 +207,7 @@ def _evidence_statements(partition: str, security_account: str, actions: list[st
 def creating_actions(actions: Iterable[str]) -> list[str]:
     """The EC2 actions among `actions` that create a resource and may tag it at creation (TagSpecifications)."""
     return sorted(a.split(":", 1)[1] for a in actions
-                  if a.startswith(("ec2:Create", "ec2:Copy")) and a != "ec2:CreateTags")
+                  if a.startswith(("ec2:Create", "ec2:Copy")) and a != "ec2:CreateTags" or a == "ec2:RunInstances")
 
 
 def _tag_statements(partition: str, security_account: str, actions: Iterable[str], *, account: str,
@@ -284,8 +284,46 @@ def _instance_tag_keys() -> list[str]:
 SECURITY_GROUP_RULE_ACTIONS = frozenset({
     "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
     "ec2:RevokeSecurityGroupEgress"})
+# The forensic workstation (responder.workstation, responder.aws.workstation): reads, and the three changes each
+# scoped by tags in `_workstation_statements`.
+WORKSTATION_READ_ACTIONS = frozenset({"ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSubnets",
+                                      "ec2:DescribeVolumes"})
+WORKSTATION_CHANGE_ACTIONS = frozenset({"ec2:CreateVolume", "ec2:AttachVolume", "ec2:RunInstances"})
 # EBS direct APIs take snapshot ARNs and tag conditions: only the responder's own snapshots are listed.
 EBS_LIST_ACTIONS = frozenset({"ebs:ListSnapshotBlocks"})
+
+
+def _workstation_statements(partition: str, account: str, security_account: str, actions: list[str]) -> list[dict]:
+    """The forensic workstation's changes in the forensics account (responder.workstation): volumes created only
+    tagged ``ir:purpose=forensic-analysis`` with the incident and only from the responder's own snapshots (tag
+    ir:collected-by); attached only such volumes, only to instances tagged ``ir:purpose=forensic-workstation``;
+    instances launched only from images of this account tagged so, and only tagged so at launch."""
+    from responder.workstation import VOLUME_PURPOSE, WORKSTATION_PURPOSE
+
+    ec2 = f"arn:{partition}:ec2:*:{account}"
+    purpose = "aws:ResourceTag/ir:purpose"
+    statements = []
+    if "ec2:CreateVolume" in actions:
+        statements.append(_statement("CreateOnlyAnalysisVolumes", ["ec2:CreateVolume"], [f"{ec2}:volume/*"], {
+            "StringEquals": {"aws:RequestTag/ir:purpose": VOLUME_PURPOSE},
+            "Null": {"aws:RequestTag/ir:incident": "false"}}))
+        statements.append(_statement("VolumesOnlyFromTheRespondersCopies", ["ec2:CreateVolume"],
+                                     [_snapshots(partition)], collected_by_condition(partition, security_account)))
+    if "ec2:AttachVolume" in actions:
+        statements.append(_statement("AttachOnlyToForensicWorkstations", ["ec2:AttachVolume"],
+                                     [f"{ec2}:instance/*"], {"StringEquals": {purpose: WORKSTATION_PURPOSE}}))
+        statements.append(_statement("AttachOnlyAnalysisVolumes", ["ec2:AttachVolume"], [f"{ec2}:volume/*"],
+                                     {"StringEquals": {purpose: VOLUME_PURPOSE}}))
+    if "ec2:RunInstances" in actions:
+        statements.append(_statement("LaunchOnlyFromForensicImages", ["ec2:RunInstances"],
+                                     [f"arn:{partition}:ec2:*::image/*"],
+                                     {"StringEquals": {purpose: WORKSTATION_PURPOSE, "ec2:Owner": account}}))
+        statements.append(_statement("LaunchOnlyTaggedWorkstations", ["ec2:RunInstances"], [f"{ec2}:instance/*"],
+                                     {"StringEquals": {"aws:RequestTag/ir:purpose": WORKSTATION_PURPOSE}}))
+        statements.append(_statement("LaunchIntoThisAccountsNetwork", ["ec2:RunInstances"],
+                                     [f"{ec2}:{kind}/*" for kind in ("network-interface", "security-group",
+                                                                     "subnet", "volume", "key-pair")]))
+    return statements
 
 
 def member_read_policy(actions: Iterable[str]) -> dict:
@@ -525,6 +563,10 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
             groups["tags"].append(action)
         elif action in EBS_LIST_ACTIONS:
             groups["ebs"].append(action)
+        elif action in WORKSTATION_CHANGE_ACTIONS:
+            groups["workstation"].append(action)
+        elif action in WORKSTATION_READ_ACTIONS:
+            groups["reads"].append(action)
         elif action in SIGNING_ACTIONS:
             raise UnscopedAction(f"{action}: only the custody signer role signs (SIGNER_ACTIONS, signer_policy)")
         elif action.startswith("iam:"):
@@ -557,6 +599,10 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
                                      collected_by_condition(partition, security_account)))
     if groups["any"]:
         statements.append(_statement("CopyAndHashSnapshots", groups["any"], ["*"]))
+    if groups["reads"]:
+        statements.append(_statement("ReadWorkstationsImagesAndVolumes", groups["reads"], ["*"]))
+    if groups["workstation"]:
+        statements += _workstation_statements(partition, account, security_account, groups["workstation"])
     statements += guard_statements(partition, account, protected_tag)
     statements.append(_statement("NeverUnlockEvidence", ["ec2:UnlockSnapshot"], ["*"], effect="Deny"))
     return _document(statements)
@@ -832,7 +878,7 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",
 }
-for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "Finalize"):
+for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "AnalyzeEvidence", "Finalize"):
     ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (
         "The task acts in the member / forensics accounts through their roles: the resource names exactly those "
         "roles (stacks.tasks), and their trust names exactly this role's ARN with the external id.")

@@ -30,6 +30,12 @@ Also restored (each from the EC2 API reference or user guide, as named):
   `set_new_group_lag(calls)` makes each group created afterwards answer ``InvalidGroup.NotFound`` to the first
   `calls` calls that name it (DescribeSecurityGroups by id, Authorize/Revoke, ModifyNetworkInterfaceAttribute);
   `reset()` turns it off. Tests only.
+* **Volume and attachment states** (EBS user guide, "Amazon EBS volume lifecycle": a new volume is ``creating`` until
+  it is ``available``; "Attach an Amazon EBS volume to an instance": the attachment is ``attaching`` until
+  ``attached``; AttachVolume on a volume that is not ``available`` fails ``IncorrectState``): moto makes a volume
+  ``available`` and an attachment ``attached`` at once. The switch `set_volume_lag(describes)` makes each volume
+  created afterwards ``creating``, and each attachment made afterwards ``attaching``, until the `describes`-th
+  DescribeVolumes that lists it (then ``available`` / ``attached``); `reset()` turns it off. Tests only.
 """
 from __future__ import annotations
 
@@ -38,8 +44,9 @@ from unittest import mock
 
 ACL_ENTRY_LIMIT = 20
 TRACKING_RANGES = {"TcpEstablishedTimeout": (60, 432000), "UdpStreamTimeout": (60, 180), "UdpTimeout": (30, 60)}
-_switches: dict = {"acl_limit": ACL_ENTRY_LIMIT, "lag": 0}
+_switches: dict = {"acl_limit": ACL_ENTRY_LIMIT, "lag": 0, "volume_lag": 0}
 _lagging: dict[str, int] = {}  # group id -> calls still answered "not found"
+_volume_lag: dict[str, list[int]] = {}  # volume id -> [describes until available, describes until attached]
 
 
 def set_acl_entry_limit(limit: int) -> None:
@@ -50,9 +57,14 @@ def set_new_group_lag(calls: int) -> None:
     _switches["lag"] = calls
 
 
+def set_volume_lag(describes: int) -> None:
+    _switches["volume_lag"] = describes
+
+
 def reset() -> None:
-    _switches.update(acl_limit=ACL_ENTRY_LIMIT, lag=0)
+    _switches.update(acl_limit=ACL_ENTRY_LIMIT, lag=0, volume_lag=0)
     _lagging.clear()
+    _volume_lag.clear()
 
 
 def _primary(instance):
@@ -183,4 +195,53 @@ def _install_more(stack: ExitStack) -> None:
         stack.enter_context(mock.patch.object(EC2Backend, name, function))
     stack.enter_context(mock.patch.object(ElasticNetworkInterfaces, "modify_network_interface_attribute",
                                           modify_network_interface_response))
+    _install_volume_states(stack)
     stack.callback(reset)
+
+
+def _install_volume_states(stack: ExitStack) -> None:
+    """Volume ``creating`` -> ``available`` and attachment ``attaching`` -> ``attached`` (`set_volume_lag`)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.elastic_block_store import Volume
+
+    original = {n: getattr(EC2Backend, n) for n in ("create_volume", "attach_volume", "describe_volumes")}
+
+    def status(self) -> str:
+        if (_volume_lag.get(self.id) or [0])[0] > 0:
+            return "creating"
+        return "in-use" if self.attachment else "available"
+
+    def create_volume(self, *args, **kwargs):
+        volume = original["create_volume"](self, *args, **kwargs)
+        if _switches.get("volume_lag"):
+            _volume_lag[volume.id] = [_switches["volume_lag"], 0]
+        return volume
+
+    def attach_volume(self, volume_id, *args, **kwargs):
+        if (_volume_lag.get(volume_id) or [0])[0] > 0:
+            raise EC2ClientError("IncorrectState", f"vol '{volume_id}' is not 'available'.")
+        attachment = original["attach_volume"](self, volume_id, *args, **kwargs)
+        if _switches.get("volume_lag"):
+            attachment.status = "attaching"
+            _volume_lag.setdefault(volume_id, [0, 0])[1] = _switches["volume_lag"]
+        return attachment
+
+    def describe_volumes(self, *args, **kwargs):
+        found = original["describe_volumes"](self, *args, **kwargs)
+        for volume in found:
+            lag = _volume_lag.get(volume.id)
+            if not lag:
+                continue
+            if lag[0] > 0:
+                lag[0] -= 1
+            elif lag[1] > 0:
+                lag[1] -= 1
+                if lag[1] == 0 and volume.attachment is not None:
+                    volume.attachment.status = "attached"
+        return found
+
+    stack.enter_context(mock.patch.object(Volume, "status", property(status)))
+    for name, function in (("create_volume", create_volume), ("attach_volume", attach_volume),
+                           ("describe_volumes", describe_volumes)):
+        stack.enter_context(mock.patch.object(EC2Backend, name, function))

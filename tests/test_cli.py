@@ -196,3 +196,44 @@ def test_a_local_start_verifies_its_own_chain_of_custody(tmp_path):
                    "--reason", "custody check", "--verify", state=tmp_path / "s.json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verified: every manifest is signed and written once, and every checked snapshot matches the latest" in done.stdout
+
+
+# -- analyze: the forensic workstation ----------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["analyze", "IR-1"], "name the workstation"),
+    (["analyze", "IR-1", "--instance", "i-0123456789abcdef0", "--image", "ami-0123456789abcdef0"],
+     "name the workstation"),
+    (["analyze", "IR-1", "--image", "ami-0123456789abcdef0"], "analyze.workstation.subnetId"),
+    (["analyze", "IR-1", "--instance", "i-nothex"], "analyze.workstation.instanceId"),
+    (["analyze", "IR-1", "--instance", "i-0123456789abcdef0", "--live-response-port", "70000"],
+     "analyze.liveResponse.port"),
+])
+def test_analyze_bad_requests_exit_2_before_anything_starts(capsys, argv, message):
+    code, out, err = main(capsys, "--responder-region", REGION, *argv)
+    assert code == cli.USAGE and message in err and out == ""
+
+
+def test_analyze_is_not_offered_on_the_in_memory_aws(capsys, tmp_path):
+    code, _, err = main(capsys, "--local", "--local-state", str(tmp_path / "s.json"), "analyze", "IR-1",
+                        "--instance", "i-0123456789abcdef0")
+    assert code == cli.USAGE and "keeps no evidence snapshots" in err
+
+
+def test_aws_analyze_opens_the_disks_of_a_contained_instance_on_a_workstation(capsys, aws):
+    ec2 = aws.client("ec2")
+    zone = f"{REGION}a"
+    subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]}])["Subnets"][0]["SubnetId"]
+    target = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+    code, out, err = main(capsys, "--responder-region", REGION, "start", "--instance", target["InstanceId"],
+                          "--account", MEMBER, "--region", REGION, "--reason", "r", "--incident-id", "IR-CLI-WS")
+    assert code == cli.OK, out + err
+    forensics = aws.client("ec2", aws.forensics_account)
+    fsubnet = forensics.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]}])["Subnets"][0]
+    ws = forensics.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=fsubnet["SubnetId"],
+                                 TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                     {"Key": "ir:purpose", "Value": "forensic-workstation"}]}])["Instances"][0]
+    code, out, err = main(capsys, "--responder-region", REGION, "analyze", "IR-CLI-WS", "--instance",
+                          ws["InstanceId"], "--reason", "open the disks")
+    assert code == cli.OK, out + err
+    assert "incident IR-CLI-WS: analysis_ready" in out and f"workstation {ws['InstanceId']} ({zone})" in out
+    assert "/dev/sdf" in out and ": attached" in out

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from responder import approval as approvals
 from responder import custody
 from responder import manifest as manifests
-from responder import notify, records, shapes
+from responder import notify, records, shapes, workstation
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, recorded
 from responder.outcome import decide
 
@@ -127,6 +127,9 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
             for i in state["evidenceBeforeApproval"] if isinstance(i, dict)][:MAX_LISTED]
     if incident.get("signal"):
         out["signal"] = incident["signal"]
+    if incident.get("disposition") == "analyze":  # responder.workstation: the workstation, volumes, live response
+        out["analysis"] = (state.get("analysis") or {}).get("summary") or {}
+        out["analysisRequest"] = incident.get("analyze")
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
     for key in ("pivots", "rotation"):  # the attacker's plan (responder.pivots): counts and a few items
@@ -225,17 +228,25 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
         out["timelineOmitted"] = item["timelineOmitted"]
     out.update(attacker_lists(item or {}))
 
-    if incident_id and incident.get("disposition") in ACTED and not incident.get("dryRun"):
+    analysis = incident.get("disposition") == "analyze"
+    if incident_id and (incident.get("disposition") in ACTED or analysis) and not incident.get("dryRun"):
         if bucket is None:
             steps.missing("manifest", "IR_EVIDENCE_BUCKET (and IR_FORENSICS_ROLE_ARN)")
         else:
             attempt = int((incident.get("record") or {}).get("attempt") or 1)
 
             def build(key: str) -> bytes:
-                return manifests.serialize(manifests.build(
+                document = manifests.build(
                     incident=incident, finding=raw(), summary=out, generated_at=when, manifest_key=key,
-                    attempt=attempt, timeline=journal + failure_entries(state, when), record=item or {},
-                    failure=out.get("failure")))
+                    attempt=None if analysis else attempt, timeline=journal + failure_entries(state, when),
+                    record=item or {}, failure=out.get("failure"))
+                if analysis:  # the full result the task stored: workstation, volumes, refused copies, rules
+                    document["analysis"] = ((item or {}).get("results") or {}).get(
+                        f"analysis:{records.execution_name(execution_id)}") or out.get("analysis")
+                return manifests.serialize(document)
+
+            names = (workstation.manifest_keys(incident_id, records.execution_name(execution_id), custody.MAX_NAMES)
+                     if analysis else manifests.keys(incident_id, attempt, custody.MAX_NAMES))
 
             def sign(body: bytes) -> tuple[str, bytes] | None:
                 # chain of custody (responder.custody): the custody signer role signs; the stacks always configure
@@ -246,10 +257,10 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                 return steps.run("signature", lambda: signer(incident_id).sign(custody.digest(body)))
 
             stored = steps.run("manifest", lambda: custody.write_manifest(
-                bucket(incident_id), manifests.keys(incident_id, attempt, custody.MAX_NAMES), build, sign,
+                bucket(incident_id), names, build, sign,
                 signed_at=when))
             if stored:
-                out["manifest"] = dict(stored, attempt=attempt)
+                out["manifest"] = dict(stored) if analysis else dict(stored, attempt=attempt)
 
     subject, _, _ = notify.render(out)
     if incident_id:
@@ -283,6 +294,11 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                 fields=fields, now=now))
             if result:
                 out["record"]["result"] = result
+            if analysis:  # the record's status stays the response's; the analysis is listed beside it
+                steps.run("record analysis", lambda: records.note_analysis(table(), incident_id, {
+                    "executionId": execution_id, "at": when, "outcome": out["outcome"],
+                    "workstation": out["analysis"].get("workstation"), "manifest": out.get("manifest"),
+                    "dryRun": bool(incident.get("dryRun"))}, now=now))
 
     if steps.errors:
         out["recordingErrors"] = list(steps.errors)

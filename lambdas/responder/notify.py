@@ -42,11 +42,16 @@ LABELS = {
     "approval_required": "APPROVAL REQUIRED",
     "approval_denied": "DENIED - NOT CONTAINED",
     "approval_timed_out": "NO APPROVAL - NOT CONTAINED",
+    "analysis_ready": "DISKS ON WORKSTATION",
+    "analysis_incomplete": "ANALYSIS INCOMPLETE",
+    "analysis_refused": "ANALYSIS REFUSED",
+    "analysis_failed": "ANALYSIS FAILED",
 }
 PRIORITY = {
     "failed": "high", "partially_contained": "high", "protection_unverified": "high", "protected": "high",
     "manual_action_required": "high", "not_found": "high", "contained": "normal", "dry_run_plan": "normal", "duplicate": "low",
     "not_handled": "low", "approval_denied": "normal", "approval_timed_out": "high",
+    "analysis_ready": "normal", "analysis_incomplete": "normal", "analysis_refused": "normal", "analysis_failed": "normal",
 }
 _KIND = {"IAMUser": "user", "AssumedRole": "role", "FederatedUser": "federated"}
 

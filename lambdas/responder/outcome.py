@@ -19,6 +19,9 @@ Outcomes (one per incident, each notified):
                              nothing was contained (evidence taken before the approval is kept)
 ``not_handled``              a finding type, sample or severity the responder does not act on
 ``duplicate``                a re-published finding already answered by an earlier incident
+``analysis_ready``           an analyze request: the incident's verified copies are attached to the workstation
+                             (``analysis_incomplete`` / ``analysis_refused`` / ``analysis_failed`` fail the
+                             execution; responder.workstation)
 
 The execution fails (error name in ``error``) for failed, partially_contained and protection_unverified.
 """
@@ -45,6 +48,10 @@ def target_statuses(state: dict[str, Any]) -> list[str]:
 
 def decide(state: dict[str, Any]) -> dict[str, Any]:
     incident = state.get("incident") or {}
+    if incident.get("disposition") == "analyze":  # an analyze request: no containment, its own outcomes
+        from responder.workstation import outcome as analysis_outcome
+
+        return analysis_outcome(state)
     failure = shapes.failure_of(state.get("failure"))
     statuses = target_statuses(state)
     disposition = incident.get("disposition")

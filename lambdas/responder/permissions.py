@@ -32,6 +32,7 @@ ADAPTERS = (
     "responder.aws.kms",
     "responder.aws.athena",
     "responder.aws.lake",
+    "responder.aws.workstation",
 )
 
 

@@ -543,6 +543,14 @@ def journal(item: dict[str, Any] | None, execution_id: str | None) -> list[dict[
     return [e for e in (item or {}).get("timeline") or [] if e.get("execution") == me]
 
 
+def note_analysis(table: Any, incident_id: str, entry: dict[str, Any], now: datetime | None = None) -> bool:
+    """List an analyze execution (responder.workstation) on the incident's item (``analyses``): its outcome,
+    workstation and manifest. The status and the results of the response are left as they are."""
+    update = _Update().append("analyses", [{k: v for k, v in entry.items() if v is not None}]).set(
+        "updatedAt", stamp(now or _now()))
+    return _aws_call("record the analysis", lambda: update.run(table, incident_id, "attribute_exists(incidentId)"))
+
+
 # -- outcome (Finalize) ------------------------------------------------------------------------------------
 def finish(table: Any, incident: dict[str, Any], *, execution_id: str, outcome: str, entries: list[dict[str, Any]],
            fields: dict[str, Any], now: datetime | None = None) -> str:

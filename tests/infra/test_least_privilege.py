@@ -204,6 +204,40 @@ def test_the_forensics_role_scopes_keys_and_bucket(assembly):  # noqa: F811
     assert "SignManifestsWithTheCustodyKey" not in statements
 
 
+def test_the_forensics_role_makes_workstation_volumes_and_launches_only_under_tags(assembly):  # noqa: F811
+    """The forensic workstation (responder.workstation): volumes only tagged for analysis from the responder's own
+    copies, attached only to tagged workstations, launched only from the account's tagged images, tagged at
+    creation only; nothing deletes, detaches or terminates."""
+    account = assembly.config.forensics_account
+    statements = {s["Sid"]: s for s in role_statements(role(assembly, names.FORENSICS_STACK,
+                                                             names.FORENSICS_ROLE_NAME))}
+    allowed = allowed_actions(list(statements.values()))
+    assert not {"ec2:DeleteVolume", "ec2:DetachVolume", "ec2:TerminateInstances", "ec2:ModifySnapshotAttribute",
+                "ec2:AuthorizeSecurityGroupIngress"} & allowed
+    by_action = {}
+    for sid, statement in statements.items():
+        if statement["Effect"] == "Allow":
+            for action in as_list(statement["Action"]):
+                by_action.setdefault(action, set()).add(sid)
+    assert by_action["ec2:CreateVolume"] == {"CreateOnlyAnalysisVolumes", "VolumesOnlyFromTheRespondersCopies"}
+    assert by_action["ec2:AttachVolume"] == {"AttachOnlyToForensicWorkstations", "AttachOnlyAnalysisVolumes"}
+    assert by_action["ec2:RunInstances"] == {"LaunchOnlyFromForensicImages", "LaunchOnlyTaggedWorkstations",
+                                             "LaunchIntoThisAccountsNetwork"}
+    create = statements["CreateOnlyAnalysisVolumes"]
+    assert [flat(r) for r in as_list(create["Resource"])] == [f"arn:{P}:ec2:*:{account}:volume/*"]
+    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/ir:purpose": "forensic-analysis"},
+                                   "Null": {"aws:RequestTag/ir:incident": "false"}}
+    assert "aws:ResourceTag/ir:collected-by" in flat(statements["VolumesOnlyFromTheRespondersCopies"]["Condition"])
+    assert statements["AttachOnlyToForensicWorkstations"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/ir:purpose": "forensic-workstation"}}
+    assert statements["LaunchOnlyFromForensicImages"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/ir:purpose": "forensic-workstation", "ec2:Owner": account}}
+    assert statements["LaunchOnlyTaggedWorkstations"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/ir:purpose": "forensic-workstation"}}
+    at_creation = statements["TagOnlyWhatTheResponderCreates"]["Condition"]["StringEquals"]["ec2:CreateAction"]
+    assert {"CreateVolume", "RunInstances"} <= set(as_list(at_creation))
+
+
 def test_the_custody_signer_role_may_only_sign_with_the_custody_key(assembly):  # noqa: F811
     statements = role_statements(role(assembly, names.FORENSICS_STACK, names.SIGNER_ROLE_NAME))
     assert allowed_actions(statements) == set(permissions.signer_actions()) == {"kms:Sign"}
@@ -308,7 +342,10 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
     # only publishes the approval request
     expected = {"Triage": readers, "RequestApproval": set(), "Finalize": forensics | signer,
                 "ContainIdentities": members | forensics, "IsolateInstance": members | forensics,
-                "CollectEvidence": members | forensics}
+                "CollectEvidence": members | forensics,
+                # the forensic workstation: volumes and instances in the forensics account, the live-response rule
+                # on the quarantine group in the member account (responder.workstation)
+                "AnalyzeEvidence": members | forensics}
     assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))

@@ -132,6 +132,21 @@ def test_the_chain_names_a_second_version_an_unsigned_manifest_and_a_copied_one(
     assert any(p.startswith("incidents/IR-1/manifest-0005.json: signature: it is the signature of") for p in problems)
 
 
+def test_an_analysis_manifest_is_checked_but_never_the_latest():
+    _, bucket = _signed()
+    objects = dict(bucket.objects)
+    analysis = FakeBucket()
+    name = "incidents/IR-1/manifest-analysis-exec-1.json"
+    custody.write_manifest(analysis, [name], _build, _sign, signed_at="t")
+    objects.update(analysis.objects)
+    problems, notes, facts = _chain(objects)
+    assert (problems, notes) == ([], []) and facts["manifests"] == 2 and facts["latest"] == NAMES[0]
+    assert custody.manifest_name("incidents/x/manifest-analysis-exec-1.sig.json") == (-1, 1, True)
+    objects.pop(custody.signature_key(name))
+    problems, _, _ = _chain(objects)
+    assert any(p.startswith(f"{name}: unsigned") for p in problems)
+
+
 def test_manifest_names_order_attempts_then_tries():
     assert custody.manifest_name("incidents/x/manifest-0002-3.json") == (2, 3, False)
     assert custody.manifest_name("incidents/x/manifest-0010.sig.json") == (10, 1, True)
