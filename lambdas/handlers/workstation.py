@@ -27,7 +27,9 @@ def handler(event: dict, context: object) -> dict:
     journals = TaskJournal(incident, task="analysis", subject=incident["incidentId"], table=table)
     journal = journals.watch(Journal(dry_run=bool(incident.get("dryRun"))))
     forensics_account = config.forensics_account or incident["accountId"]
-    region, partition = incident["region"], incident["partition"]
+    # The copies, the workstation and its volumes are in the forensics Region (README "Every region"); live
+    # response acts on the member's quarantine groups in the incident's own Region.
+    region, partition = aws.forensics_region or incident["region"], incident["partition"]
     with journals.recorded_on_failure():
         state = analyze(event, forensics=Workstations(aws.forensics("ec2", region), journal, account=forensics_account,
                                                       region=region, partition=partition),

@@ -110,3 +110,31 @@ def test_an_iam_finding_from_any_region_contains_the_user_once(estate):
     assert again.status == "SUCCEEDED" and home.status == "SUCCEEDED", (home.error, home.cause)
     assert iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"] == attached
     assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName="ci-deployer")["AccessKeyMetadata"]] == [key]
+
+
+def test_the_workstation_opens_another_regions_evidence_in_the_forensics_region(estate):
+    """The copies live in the forensics Region, so the workstation and its volumes are there (README "Every
+    region"), whatever Region the contaminated instance is in."""
+    instance_id = _instance(estate, OTHER)
+    run = local.deliver(_finding(OTHER, instance_id, "c" * 32), estate, name="regions-ws-source")
+    assert run is not None and run.status == "SUCCEEDED", (run.error, run.cause)
+    incident_id = {t["Key"]: t["Value"] for t in estate.client("ec2", MEMBER, OTHER).describe_instances(
+        InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["Tags"]}["ir:incident"]
+    ec2 = estate.client("ec2", FORENSICS, EVIDENCE)
+    vpc = ec2.create_vpc(CidrBlock="10.90.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.90.1.0/24",
+                               AvailabilityZone=f"{EVIDENCE}a")["Subnet"]["SubnetId"]
+    workstation = ec2.run_instances(ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, InstanceType="t3.large",
+                                    SubnetId=subnet, TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                        {"Key": "ir:purpose", "Value": "forensic-workstation"}]}]
+                                    )["Instances"][0]["InstanceId"]
+    analysis = local.execute({"analyze": {"incidentId": incident_id, "reason": "open the disks",
+                                          "workstation": {"instanceId": workstation}}}, estate, name="regions-ws")
+    assert analysis.status == "SUCCEEDED", (analysis.error, analysis.cause)
+    volumes = ec2.describe_volumes(Filters=[{"Name": "tag:ir:incident", "Values": [incident_id]},
+                                            {"Name": "tag:ir:purpose", "Values": ["forensic-analysis"]}])["Volumes"]
+    copies = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "tag:ir:incident", "Values": [incident_id]}])["Snapshots"]
+    assert volumes and sorted(v["SnapshotId"] for v in volumes) == sorted(c["SnapshotId"] for c in copies)
+    assert all(v["AvailabilityZone"] == f"{EVIDENCE}a" and v["Attachments"][0]["InstanceId"] == workstation
+               for v in volumes)
