@@ -1,0 +1,146 @@
+"""The member stack for a whole organization (stacks.member_stack_set): the service-managed StackSet's properties, the
+member template it carries (the member stack, standalone, any account's), and the configuration errors named."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from stacks import names
+from stacks.config import Config, ConfigError, load_context
+from tests.worlds.infra import EXTERNAL_ID
+
+ORG = {"organizationId": "o-abcdef1234", "organizationalUnitIds": ["ou-ab12-cdef5678", "r-ab12"],
+       "managementAccount": "555555555555", "delegatedAdministrator": "111111111111",
+       "excludeAccounts": ["666666666666"]}
+
+
+def _config(**organization) -> Config:
+    return Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "organization": {**ORG, **organization}})
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory):
+    """(config, IrMemberStackSets template, embedded member template, IrMember-<account> template): one synth."""
+    from stacks.app import build_app
+
+    context = {**load_context(), "externalId": EXTERNAL_ID, "organization": ORG}
+    app, _ = build_app(context, outdir=str(tmp_path_factory.mktemp("org")))
+    assembly = app.synth()
+    template = assembly.get_stack_by_name(names.MEMBER_STACK_SETS).template
+    (stack_set,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudFormation::StackSet"]
+    config = Config.from_context(context)
+    member = assembly.get_stack_by_name(names.member_stack(config.member_accounts[0])).template
+    return config, template, stack_set, member
+
+
+def test_the_stack_set_is_service_managed_and_deploys_to_new_accounts(org):
+    config, _, stack_set, _ = org
+    props = stack_set["Properties"]
+    assert props["PermissionModel"] == "SERVICE_MANAGED"
+    assert props["CallAs"] == "DELEGATED_ADMIN"  # delegatedAdministrator named: not the management account
+    assert props["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    assert props["ManagedExecution"] == {"Active": True}
+    assert props["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
+    assert props["OperationPreferences"] == {"FailureTolerancePercentage": 10, "MaxConcurrentPercentage": 25,
+                                             "RegionConcurrencyType": "PARALLEL"}
+    (group,) = props["StackInstancesGroup"]
+    assert group["Regions"] == [config.region]  # IAM roles are account-wide: one region only
+    targets = group["DeploymentTargets"]
+    assert targets["OrganizationalUnitIds"] == ORG["organizationalUnitIds"]
+    assert targets["AccountFilterType"] == "DIFFERENCE"
+    # never the forensics or the security account, nor the accounts cdk deploy gives the member stack
+    assert targets["Accounts"] == sorted({"666666666666", config.forensics_account, config.security_account,
+                                          *config.member_accounts})
+    assert "TemplateURL" not in props
+
+
+def test_the_stack_set_stack_goes_to_the_administrator_account(org):
+    from stacks.app import build_app
+
+    config, _, _, _ = org
+    assert config.organization.administrator_account == "111111111111"
+    assert _config(delegatedAdministrator="").organization.call_as == "SELF"
+    assert _config(delegatedAdministrator="").organization.administrator_account == "555555555555"
+    _, stacks = build_app({**load_context(), "externalId": EXTERNAL_ID}, nag=False)
+    assert names.MEMBER_STACK_SETS not in stacks, "only when the context names an organization"
+
+
+def test_the_embedded_template_is_the_member_stack(org):
+    _, _, stack_set, member = org
+    body = stack_set["Properties"]["TemplateBody"]
+    assert len(body.encode()) < 51_200
+    embedded = json.loads(body)
+
+    def shape(template):
+        return sorted((k, r["Type"]) for k, r in template["Resources"].items())
+
+    assert shape(embedded) == shape(member)
+    roles = {r["Properties"]["RoleName"] for r in embedded["Resources"].values() if r["Type"] == "AWS::IAM::Role"}
+    assert roles == {names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.DENY_ALL_ROLE_NAME}
+    assert set(embedded["Outputs"]) == set(member["Outputs"])
+
+
+def test_the_embedded_template_runs_in_any_account(org):
+    config, _, stack_set, _ = org
+    body = stack_set["Properties"]["TemplateBody"]
+    embedded = json.loads(body)
+    assert "Parameters" not in embedded and "Rules" not in embedded, "no CDK bootstrap parameter or rule"
+    types = {r["Type"] for r in embedded["Resources"].values()}
+    assert "AWS::CloudFormation::Stack" not in types, "no nested stacks"
+    assert "AWS::CDK::Metadata" not in types
+    assert "Fn::ImportValue" not in body and "cdk-hnb659fds" not in body and "aws:asset" not in body
+    # the only account ids written in: the security account (trust) and the forensics account (sharing key)
+    assert set(re.findall(r"(?<!\d)\d{12}(?!\d)", body)) == {config.security_account, config.forensics_account}
+    assert '{"Ref":"AWS::AccountId"}' in body
+
+
+def test_the_member_stacks_of_cdk_deploy_are_unchanged_by_org_mode(org):
+    _, _, _, member = org
+    account = [a for a in ("333333333333",)]
+    assert account[0] in json.dumps(member), "IrMember-<account> keeps its literal account"
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"organizationId": "o-short"}, "organization.organizationId"),
+    ({"organizationId": ""}, "organization.organizationId"),
+    ({"organizationalUnitIds": []}, "organization.organizationalUnitIds"),
+    ({"organizationalUnitIds": ["ou-bad"]}, r"organization.organizationalUnitIds\[0\]"),
+    ({"organizationalUnitIds": ["r-ab12", "123"]}, r"organization.organizationalUnitIds\[1\]"),
+    ({"managementAccount": "12345"}, "organization.managementAccount"),
+    ({"managementAccount": "222222222222"}, "organization.managementAccount"),  # the forensics account
+    ({"delegatedAdministrator": "abc"}, "organization.delegatedAdministrator"),
+    ({"delegatedAdministrator": "222222222222"}, "organization.delegatedAdministrator"),
+    ({"excludeAccounts": ["1"]}, "organization.excludeAccounts"),
+    ({"maxConcurrentPercentage": 0}, "organization.maxConcurrentPercentage"),
+    ({"failureTolerancePercentage": 101}, "organization.failureTolerancePercentage"),
+    ({"retainStacksOnAccountRemoval": "maybe"}, "organization.retainStacksOnAccountRemoval"),
+    ({"regionz": ["eu-west-1"]}, "organization.regionz"),
+])
+def test_each_configuration_error_names_its_key(change, key):
+    with pytest.raises(ConfigError, match=f"context '{key}'"):
+        _config(**change)
+
+
+def test_the_organization_key_is_a_json_object_or_its_text():
+    text = json.dumps(ORG)
+    config = Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "organization": text})
+    assert config.organization.organization_id == "o-abcdef1234"
+    with pytest.raises(ConfigError, match="context 'organization'"):
+        Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "organization": "{not json"})
+    with pytest.raises(ConfigError, match="context 'organization'"):
+        Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "layout": "single-account",
+                             "organization": ORG})
+    assert Config.from_context({**load_context(), "externalId": EXTERNAL_ID}).organization is None
+
+
+def test_retaining_stacks_is_a_choice():
+    assert _config(retainStacksOnAccountRemoval=True).organization.retain_stacks_on_account_removal is True
+
+
+def test_a_template_too_large_for_template_body_is_refused():
+    from stacks.member_stack_set import TemplateTooLarge, template_body
+
+    with pytest.raises(TemplateTooLarge):
+        template_body({"Resources": {"Big": {"Type": "AWS::SNS::Topic", "Properties": {"x": "y" * 51_200}}}})
