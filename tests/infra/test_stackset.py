@@ -32,7 +32,18 @@ def org(tmp_path_factory):
     (stack_set,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudFormation::StackSet"]
     config = Config.from_context(context)
     member = assembly.get_stack_by_name(names.member_stack(config.member_accounts[0])).template
+    _TEMPLATES.update({n: assembly.get_stack_by_name(n).template for n in (names.RESPONDER_STACK,
+                                                                         names.FORENSICS_STACK)})
     return config, template, stack_set, member
+
+
+_TEMPLATES: dict[str, dict] = {}
+
+
+def _role(template: dict, name: str) -> list[dict]:
+    (role,) = [r for r in template["Resources"].values()
+               if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == name]
+    return [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
 
 
 def test_the_stack_set_is_service_managed_and_deploys_to_new_accounts(org):
@@ -144,3 +155,47 @@ def test_a_template_too_large_for_template_body_is_refused():
 
     with pytest.raises(TemplateTooLarge):
         template_body({"Resources": {"Big": {"Type": "AWS::SNS::Topic", "Properties": {"x": "y" * 51_200}}}})
+
+
+def test_org_mode_lets_the_tasks_assume_member_roles_in_any_account_of_the_organization(org):
+    from stacks import tasks
+    from stacks.catalog import FUNCTIONS
+    from tests.worlds.infra import flat
+
+    config = org[0]
+    for spec in FUNCTIONS:
+        statements = {s["Sid"]: s for s in _role(_TEMPLATES[names.RESPONDER_STACK], names.function_role_name(spec))}
+        wanted = tasks.member_role_names(spec)
+        if not wanted:
+            assert "AssumeMemberRolesInTheOrganization" not in statements, spec.key
+            continue
+        statement = statements["AssumeMemberRolesInTheOrganization"]
+        assert statement["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"])
+        assert sorted(flat(r) for r in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])) == sorted(
+            f"arn:<AWS::Partition>:iam::*:role/{n}" for n in wanted)
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:ResourceOrgID": ORG["organizationId"]},
+            "StringNotEquals": {"aws:ResourceAccount": sorted({config.forensics_account, config.security_account})}}
+
+
+def test_org_mode_lets_the_forensics_role_use_the_organizations_sharing_keys_through_ec2(org):
+    from tests.worlds.infra import flat
+
+    config = org[0]
+    statements = {s["Sid"]: s for s in _role(_TEMPLATES[names.FORENSICS_STACK], names.FORENSICS_ROLE_NAME)}
+    found = [s for sid, s in statements.items() if sid.startswith("OrganizationSharingKeys")]
+    assert found
+    for statement in found:
+        assert [flat(r) for r in ([statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"])] == [f"arn:<AWS::Partition>:kms:{config.region}:*:key/*"]
+        assert statement["Condition"]["StringEquals"] == {"aws:ResourceOrgID": ORG["organizationId"]}
+        assert statement["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
+
+
+def test_without_an_organization_no_statement_names_one():
+    from stacks.app import build_app
+
+    app, _ = build_app({**load_context(), "externalId": EXTERNAL_ID}, nag=False)
+    assembly = app.synth()
+    for name in (names.RESPONDER_STACK, names.FORENSICS_STACK):
+        text = json.dumps(assembly.get_stack_by_name(name).template)
+        assert "aws:ResourceOrgID" not in text and "OrganizationSharingKeys" not in text
