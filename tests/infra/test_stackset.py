@@ -199,3 +199,21 @@ def test_without_an_organization_no_statement_names_one():
     for name in (names.RESPONDER_STACK, names.FORENSICS_STACK):
         text = json.dumps(assembly.get_stack_by_name(name).template)
         assert "aws:ResourceOrgID" not in text and "OrganizationSharingKeys" not in text
+
+
+def test_org_mode_adds_no_unexplained_analyzer_finding(org):
+    """cloudsplaining (strictest mode) on the organization-mode roles: every finding already explained in
+    stacks.policies.ANALYZER_REASONS, no privilege escalation."""
+    from stacks import policies
+    from tests.infra.test_iam_analyzer import findings
+
+    class _Templates:
+        stacks = dict.fromkeys(_TEMPLATES)
+
+        @staticmethod
+        def template(name):
+            return _TEMPLATES[name]
+
+    found = findings(_Templates)
+    assert found and sorted(found - set(policies.ANALYZER_REASONS)) == []
+    assert not [f for f in found if f[1] == "PrivilegeEscalation"]
