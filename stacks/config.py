@@ -88,7 +88,7 @@ _S3_LOCATION = re.compile(rf"^s3://{_BUCKET}/([\w!.'()/-]*/)?$")
 _TRAIL_BUCKET = re.compile(rf"^{_BUCKET}(/[\w!.'()/-]*)?$")
 _EVENT_DATA_STORE = re.compile(r"^arn:aws[\w-]*:cloudtrail:[a-z]{2}(-[a-z]+)+-\d:\d{12}:eventdatastore/[A-Za-z0-9-]{1,128}$")
 ATHENA_KEYS = ("athenaDatabase", "athenaTable", "athenaWorkgroup", "athenaOutputLocation", "athenaTrailBucket")
-MAX_SNAPSHOT_LOCK_DAYS = 36500
+MAX_SNAPSHOT_LOCK_DAYS = 36500  # EBS Snapshot Lock: 1 day to 100 years
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 _OU_ID = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
 ORGANIZATION_KEYS = ("organizationId", "organizationalUnitIds", "managementAccount", "delegatedAdministrator",
@@ -115,7 +115,7 @@ class Organization:
     @property
     def call_as(self) -> str:
         """CloudFormation's CallAs: SELF in the management account, DELEGATED_ADMIN in a delegated administrator."""
-        return "DELEGATED_ADMIN" if self.delegated_administrator else "SELF"  # EBS Snapshot Lock: 1 day to 100 years
+        return "DELEGATED_ADMIN" if self.delegated_administrator else "SELF"
 
 
 class ConfigError(ValueError):
@@ -334,14 +334,14 @@ def _organization(value: Any, *, layout: str, security: str, forensics: str,
     if unknown:
         raise ConfigError(f"context 'organization.{unknown[0]}': unknown key (expected {', '.join(ORGANIZATION_KEYS)})")
     org_id = str(value.get("organizationId") or "").strip()
-    if not _ORG_ID.match(org_id):
+    if not _ORG_ID.fullmatch(org_id):
         raise ConfigError(f"context 'organization.organizationId': expected o- and 10 to 32 lower-case letters or "
                           f"digits, got {org_id or None!r}")
     units = tuple(dict.fromkeys(_list(value.get("organizationalUnitIds"), "organization.organizationalUnitIds")))
     if not units:
         raise ConfigError("context 'organization.organizationalUnitIds': at least one OU (ou-...) or root (r-...) id")
     for i, unit in enumerate(units):
-        if not _OU_ID.match(unit):
+        if not _OU_ID.fullmatch(unit):
             raise ConfigError(f"context 'organization.organizationalUnitIds[{i}]': expected ou-xxxx-xxxxxxxx or "
                               f"r-xxxx, got {unit!r}")
     management = _account(value.get("managementAccount"), "organization.managementAccount")

@@ -128,6 +128,14 @@ def test_the_member_stacks_of_cdk_deploy_are_unchanged_by_org_mode(org):
     ({"failureTolerancePercentage": 101}, "organization.failureTolerancePercentage"),
     ({"retainStacksOnAccountRemoval": "maybe"}, "organization.retainStacksOnAccountRemoval"),
     ({"regionz": ["eu-west-1"]}, "organization.regionz"),
+    # look-alikes: two ids in one (a newline between), upper case, an OU id with a path or a wildcard
+    ({"organizationalUnitIds": ["ou-ab12-cdef5678\nr-ab12"]}, r"organization.organizationalUnitIds\[0\]"),
+    ({"organizationalUnitIds": ["ou-ab12-*"]}, r"organization.organizationalUnitIds\[0\]"),
+    ({"organizationalUnitIds": ["r-ab12/ou-ab12-cdef5678"]}, r"organization.organizationalUnitIds\[0\]"),
+    ({"organizationId": "O-ABCDEF1234"}, "organization.organizationId"),
+    ({"organizationId": "o-abcdef1234\no-zzzzzzzzzz"}, "organization.organizationId"),
+    ({"excludeAccounts": ["66666666666*"]}, "organization.excludeAccounts"),
+    ({"maxConcurrentPercentage": "25%"}, "organization.maxConcurrentPercentage"),
 ])
 def test_each_configuration_error_names_its_key(change, key):
     with pytest.raises(ConfigError, match=f"context '{key}'"):
@@ -144,6 +152,29 @@ def test_the_organization_key_is_a_json_object_or_its_text():
         Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "layout": "single-account",
                              "organization": ORG})
     assert Config.from_context({**load_context(), "externalId": EXTERNAL_ID}).organization is None
+
+
+def test_the_organization_key_must_be_an_object():
+    for value in (["o-abcdef1234"], 42, True):
+        with pytest.raises(ConfigError, match="context 'organization'"):
+            Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "organization": value})
+
+
+def test_the_management_account_is_never_a_deployment_target_to_exclude():
+    """StackSets never deploys to the management account (AWS, DeploymentTargets): it is not listed, whether it is
+    in memberAccounts (its IrMember-<account> stack by cdk deploy) or not; duplicates are listed once."""
+    config = _config(excludeAccounts=["555555555555", "666666666666", "666666666666"])
+    assert "555555555555" not in config.organization.exclude_accounts
+    assert config.organization.exclude_accounts.count("666666666666") == 1
+
+
+def test_a_second_synth_gives_the_same_template_body(org):
+    """The StackSet changes only when the member stack does: an unchanged app re-synthesized gives byte-identical
+    TemplateBody, so a redeploy of IrMemberStackSets starts no operation in every account."""
+    from stacks.member_stack_set import member_template, template_body
+
+    config, _, stack_set, _ = org
+    assert template_body(member_template(config, nag=False)) == stack_set["Properties"]["TemplateBody"]
 
 
 def test_retaining_stacks_is_a_choice():
