@@ -298,3 +298,14 @@ def test_org_mode_acknowledgements_answer_real_findings(monkeypatch):
             if not p.startswith("IrMember/") and not any(covers(p, r, *f) for f in findings)] == []
     org_reasons = [reason for _, _, reason in acknowledgements if "Organization mode" in reason]
     assert org_reasons, "the organization-mode wildcards are acknowledged with their own reasons"
+
+
+def test_the_readme_documents_every_organization_key():
+    from pathlib import Path
+
+    from stacks.config import ORGANIZATION_KEYS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `organization` |")]
+    assert [k for k in ORGANIZATION_KEYS if f"`{k}`" not in row] == []
+    assert "### Deploy to a whole organization" in readme and "| `IrMemberStackSets` |" in readme
