@@ -113,6 +113,13 @@ class Organization:
         return self.delegated_administrator or self.management_account
 
     @property
+    def resource_org_paths(self) -> tuple[str, ...]:
+        """`aws:ResourceOrgPaths` patterns of the target OUs (and their child OUs, which the StackSet reaches too):
+        `o-.../r-.../*` for the root, `o-.../*/ou-.../*` for an OU (an OU id is unique in its organization)."""
+        return tuple(f"{self.organization_id}/{u}/*" if u.startswith("r-") else f"{self.organization_id}/*/{u}/*"
+                     for u in self.organizational_unit_ids)
+
+    @property
     def call_as(self) -> str:
         """CloudFormation's CallAs: SELF in the management account, DELEGATED_ADMIN in a delegated administrator."""
         return "DELEGATED_ADMIN" if self.delegated_administrator else "SELF"

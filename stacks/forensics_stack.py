@@ -19,7 +19,7 @@ _SHARING_KEYS = ("Copying a snapshot shared by a member account needs its sharin
                  "here: the resource names only the configured member accounts' keys, and kms:ViaService limits "
                  "their use to EC2 (kms:GrantIsForAWSResource for grants).")
 _ORG_KEYS = ("Organization mode: the sharing keys of the accounts the member StackSet reaches (their ids are not "
-             "known at synth): aws:ResourceOrgID admits only keys of the organization's accounts, and kms:ViaService "
+             "known at synth): aws:ResourceOrgID and aws:ResourceOrgPaths admit only keys of the accounts of the StackSet's target OUs, and kms:ViaService "
              "limits their use to EC2 (kms:GrantIsForAWSResource for grants).")
 _OWN_SNAPSHOTS = ("the aws:ResourceTag/ir:collected-by condition admits only snapshots tagged with one of the "
                   "responder's execution ARNs, a tag that can be written only when a copy is created "
@@ -94,7 +94,8 @@ class ForensicsStack(Stack):
             actions=permissions.forensics_actions(),
             key_arn=self.key.key_arn, bucket=bucket_name, member_accounts=config.member_accounts,
             protected_tag=config.protected_tag,
-            organization_id=config.organization.organization_id if config.organization else "")
+            organization_id=config.organization.organization_id if config.organization else "",
+            organization_paths=config.organization.resource_org_paths if config.organization else ())
         self.forensics_role = ResponderAccessRole(
             self, "ForensicsRole",
             role_name=names.FORENSICS_ROLE_NAME,

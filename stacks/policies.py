@@ -506,7 +506,8 @@ def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_
 
 def forensics_policy(*, partition: str, account: str, region: str, security_account: str, actions: Iterable[str],
                      key_arn: str, bucket: str, member_accounts: Iterable[str],
-                     protected_tag: str = "ir:protected", organization_id: str = "") -> dict:
+                     protected_tag: str = "ir:protected", organization_id: str = "",
+                     organization_paths: Iterable[str] = ()) -> dict:
     """The forensics role's permissions: exactly `actions` (responder.permissions.forensics_actions()), plus the
     explicit denies of `guard_statements` and never unlocking a snapshot."""
     groups: dict[str, list[str]] = defaultdict(list)
@@ -535,7 +536,8 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
                                       [f"arn:{partition}:kms:{region}:{m}:key/*" for m in members],
                                       [EC2_SERVICE], direct=False)
         if organization_id:  # organization mode: the accounts the member StackSet reaches, without a redeploy
-            statements += organization_sharing_key_statements(partition, region, organization_id, groups["kms"])
+            statements += organization_sharing_key_statements(partition, region, organization_id, groups["kms"],
+                                                              organization_paths)
     if groups["s3"]:
         statements.append(_statement(
             "EvidenceBucketOfThisAccount", groups["s3"],
@@ -631,23 +633,33 @@ class OrganizationRoles:
     organization_id: str
     role_names: tuple[str, ...]
     never_accounts: tuple[str, ...]
+    org_paths: tuple[str, ...] = ()  # aws:ResourceOrgPaths of the StackSet's target OUs (Organization)
 
     def statement(self) -> dict:
         return _statement(
             "AssumeMemberRolesInTheOrganization", ["sts:AssumeRole"],
             sorted(f"arn:{self.partition}:iam::*:role/{name}" for name in self.role_names),
             {"StringEquals": {"aws:ResourceOrgID": self.organization_id},
+             **_org_paths_condition(self.org_paths),
              "StringNotEquals": {"aws:ResourceAccount": sorted(set(self.never_accounts))}})
 
 
+def _org_paths_condition(paths: Iterable[str]) -> dict:
+    """Only resources of accounts in the target OUs: aws:ResourceOrgPaths is multivalued (ForAnyValue); a request
+    without it (an account outside any organization) matches nothing."""
+    paths = sorted(set(paths))
+    return {"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": paths}} if paths else {}
+
+
 def organization_sharing_key_statements(partition: str, region: str, organization_id: str,
-                                        actions: Iterable[str]) -> list[dict]:
+                                        actions: Iterable[str], org_paths: Iterable[str] = ()) -> list[dict]:
     """Organization mode: the forensics role may use the sharing key of any account of the organization (their ids
     are not known at synth), only through EC2, as the keys' own policies say (aws:ResourceOrgID)."""
     statements = _kms_statements("OrganizationSharingKeys", [a for a in actions if a.startswith("kms:")],
                                  [f"arn:{partition}:kms:{region}:*:key/*"], [EC2_SERVICE], direct=False)
     for statement in statements:
         statement["Condition"]["StringEquals"] = {"aws:ResourceOrgID": organization_id}
+        statement["Condition"].update(_org_paths_condition(org_paths))
     return statements
 
 

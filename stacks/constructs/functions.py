@@ -25,7 +25,8 @@ WILDCARD_REASONS = {
                              "before it starts.",
     "AssumeMemberRolesInTheOrganization": "Organization mode: the task's member roles (by name) in the accounts the "
                                           "member StackSet reaches later, without a redeploy; aws:ResourceOrgID "
-                                          "admits only the organization's accounts, aws:ResourceAccount never the "
+                                          "and aws:ResourceOrgPaths admit only the accounts of the StackSet's "
+                                          "target OUs, aws:ResourceAccount never the "
                                           "forensics or security account, and each role's trust names exactly this "
                                           "role's ARN with the external id.",
     "TrailLogsReadObjects": "The organization trail's log objects under the configured prefix, read-only: Athena "
@@ -47,7 +48,7 @@ class ResponderFunctions(Construct):
                  member_accounts: Sequence[str], forensics_account: str, table_arn: str, topic_arn: str,
                  topic_key: kms.IKey, executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
                  protected_tag: str, trail: policies.TrailTable | policies.TrailLake | None = None,
-                 organization: tuple[str, tuple[str, ...]] | None = None) -> None:
+                 organization: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None) -> None:
         super().__init__(scope, id)
         code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
         layer_arn = ssm.StringParameter.value_for_string_parameter(self, self.POWERTOOLS_LAYER_PARAMETER)
@@ -71,7 +72,8 @@ class ResponderFunctions(Construct):
                 trail_actions=tasks.task_access(spec).trail_actions, trail=trail,
                 organization_roles=policies.OrganizationRoles(
                     partition=Aws.PARTITION, organization_id=organization[0],
-                    role_names=tasks.member_role_names(spec), never_accounts=organization[1])
+                    role_names=tasks.member_role_names(spec), never_accounts=organization[1],
+                    org_paths=organization[2])
                 if organization else None)
             trust = policies.service_trust("lambda.amazonaws.com", source_account=account)["Statement"][0]
             role = iam.Role(

@@ -15,6 +15,9 @@ ORG = {"organizationId": "o-abcdef1234", "organizationalUnitIds": ["ou-ab12-cdef
        "managementAccount": "555555555555", "delegatedAdministrator": "111111111111",
        "excludeAccounts": ["666666666666"]}
 
+# the accounts of the target OUs only (child OUs included): an OU id anywhere on the path, the root at its place
+TARGET_PATHS = ["o-abcdef1234/*/ou-ab12-cdef5678/*", "o-abcdef1234/r-ab12/*"]
+
 
 def _config(**organization) -> Config:
     return Config.from_context({**load_context(), "externalId": EXTERNAL_ID, "organization": {**ORG, **organization}})
@@ -209,6 +212,7 @@ def test_org_mode_lets_the_tasks_assume_member_roles_in_any_account_of_the_organ
             f"arn:<AWS::Partition>:iam::*:role/{n}" for n in wanted)
         assert statement["Condition"] == {
             "StringEquals": {"aws:ResourceOrgID": ORG["organizationId"]},
+            "ForAnyValue:StringLike": {"aws:ResourceOrgPaths": TARGET_PATHS},
             "StringNotEquals": {"aws:ResourceAccount": sorted({config.forensics_account, config.security_account})}}
 
 
@@ -222,6 +226,7 @@ def test_org_mode_lets_the_forensics_role_use_the_organizations_sharing_keys_thr
     for statement in found:
         assert [flat(r) for r in ([statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"])] == [f"arn:<AWS::Partition>:kms:{config.region}:*:key/*"]
         assert statement["Condition"]["StringEquals"] == {"aws:ResourceOrgID": ORG["organizationId"]}
+        assert statement["Condition"]["ForAnyValue:StringLike"] == {"aws:ResourceOrgPaths": TARGET_PATHS}
         assert statement["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
 
 
@@ -309,3 +314,21 @@ def test_the_readme_documents_every_organization_key():
     (row,) = [line for line in readme.splitlines() if line.startswith("| `organization` |")]
     assert [k for k in ORGANIZATION_KEYS if f"`{k}`" not in row] == []
     assert "### Deploy to a whole organization" in readme and "| `IrMemberStackSets` |" in readme
+
+
+def test_the_target_paths_match_exactly_the_accounts_of_the_target_ous():
+    """aws:ResourceOrgPaths of an account is o-<org>/r-<root>/<ou>/.../ (IAM's global condition keys): the patterns
+    admit an account directly in or below a target OU, and none in a sibling OU or another organization."""
+    from fnmatch import fnmatchcase
+
+    paths = _config(organizationalUnitIds=["ou-ab12-cdef5678"]).organization.resource_org_paths
+    assert paths == ("o-abcdef1234/*/ou-ab12-cdef5678/*",)
+
+    def admitted(path):
+        return any(fnmatchcase(path, p) for p in paths)
+
+    assert admitted("o-abcdef1234/r-ab12/ou-ab12-cdef5678/")
+    assert admitted("o-abcdef1234/r-ab12/ou-ab12-00000000/ou-ab12-cdef5678/ou-ab12-11111111/")
+    assert not admitted("o-abcdef1234/r-ab12/ou-ab12-cdef5679/")
+    assert not admitted("o-abcdef1234/r-ab12/")  # the root itself (the management account, if not targeted)
+    assert not admitted("o-zzzzzzzzzz/r-ab12/ou-ab12-cdef5678/")
