@@ -332,3 +332,24 @@ def test_the_target_paths_match_exactly_the_accounts_of_the_target_ous():
     assert not admitted("o-abcdef1234/r-ab12/ou-ab12-cdef5679/")
     assert not admitted("o-abcdef1234/r-ab12/")  # the root itself (the management account, if not targeted)
     assert not admitted("o-zzzzzzzzzz/r-ab12/ou-ab12-cdef5678/")
+
+
+def test_the_pinned_cdk_cli_synthesizes_the_same_stack_set(org, tmp_path):
+    """`cdk synth` with the key on the command line (JSON text), as the README deploys it: the CLI's own context
+    (version reporting, path metadata) adds nothing to the member template, which is byte for byte the one built
+    in-process; the StackSet stack goes to the delegated administrator's account."""
+    import os
+    import subprocess
+
+    from tests.worlds.infra import OFFLINE_ENV, ROOT, synth_command
+
+    _, _, stack_set, _ = org
+    outdir = tmp_path / "cdk.out"
+    result = subprocess.run(synth_command(outdir, {"externalId": EXTERNAL_ID, "organization": json.dumps(ORG)}),
+                            cwd=ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assert manifest["artifacts"][names.MEMBER_STACK_SETS]["environment"].startswith("aws://111111111111/")
+    template = json.loads((outdir / f"{names.MEMBER_STACK_SETS}.template.json").read_text())
+    (cli_stack_set,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudFormation::StackSet"]
+    assert cli_stack_set["Properties"]["TemplateBody"] == stack_set["Properties"]["TemplateBody"]
