@@ -11,6 +11,9 @@
     IrSignals-<account>-<region> -> every account of memberAccounts, in us-east-1 and us-west-2 where the responder
                                does not run: exposed-key events (Trusted Advisor, AWS Health) forwarded to it
 
+    IrMemberStackSets      -> the organization's management account or delegated administrator, when the
+                               context names an organization: the member stack as a service-managed StackSet
+
 With `layout=single-account` all three go into `securityAccount`. cdk-nag's AwsSolutions checks run on every
 synth: an unacknowledged finding fails it.
 """
@@ -33,6 +36,7 @@ from stacks.forensics_stack import ForensicsStack  # noqa: E402
 from stacks.finding_forwarder_stack import FindingForwarderStack  # noqa: E402
 from stacks.member_region_stack import MemberRegionStack  # noqa: E402
 from stacks.member_stack import MemberStack  # noqa: E402
+from stacks.member_stack_set import MemberStackSets  # noqa: E402
 from stacks.member_watch_stack import MemberWatchStack  # noqa: E402
 from stacks.nag import add_checks  # noqa: E402
 from stacks.responder_stack import ResponderStack  # noqa: E402
@@ -76,6 +80,8 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
         name = names.signal_forwarder_stack(account, region)
         stacks[name] = SignalForwarderStack(app, name, config=config, account=account, region=region,
                                             suffixes=suffixes)
+    if config.organization is not None:  # the member stack in every account of the organization's target OUs
+        stacks[names.MEMBER_STACK_SETS] = MemberStackSets(app, names.MEMBER_STACK_SETS, config=config)
     for stack in stacks.values():
         Tags.of(stack).add(*PROJECT_TAG)
     if nag:

@@ -42,6 +42,7 @@ Context keys (see README "Deploy"):
 | `athenaTrailBucket` | the bucket (and prefix, `bucket/AWSLogs/o-xxxx/`) the table reads: read-only grant | none |
 | `athenaDatePartition` | the table's `yyyy/MM/dd` date partition column (partition projection), if any | none |
 | `cloudTrailLakeEventDataStore` | instead of the athena* keys: the ARN of the organization's CloudTrail Lake event data store (security account, `region`) the scope captures query | none |
+| `organization` | service-managed StackSet of the member stack (stack `IrMemberStackSets`): `{"organizationId": "o-...", "organizationalUnitIds": ["ou-...", "r-..."], "managementAccount": "...", "delegatedAdministrator": "...", "excludeAccounts": [...], "retainStacksOnAccountRemoval": false}` (README "Deploy to a whole organization") | none |
 | `evidenceCustodianRole` | the only role name in the forensics account that may delete evidence versions or bypass governance retention (the stacks do not create it) | `ir-evidence-custodian` |
 """
 from __future__ import annotations
@@ -90,6 +91,40 @@ _TRAIL_BUCKET = re.compile(rf"^{_BUCKET}(/[\w!.'()/-]*)?$")
 _EVENT_DATA_STORE = re.compile(r"^arn:aws[\w-]*:cloudtrail:[a-z]{2}(-[a-z]+)+-\d:\d{12}:eventdatastore/[A-Za-z0-9-]{1,128}$")
 ATHENA_KEYS = ("athenaDatabase", "athenaTable", "athenaWorkgroup", "athenaOutputLocation", "athenaTrailBucket")
 MAX_SNAPSHOT_LOCK_DAYS = 36500  # EBS Snapshot Lock: 1 day to 100 years
+_ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+_OU_ID = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
+ORGANIZATION_KEYS = ("organizationId", "organizationalUnitIds", "managementAccount", "delegatedAdministrator",
+                     "excludeAccounts", "retainStacksOnAccountRemoval", "maxConcurrentPercentage",
+                     "failureTolerancePercentage")
+
+
+@dataclass(frozen=True)
+class Organization:
+    """The `organization` context key: where the member StackSet deploys (stacks.member_stack_set)."""
+    organization_id: str
+    organizational_unit_ids: tuple[str, ...]
+    management_account: str
+    delegated_administrator: str = ""  # "" = the StackSet stack is deployed in the management account
+    exclude_accounts: tuple[str, ...] = ()  # every account the StackSet must skip (DIFFERENCE filter)
+    retain_stacks_on_account_removal: bool = False
+    max_concurrent_percentage: int = 25
+    failure_tolerance_percentage: int = 10
+
+    @property
+    def administrator_account(self) -> str:
+        return self.delegated_administrator or self.management_account
+
+    @property
+    def resource_org_paths(self) -> tuple[str, ...]:
+        """`aws:ResourceOrgPaths` patterns of the target OUs (and their child OUs, which the StackSet reaches too):
+        `o-.../r-.../*` for the root, `o-.../*/ou-.../*` for an OU (an OU id is unique in its organization)."""
+        return tuple(f"{self.organization_id}/{u}/*" if u.startswith("r-") else f"{self.organization_id}/*/{u}/*"
+                     for u in self.organizational_unit_ids)
+
+    @property
+    def call_as(self) -> str:
+        """CloudFormation's CallAs: SELF in the management account, DELEGATED_ADMIN in a delegated administrator."""
+        return "DELEGATED_ADMIN" if self.delegated_administrator else "SELF"
 
 
 class ConfigError(ValueError):
@@ -181,6 +216,7 @@ class Config:
     athena_trail_bucket: str = ""
     athena_date_partition: str = ""
     lake_event_data_store: str = ""
+    organization: Organization | None = None
 
     @property
     def trail_table(self) -> bool:
@@ -284,7 +320,10 @@ class Config:
         if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             raise ConfigError(f"context 'notificationEmail': not an e-mail address: {email!r}")
         levels = _containment_levels(get("containmentLevels"), members)
+        organization = _organization(get("organization"), layout=layout, security=security, forensics=forensics,
+                                     members=members)
         return cls(
+            organization=organization,
             containment_levels=levels,
             layout=layout, region=region, regions=regions, forensics_region=forensics_region,
             security_account=security, forensics_account=forensics,
@@ -326,6 +365,67 @@ def _regions(get: Callable[[str], Any], region: str) -> tuple[tuple[str, ...], s
     if not _REGION.match(forensics_region):
         raise ConfigError(f"context 'forensicsRegion': expected a region such as eu-west-1, got {forensics_region!r}")
     return regions, forensics_region
+
+
+def _organization(value: Any, *, layout: str, security: str, forensics: str,
+                  members: tuple[str, ...]) -> Organization | None:
+    """The `organization` key (a JSON object, or its text with -c): validated key by key, errors naming it."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"context 'organization': not a JSON object: {value!r}") from exc
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"context 'organization': expected a JSON object, got {value!r}")
+    if layout != MULTI_ACCOUNT:
+        raise ConfigError("context 'organization': only with layout=multi-account")
+    unknown = sorted(set(value) - set(ORGANIZATION_KEYS))
+    if unknown:
+        raise ConfigError(f"context 'organization.{unknown[0]}': unknown key (expected {', '.join(ORGANIZATION_KEYS)})")
+    org_id = str(value.get("organizationId") or "").strip()
+    if not _ORG_ID.fullmatch(org_id):
+        raise ConfigError(f"context 'organization.organizationId': expected o- and 10 to 32 lower-case letters or "
+                          f"digits, got {org_id or None!r}")
+    units = tuple(dict.fromkeys(_list(value.get("organizationalUnitIds"), "organization.organizationalUnitIds")))
+    if not units:
+        raise ConfigError("context 'organization.organizationalUnitIds': at least one OU (ou-...) or root (r-...) id")
+    for i, unit in enumerate(units):
+        if not _OU_ID.fullmatch(unit):
+            raise ConfigError(f"context 'organization.organizationalUnitIds[{i}]': expected ou-xxxx-xxxxxxxx or "
+                              f"r-xxxx, got {unit!r}")
+    management = _account(value.get("managementAccount"), "organization.managementAccount")
+    if management == forensics:
+        raise ConfigError("context 'organization.managementAccount': the forensics account cannot be the "
+                          "organization's management account (the evidence account holds no organization power)")
+    admin = str(value.get("delegatedAdministrator") or "").strip()
+    if admin:
+        admin = _account(admin, "organization.delegatedAdministrator")
+        if admin == forensics:
+            raise ConfigError("context 'organization.delegatedAdministrator': not the forensics account (the "
+                              "evidence account holds no power over other accounts)")
+        if admin == management:
+            admin = ""
+    excluded = tuple(dict.fromkeys(_account(a, "organization.excludeAccounts")
+                                   for a in _list(value.get("excludeAccounts"), "organization.excludeAccounts")))
+    percentages = {}
+    for key, default, low in (("maxConcurrentPercentage", 25, 1), ("failureTolerancePercentage", 10, 0)):
+        raw = value.get(key)
+        number = _int(default if raw is None else raw, f"organization.{key}")
+        if not low <= number <= 100:
+            raise ConfigError(f"context 'organization.{key}': {low} to 100, got {number}")
+        percentages[key] = number
+    retain = _bool(value.get("retainStacksOnAccountRemoval") or False, "organization.retainStacksOnAccountRemoval")
+    # the StackSet never deploys to the forensics account (a member role there could act on the evidence), the
+    # security account, or the accounts `cdk deploy` gives the member stack (memberAccounts: the role names are
+    # account-wide, a second copy would fail); the management account gets no stack instance anyway (AWS).
+    skipped = sorted({*excluded, forensics, security, *members} - {management})
+    return Organization(organization_id=org_id, organizational_unit_ids=units, management_account=management,
+                        delegated_administrator=admin, exclude_accounts=tuple(skipped),
+                        retain_stacks_on_account_removal=retain,
+                        max_concurrent_percentage=percentages["maxConcurrentPercentage"],
+                        failure_tolerance_percentage=percentages["failureTolerancePercentage"])
 
 
 def _containment_levels(value: Any, members: tuple[str, ...]) -> str:

@@ -18,12 +18,17 @@ from stacks.nag import wildcard_acknowledgements
 _SHARING_KEYS = ("Copying a snapshot shared by a member account needs its sharing key, whose id is not known "
                  "here: the resource names only the configured member accounts' keys, and kms:ViaService limits "
                  "their use to EC2 (kms:GrantIsForAWSResource for grants).")
+_ORG_KEYS = ("Organization mode: the sharing keys of the accounts the member StackSet reaches (their ids are not "
+             "known at synth): aws:ResourceOrgID and aws:ResourceOrgPaths admit only keys of the accounts of the StackSet's target OUs, and kms:ViaService "
+             "limits their use to EC2 (kms:GrantIsForAWSResource for grants).")
 _OWN_SNAPSHOTS = ("the aws:ResourceTag/ir:collected-by condition admits only snapshots tagged with one of the "
                   "responder's execution ARNs, a tag that can be written only when a copy is created "
                   "(ec2:CreateAction); a locked copy cannot be deleted by anyone until its lock expires.")
 WILDCARD_REASONS = {
     "MemberSharingKeysThroughServices": _SHARING_KEYS,
     "MemberSharingKeysGrantsForAwsResources": _SHARING_KEYS,
+    "OrganizationSharingKeysThroughServices": _ORG_KEYS,
+    "OrganizationSharingKeysGrantsForAwsResources": _ORG_KEYS,
     "OnlyTheRespondersSnapshots": "Locking forensics copies and deleting them beyond the retention count once "
                                   "their lock allows it: any snapshot id, but " + _OWN_SNAPSHOTS,
     "TagOnlyWhatTheResponderCreates": "Tags on the copies the responder creates, at creation only (ec2:CreateAction "
@@ -101,7 +106,9 @@ class ForensicsStack(Stack):
             key_regions=config.estate_regions, security_account=config.security_account,
             actions=permissions.forensics_actions(),
             key_arn=self.key.key_arn, bucket=bucket_name, member_accounts=config.member_accounts,
-            protected_tag=config.protected_tag)
+            protected_tag=config.protected_tag,
+            organization_id=config.organization.organization_id if config.organization else "",
+            organization_paths=config.organization.resource_org_paths if config.organization else ())
         self.forensics_role = ResponderAccessRole(
             self, "ForensicsRole",
             role_name=names.FORENSICS_ROLE_NAME,

@@ -2,7 +2,7 @@
 deny-all instance profile used for isolation."""
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnOutput, Environment, Stack
+from aws_cdk import Aws, CfnOutput, Environment, IStackSynthesizer, Stack
 from constructs import Construct
 
 from stacks import names, policies, tasks
@@ -86,16 +86,21 @@ def sharing_key(scope: Construct, *, config: Config, account: str, region: str):
 
 
 class MemberStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, config: Config, account: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: Config, account: str | None,
+                 synthesizer: IStackSynthesizer | None = None) -> None:
+        """`account=None`: the template of every account (AWS::AccountId), for the member StackSet
+        (stacks.member_stack_set); no account id but the security and forensics accounts' is written into it."""
         super().__init__(
             scope, id,
             env=Environment(account=account, region=config.region),
+            synthesizer=synthesizer,
             description="GuardDuty auto-responder: member role, evidence-sharing key, deny-all instance profile "
-                        f"(workload account {account})",
+                        + (f"(workload account {account})" if account else "(every workload account, StackSet)"),
         )
         from responder import permissions
 
         partition = Aws.PARTITION
+        account = account or Aws.ACCOUNT_ID
         deny_all = DenyAllInstanceProfile(self, "DenyAllProfile")
         self.sharing_key = sharing_key(self, config=config, account=account, region=config.region)
         policy = policies.member_policy(

@@ -41,6 +41,7 @@ STATE_MACHINE_LOG_GROUP = "/aws/vendedlogs/states/ir-responder-containment"
 
 RESPONDER_STACK = "IrResponder"
 FORENSICS_STACK = "IrForensics"
+MEMBER_STACK_SETS = "IrMemberStackSets"
 
 
 def member_stack(account: str) -> str:

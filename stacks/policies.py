@@ -550,7 +550,8 @@ def evidence_bucket_policy(*, partition: str, bucket: str, key_arn: str, writer_
 
 def forensics_policy(*, partition: str, account: str, region: str, security_account: str, actions: Iterable[str],
                      key_arn: str, bucket: str, member_accounts: Iterable[str],
-                     protected_tag: str = "ir:protected", key_regions: Iterable[str] | None = None) -> dict:
+                     protected_tag: str = "ir:protected", key_regions: Iterable[str] | None = None,
+                     organization_id: str = "", organization_paths: Iterable[str] = ()) -> dict:
     """The forensics role's permissions: exactly `actions` (responder.permissions.forensics_actions()), plus the
     explicit denies of `guard_statements` and never unlocking a snapshot. `key_regions`: the regions whose member
     sharing keys a forensics copy may read (every region of the estate; default `region`)."""
@@ -584,6 +585,9 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
         statements += _kms_statements("MemberSharingKeys", groups["kms"],
                                       [f"arn:{partition}:kms:{r}:{m}:key/*" for r in where for m in members],
                                       [EC2_SERVICE], direct=False)
+        if organization_id:  # organization mode: the accounts the member StackSet reaches, without a redeploy
+            statements += organization_sharing_key_statements(partition, where, organization_id, groups["kms"],
+                                                              organization_paths)
     if groups["s3"]:
         statements.append(_statement(
             "EvidenceBucketOfThisAccount", groups["s3"],
@@ -673,9 +677,50 @@ class TrailLake:
         return [_statement("TrailEventDataStore", lake, [self.event_data_store_arn])] if lake else []
 
 
+@dataclass(frozen=True)
+class OrganizationRoles:
+    """Organization mode (context key organization): a task may assume its member roles (by name) in any account of
+    the organization (aws:ResourceOrgID), so that accounts the member StackSet reaches later need no redeploy of
+    the responder - never in the forensics or the security account (aws:ResourceAccount). The member roles' trust
+    stays exact (the task roles' ARNs, the external id)."""
+    partition: str
+    organization_id: str
+    role_names: tuple[str, ...]
+    never_accounts: tuple[str, ...]
+    org_paths: tuple[str, ...] = ()  # aws:ResourceOrgPaths of the StackSet's target OUs (Organization)
+
+    def statement(self) -> dict:
+        return _statement(
+            "AssumeMemberRolesInTheOrganization", ["sts:AssumeRole"],
+            sorted(f"arn:{self.partition}:iam::*:role/{name}" for name in self.role_names),
+            {"StringEquals": {"aws:ResourceOrgID": self.organization_id},
+             **_org_paths_condition(self.org_paths),
+             "StringNotEquals": {"aws:ResourceAccount": sorted(set(self.never_accounts))}})
+
+
+def _org_paths_condition(paths: Iterable[str]) -> dict:
+    """Only resources of accounts in the target OUs: aws:ResourceOrgPaths is multivalued (ForAnyValue); a request
+    without it (an account outside any organization) matches nothing."""
+    paths = sorted(set(paths))
+    return {"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": paths}} if paths else {}
+
+
+def organization_sharing_key_statements(partition: str, regions: Iterable[str], organization_id: str,
+                                        actions: Iterable[str], org_paths: Iterable[str] = ()) -> list[dict]:
+    """Organization mode: the forensics role may use the sharing key of any account of the organization (their ids
+    are not known at synth), only through EC2, as the keys' own policies say (aws:ResourceOrgID)."""
+    statements = _kms_statements("OrganizationSharingKeys", [a for a in actions if a.startswith("kms:")],
+                                 [f"arn:{partition}:kms:{r}:*:key/*" for r in regions], [EC2_SERVICE], direct=False)
+    for statement in statements:
+        statement["Condition"]["StringEquals"] = {"aws:ResourceOrgID": organization_id}
+        statement["Condition"].update(_org_paths_condition(org_paths))
+    return statements
+
+
 def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], table_arn: str, topic_arn: str,
                     topic_key_arn: str, log_group_arn: str, executions_arn: str,
-                    trail_actions: Iterable[str] = (), trail: TrailTable | TrailLake | None = None) -> dict:
+                    trail_actions: Iterable[str] = (), trail: TrailTable | TrailLake | None = None,
+                    organization_roles: OrganizationRoles | None = None) -> dict:
     """A responder function's permissions: assume `assume_role_arns` (the member and / or forensics roles its task
     needs, `stacks.tasks`), exactly `actions` (its task's responder actions) on the responder's own table, topic and
     state machine executions
@@ -696,6 +741,8 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
     if assume_role_arns:  # only the tasks that act there (stacks.tasks): Finalize only the forensics role
         statements.append(_statement("AssumeMemberAndForensicsRoles", ["sts:AssumeRole"],
                                      sorted(set(assume_role_arns))))
+    if organization_roles is not None and organization_roles.role_names:
+        statements.append(organization_roles.statement())
     if groups["dynamodb"]:
         statements.append(_statement("IncidentTable", groups["dynamodb"], [table_arn]))
     if groups["sns"]:

@@ -49,6 +49,9 @@ class ResponderStack(Stack):
             log_level=config.log_level,
             protected_tag=config.protected_tag,
             trail=trail_table(config, partition),
+            organization=(config.organization.organization_id,
+                          (config.forensics_account, config.security_account),
+                          config.organization.resource_org_paths) if config.organization else None,
         )
         if config.trail_table:  # runbook: "the queries are pre-saved"
             TrailQueries(self, "TrailQueries", database=config.athena_database, table=config.athena_table,

@@ -121,6 +121,15 @@ def role_arns(partition: str, security_account: str, specs: tuple[FunctionSpec, 
     return sorted(names.role_arn(partition, security_account, names.function_role_name(s)) for s in specs)
 
 
+def member_role_names(spec: FunctionSpec) -> tuple[str, ...]:
+    """The member role names this function's task assumes (the member role, its read-only twin)."""
+    from stacks import names
+
+    access = task_access(spec)
+    return tuple(n for n, needed in ((names.MEMBER_ROLE_NAME, access.member),
+                                     (names.MEMBER_READ_ROLE_NAME, access.member_read)) if needed)
+
+
 def assume_role_arns(spec: FunctionSpec, *, partition: str, member_accounts: tuple[str, ...],
                      forensics_account: str) -> list[str]:
     """The roles this function may assume: the member roles if its task acts in members, the forensics role if

@@ -23,6 +23,12 @@ from stacks.nag import acknowledge, wildcard_acknowledgements
 WILDCARD_REASONS = {
     "ContainmentExecutions": "Executions of the containment state machine only: an execution's name is not known "
                              "before it starts.",
+    "AssumeMemberRolesInTheOrganization": "Organization mode: the task's member roles (by name) in the accounts the "
+                                          "member StackSet reaches later, without a redeploy; aws:ResourceOrgID "
+                                          "and aws:ResourceOrgPaths admit only the accounts of the StackSet's "
+                                          "target OUs, aws:ResourceAccount never the "
+                                          "forensics or security account, and each role's trust names exactly this "
+                                          "role's ARN with the external id.",
     "TrailLogsReadObjects": "The organization trail's log objects under the configured prefix, read-only: Athena "
                             "reads whichever objects the table's partitions hold.",
     "TrailQueryResultsObjects": "Query results under the workgroup's output prefix only: Athena names each result "
@@ -41,7 +47,8 @@ class ResponderFunctions(Construct):
     def __init__(self, scope: Construct, id: str, *, environment: Mapping[str, str], account: str,
                  member_accounts: Sequence[str], forensics_account: str, table_arn: str, topic_arn: str,
                  topic_key: kms.IKey, executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
-                 protected_tag: str, trail: policies.TrailTable | policies.TrailLake | None = None) -> None:
+                 protected_tag: str, trail: policies.TrailTable | policies.TrailLake | None = None,
+                 organization: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None) -> None:
         super().__init__(scope, id)
         code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
         layer_arn = ssm.StringParameter.value_for_string_parameter(self, self.POWERTOOLS_LAYER_PARAMETER)
@@ -62,7 +69,12 @@ class ResponderFunctions(Construct):
                                                         forensics_account=forensics_account),
                 table_arn=table_arn, topic_arn=topic_arn,
                 topic_key_arn=topic_key.key_arn, log_group_arn=log_group.log_group_arn, executions_arn=executions_arn,
-                trail_actions=tasks.task_access(spec).trail_actions, trail=trail)
+                trail_actions=tasks.task_access(spec).trail_actions, trail=trail,
+                organization_roles=policies.OrganizationRoles(
+                    partition=Aws.PARTITION, organization_id=organization[0],
+                    role_names=tasks.member_role_names(spec), never_accounts=organization[1],
+                    org_paths=organization[2])
+                if organization else None)
             trust = policies.service_trust("lambda.amazonaws.com", source_account=account)["Statement"][0]
             role = iam.Role(
                 self, f"{spec.key}Role",
