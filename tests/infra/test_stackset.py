@@ -353,3 +353,22 @@ def test_the_pinned_cdk_cli_synthesizes_the_same_stack_set(org, tmp_path):
     template = json.loads((outdir / f"{names.MEMBER_STACK_SETS}.template.json").read_text())
     (cli_stack_set,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudFormation::StackSet"]
     assert cli_stack_set["Properties"]["TemplateBody"] == stack_set["Properties"]["TemplateBody"]
+
+
+def test_organization_sharing_keys_in_every_region_of_the_estate():
+    """Organization mode with several regions: the forensics role may use the organization's sharing keys in each
+    region of the estate (a later account's instance in any of them), only through EC2, only in the organization."""
+    from responder.permissions import forensics_actions
+    from stacks import policies
+    regions = ("eu-west-1", "us-east-1", "ap-southeast-2")
+    document = policies.forensics_policy(
+        partition="aws", account="999988887777", region="eu-west-1", security_account="111122223333",
+        actions=forensics_actions(), key_arn="arn:aws:kms:eu-west-1:999988887777:key/k", bucket="b",
+        member_accounts=("444455556666",), key_regions=regions, organization_id="o-a1b2c3d4e5",
+        organization_paths=("o-a1b2c3d4e5/r-ab12/ou-ab12-cdef5678/",))
+    org = [s for s in document["Statement"] if s.get("Sid", "").startswith("OrganizationSharingKeys")]
+    assert org
+    for statement in org:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert sorted(resources) == sorted(f"arn:aws:kms:{r}:*:key/*" for r in regions)
+        assert statement["Condition"]["StringEquals"]["aws:ResourceOrgID"] == "o-a1b2c3d4e5"
