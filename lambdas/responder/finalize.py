@@ -65,6 +65,15 @@ def _incident(state: dict[str, Any], execution_id: str, raw: Callable[[], Any]) 
         return {}
 
 
+PLAN_TASKS = ("triage", "scope", "identity", "isolation", "evidence", "analysis")
+
+
+def _plan_order(entry: dict[str, Any]) -> tuple[int, str, str]:
+    task = str(entry.get("task") or "")
+    rank = PLAN_TASKS.index(task) if task in PLAN_TASKS else len(PLAN_TASKS)
+    return rank, task, str(entry.get("subject") or "")
+
+
 def _capped(items: list[dict[str, Any]], limit_bytes: int) -> tuple[list[dict[str, Any]], int]:
     kept, total = [], 0
     for item in items:
@@ -142,8 +151,10 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
     if failure:
         out["failure"] = failure
     if out["dryRun"]:
-        plan = [{k: e[k] for k in ("task", "step", "api", "target", "params") if k in e}
-                for e in entries if e.get("status") == "planned"]
+        # parallel branches append to the timeline in whatever order they finish: the plan is shown per task and
+        # subject (each subject's calls in the order its task would make them), the same on every run
+        planned = sorted((e for e in entries if e.get("status") == "planned"), key=_plan_order)
+        plan = [{k: e[k] for k in ("task", "step", "api", "target", "params") if k in e} for e in planned]
         out["plan"], omitted = _capped(plan, MAX_PLAN_BYTES)
         if omitted:
             out["planOmitted"] = omitted

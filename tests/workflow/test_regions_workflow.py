@@ -138,3 +138,35 @@ def test_the_workstation_opens_another_regions_evidence_in_the_forensics_region(
     assert volumes and sorted(v["SnapshotId"] for v in volumes) == sorted(c["SnapshotId"] for c in copies)
     assert all(v["AvailabilityZone"] == f"{EVIDENCE}a" and v["Attachments"][0]["InstanceId"] == workstation
                for v in volumes)
+
+
+def test_the_manifest_names_each_snapshot_where_it_is_and_a_second_run_copies_nothing_again(estate):
+    """The chain across regions: the manifest (in the forensics region's evidence bucket) names the member's
+    snapshots in the instance's region and the forensics copies in the forensics region, with equal digests; the
+    same finding again adds no copy (read back through boto3 in each region)."""
+    import json
+
+    from lambdas.responder import custody
+
+    instance_id = _instance(estate, OTHER)
+    finding = _finding(OTHER, instance_id, "b" * 32)
+    run = local.deliver(finding, estate, name="regions-manifest")
+    assert run is not None and run.status == "SUCCEEDED", (run.error, run.cause)
+    s3 = estate.client("s3", FORENSICS, EVIDENCE)
+    manifest = json.loads(s3.get_object(Bucket=estate.bucket, Key=run.output["manifest"]["key"])["Body"].read())
+    snaps = custody.manifest_snapshots(manifest)
+    where = {(s["account"], s["region"]) for s in snaps}
+    assert (MEMBER, OTHER) in where and (FORENSICS, EVIDENCE) in where and (FORENSICS, OTHER) not in where
+    copies = [s for s in snaps if s["account"] == FORENSICS]
+    sources = [s for s in snaps if s["account"] == MEMBER]
+    assert copies and {s["digest"] for s in copies} <= {s["digest"] for s in sources}
+    ec2 = estate.client("ec2", FORENSICS, EVIDENCE)
+    incident = manifest["incidentId"]
+    before = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "tag:ir:incident", "Values": [incident]}])["Snapshots"]
+    assert sorted(c["SnapshotId"] for c in before) == sorted(s["snapshotId"] for s in copies)
+    again = local.deliver(republished(finding), estate, name="regions-manifest-again")
+    assert again is None or again.status == "SUCCEEDED", (again.error, again.cause)
+    after = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "tag:ir:incident", "Values": [incident]}])["Snapshots"]
+    assert sorted(c["SnapshotId"] for c in after) == sorted(c["SnapshotId"] for c in before)
