@@ -19,8 +19,9 @@ _SHARING_KEYS = ("Copying a snapshot shared by a member account needs its sharin
                  "here: the resource names only the configured member accounts' keys, and kms:ViaService limits "
                  "their use to EC2 (kms:GrantIsForAWSResource for grants).")
 _ORG_KEYS = ("Organization mode: the sharing keys of the accounts the member StackSet reaches (their ids are not "
-             "known at synth): aws:ResourceOrgID and aws:ResourceOrgPaths admit only keys of the accounts of the StackSet's target OUs, and kms:ViaService "
-             "limits their use to EC2 (kms:GrantIsForAWSResource for grants).")
+             "known at synth): aws:ResourceOrgID and aws:ResourceOrgPaths admit only keys of the accounts of the "
+             "StackSet's target OUs, and kms:ViaService limits their use to EC2 (kms:GrantIsForAWSResource for "
+             "grants).")
 _OWN_SNAPSHOTS = ("the aws:ResourceTag/ir:collected-by condition admits only snapshots tagged with one of the "
                   "responder's execution ARNs, a tag that can be written only when a copy is created "
                   "(ec2:CreateAction); a locked copy cannot be deleted by anyone until its lock expires.")

@@ -46,6 +46,10 @@ _TEMPLATES: dict[str, dict] = {}
 _OUTDIR: list = []
 
 
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def _role(template: dict, name: str) -> list[dict]:
     (role,) = [r for r in template["Resources"].values()
                if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == name]
@@ -208,7 +212,7 @@ def test_org_mode_lets_the_tasks_assume_member_roles_in_any_account_of_the_organ
             continue
         statement = statements["AssumeMemberRolesInTheOrganization"]
         assert statement["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"])
-        assert sorted(flat(r) for r in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])) == sorted(
+        assert sorted(flat(r) for r in _listed(statement["Resource"])) == sorted(
             f"arn:<AWS::Partition>:iam::*:role/{n}" for n in wanted)
         assert statement["Condition"] == {
             "StringEquals": {"aws:ResourceOrgID": ORG["organizationId"]},
@@ -224,7 +228,8 @@ def test_org_mode_lets_the_forensics_role_use_the_organizations_sharing_keys_thr
     found = [s for sid, s in statements.items() if sid.startswith("OrganizationSharingKeys")]
     assert found
     for statement in found:
-        assert [flat(r) for r in ([statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"])] == [f"arn:<AWS::Partition>:kms:{config.region}:*:key/*"]
+        assert [flat(r) for r in _listed(statement["Resource"])] == [
+            f"arn:<AWS::Partition>:kms:{config.region}:*:key/*"]
         assert statement["Condition"]["StringEquals"] == {"aws:ResourceOrgID": ORG["organizationId"]}
         assert statement["Condition"]["ForAnyValue:StringLike"] == {"aws:ResourceOrgPaths": TARGET_PATHS}
         assert statement["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
