@@ -42,6 +42,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  "Snapshot, copy to forensics under its key, hash block lists, tag, retain"),
     FunctionSpec("RequestApproval", "handlers.approval.handler", 30, 256,
                  "Store the approval's task token in the incident record, notify how to approve or deny"),
+    FunctionSpec("Release", "handlers.release.handler", 60, 256,
+                 "Undo the responder's containment of named targets from the incident record (release requests only)"),
     FunctionSpec("Finalize", "handlers.finalize.handler", 90, 256,
                  "Outcome, incident record, evidence manifest, notification"),
 )

@@ -29,7 +29,9 @@ def handler(event: dict, context: object) -> dict:
 
     incident = triage(event.get("input"), execution_name=event.get("executionName") or "",
                       execution_id=execution_id, settings=config, claim=claim,
-                      groups=lambda incident: _group_reader(aws.of(incident)))
+                      groups=lambda incident: _group_reader(aws.of(incident)),
+                      lookup=lambda incident_id: records.aws_call(
+                          "read incident record", lambda: incident_table(aws, config.incident_table).get(incident_id)))
     logger.info("triaged", extra={"incident": incident["incidentId"], "disposition": incident["disposition"],
                                   "trigger": incident["record"]["trigger"]})
     return incident

@@ -142,6 +142,8 @@ def normalize(event: Any, *, execution_name: str = "", now: datetime | None = No
         if extra:
             raise InvalidInput(extra[0], "unknown key beside 'manual'")
         return _manual(event["manual"], execution_name, now, regions)
+    if "release" in event:
+        return _release(event, now)
     if event.get("source") in (signals_exposed.TRUSTED_ADVISOR, signals_exposed.HEALTH):
         return _exposed(event, None, now, regions)
     if "detail-type" in event or "source" in event or "detail" in event:
@@ -356,6 +358,18 @@ def _manual(request: Any, execution_name: str, now: datetime, regions: tuple[str
     return incident
 
 
+def _release(event: dict, now: datetime) -> dict[str, Any]:
+    """A request to release an incident's containment of named targets (responder.release)."""
+    from responder import release
+
+    extra = sorted(set(event) - {"release"})
+    if extra:
+        raise InvalidInput(extra[0], "unknown key beside 'release'")
+    return release.parse(event["release"], string=_str,
+                         now_fields={"cutoff": cutoff_from(now),
+                                     "triagedAt": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
 def _base(*, incident_id: str, origin: str, account: str, region: str, partition: str, reason: str,
           now: datetime) -> dict[str, Any]:
     return {
@@ -383,6 +397,25 @@ def _not_handled(incident: dict[str, Any], why: str) -> dict[str, Any]:
     return incident
 
 
+def _released(incident: dict[str, Any], *, execution_id: str, settings: Settings,
+              lookup: Callable[[str], dict[str, Any] | None] | None) -> dict[str, Any]:
+    """A release request: no claim (the incident is answered; its record's status stays the response's), only its
+    record read (`lookup(incident id)`): account, region, and the targets its containment acted on
+    (responder.release). Observe-only makes it a plan like every other request."""
+    from responder import release
+
+    if not settings.incident_table or lookup is None:
+        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured: the incident cannot be read")
+    incident = release.with_record(incident, lookup(incident["incidentId"]))
+    if settings.regions and incident["region"] not in settings.regions:
+        raise InvalidInput("release.incidentId", f"the incident's region {incident['region']} is not covered by "
+                                                 "this deployment")
+    incident.update(switches(settings))
+    incident["executionId"] = execution_id
+    incident["record"] = {"trigger": "release"}
+    return incident
+
+
 # -- the task -------------------------------------------------------------------------------------------
 def switches(settings: Settings) -> dict[str, Any]:
     """What the deployment's configuration decides for every incident: observe-only makes it a dry run (every
@@ -406,7 +439,8 @@ def containment(incident: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settings,
            claim: Callable[[dict[str, Any]], dict[str, Any]], now: datetime | None = None,
-           groups: Callable[[dict[str, Any]], signals_groups.Read] | None = None) -> dict[str, Any]:
+           groups: Callable[[dict[str, Any]], signals_groups.Read] | None = None,
+           lookup: Callable[[str], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """Triage of one execution input: the normalized incident with the deployment's switches, claimed before
     anything changes (`claim(incident)`: `records.claim` on the deployment's table, returning the pinned cut-off
     and the record's trigger, or the duplicate), then the scope window from the pinned cut-off back to the
@@ -414,6 +448,8 @@ def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settin
     sequence's Auto Scaling groups are read before the claim (`groups(incident)`: the reader of their instances in
     the incident's account, responder.signals_groups), so the record names every instance answered."""
     incident = normalize(raw, execution_name=execution_name, now=now, regions=settings.regions or None)
+    if incident.get("origin") == "release":
+        return _released(incident, execution_id=execution_id, settings=settings, lookup=lookup)
     incident["containment"] = containment(incident, settings)
     if incident["containment"]["level"] == "observe":
         incident.update(dryRun=True, observeOnly=True)
