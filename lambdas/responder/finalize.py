@@ -29,6 +29,7 @@ from responder import approval as approvals
 from responder import custody
 from responder import manifest as manifests
 from responder import notify, records, shapes
+from responder import release as releases
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, recorded
 from responder.outcome import decide
 
@@ -127,6 +128,9 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
             for i in state["evidenceBeforeApproval"] if isinstance(i, dict)][:MAX_LISTED]
     if incident.get("signal"):
         out["signal"] = incident["signal"]
+    if incident.get("disposition") == "release":  # responder.release: per target, released or why not
+        out["release"] = (state.get("release") or {}).get("summary") or {}
+        out["releaseRequest"] = dict(incident.get("release") or {}, reason=incident.get("reason"))
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
     for key in ("pivots", "rotation"):  # the attacker's plan (responder.pivots): counts and a few items
@@ -225,17 +229,25 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
         out["timelineOmitted"] = item["timelineOmitted"]
     out.update(attacker_lists(item or {}))
 
-    if incident_id and incident.get("disposition") in ACTED and not incident.get("dryRun"):
+    released = incident.get("disposition") == "release"
+    if incident_id and (incident.get("disposition") in ACTED or released) and not incident.get("dryRun"):
         if bucket is None:
             steps.missing("manifest", "IR_EVIDENCE_BUCKET (and IR_FORENSICS_ROLE_ARN)")
         else:
             attempt = int((incident.get("record") or {}).get("attempt") or 1)
 
             def build(key: str) -> bytes:
-                return manifests.serialize(manifests.build(
+                document = manifests.build(
                     incident=incident, finding=raw(), summary=out, generated_at=when, manifest_key=key,
-                    attempt=attempt, timeline=journal + failure_entries(state, when), record=item or {},
-                    failure=out.get("failure")))
+                    attempt=None if released else attempt, timeline=journal + failure_entries(state, when),
+                    record=item or {}, failure=out.get("failure"))
+                if released:  # the release's full result (responder.release), as the task stored it
+                    document["release"] = ((item or {}).get("results") or {}).get(
+                        f"release:{records.execution_name(execution_id)}") or out.get("release")
+                return manifests.serialize(document)
+
+            names = (releases.manifest_keys(incident_id, records.execution_name(execution_id), custody.MAX_NAMES)
+                     if released else manifests.keys(incident_id, attempt, custody.MAX_NAMES))
 
             def sign(body: bytes) -> tuple[str, bytes] | None:
                 # chain of custody (responder.custody): the custody signer role signs; the stacks always configure
@@ -246,10 +258,9 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                 return steps.run("signature", lambda: signer(incident_id).sign(custody.digest(body)))
 
             stored = steps.run("manifest", lambda: custody.write_manifest(
-                bucket(incident_id), manifests.keys(incident_id, attempt, custody.MAX_NAMES), build, sign,
-                signed_at=when))
+                bucket(incident_id), names, build, sign, signed_at=when))
             if stored:
-                out["manifest"] = dict(stored, attempt=attempt)
+                out["manifest"] = dict(stored) if released else dict(stored, attempt=attempt)
 
     subject, _, _ = notify.render(out)
     if incident_id:

@@ -19,6 +19,9 @@ Outcomes (one per incident, each notified):
                              nothing was contained (evidence taken before the approval is kept)
 ``not_handled``              a finding type, sample or severity the responder does not act on
 ``duplicate``                a re-published finding already answered by an earlier incident
+``released``                 a release request undid the responder's containment of the named targets
+                             (``already_released``: nothing left to undo; ``release_planned``: dry run;
+                             ``release_refused`` / ``release_failed`` fail the execution; responder.release)
 
 The execution fails (error name in ``error``) for failed, partially_contained and protection_unverified.
 """
@@ -45,6 +48,10 @@ def target_statuses(state: dict[str, Any]) -> list[str]:
 
 def decide(state: dict[str, Any]) -> dict[str, Any]:
     incident = state.get("incident") or {}
+    if incident.get("disposition") == "release":  # a release request: no containment, its own outcomes
+        from responder.release import outcome as release_outcome
+
+        return release_outcome(state)
     failure = shapes.failure_of(state.get("failure"))
     statuses = target_statuses(state)
     disposition = incident.get("disposition")

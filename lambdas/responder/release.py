@@ -124,10 +124,16 @@ def with_record(incident: dict[str, Any], record: dict[str, Any] | None) -> dict
 
 
 # -- what containment did, what to undo (pure) --------------------------------------------------------------------
-def user_changes(result: dict[str, Any], quarantine_policy_arn: str) -> dict[str, Any]:
-    """What containment changed on the user, from its recorded entries: ``{"quarantinePolicy": arn | None,
-    "keys": [ids it deactivated], "denyAll": bool, "loginProfile": {...} | None}``."""
-    entries = [e for e in result.get("entries") or [] if isinstance(e, dict) and e.get("status") == "done"]
+def containment_entries(record: dict[str, Any] | None, arn: str) -> list[dict[str, Any]]:
+    """The identity task's timeline entries about `arn` (its ``subject``), every execution of the incident."""
+    return [e for e in (record or {}).get("timeline") or [] if isinstance(e, dict) and e.get("task") == "identity"
+            and e.get("subject") == arn]
+
+
+def user_changes(result: dict[str, Any], entries: list[dict[str, Any]], quarantine_policy_arn: str) -> dict[str, Any]:
+    """What containment changed on the user, from its recorded timeline entries: ``{"quarantinePolicy": arn |
+    None, "keys": [ids it deactivated], "denyAll": bool, "loginProfile": {...} | None}``."""
+    entries = [e for e in entries if isinstance(e, dict) and e.get("status") == "done"]
     keys = [str(e["target"]) for e in entries if e.get("api") == "iam:UpdateAccessKey" and e.get("target")]
     attached = any(e.get("api") == "iam:AttachUserPolicy" for e in entries)
     deny_all = any(e.get("api") == "iam:PutUserPolicy" and e.get("step") == "deny_all_inline" for e in entries)
@@ -197,13 +203,16 @@ def release(incident: dict[str, Any], *, record: dict[str, Any] | None, iam: Cal
     for name in incident["release"]["iamUsers"]:
         result = users[name]
         arn = str(result["target"])
-        changes = user_changes(result, quarantine_policy_arn)
+        changes = user_changes(result, containment_entries(record, arn), quarantine_policy_arn)
         user = reader.get_user(name)
         keys = {k["AccessKeyId"]: k.get("Status") for k in reader.access_keys(name)} if user else {}
         attached = reader.attached_user_policies(name) if user else set()
         deny_all = reader.user_policy(name, DENY_ALL_POLICY_NAME) if user and changes["denyAll"] else None
         conflicts, steps = user_plan(changes, user=user, user_id=result.get("userId"), attached=attached, keys=keys,
                                      deny_all=deny_all, denies_all=denies_all, released=released_before(record, arn))
+        if (record or {}).get("timelineOmitted"):  # the saved pre-state may be incomplete: fail closed
+            conflicts.append("the incident record's timeline is incomplete (timelineOmitted): release by hand from "
+                             "the manifest")
         checked.append({"target": arn, "name": name, "conflicts": conflicts, "steps": steps, "changes": changes})
 
     kept = ["AWSRevokeOlderSessions (sessions issued before the cut-off stay revoked)"]
@@ -273,3 +282,11 @@ def outcome(state: dict[str, Any]) -> dict[str, Any]:
         parts.append("nothing was released" if name == "release_refused" else "see the incident record")
         cause = "; ".join(parts)[:1000]
     return {"outcome": name, "fail": error is not None, "error": error, "cause": cause}
+
+
+def manifest_keys(incident_id: str, execution_name: str, count: int) -> list[str]:
+    """The write-once names of a release's manifest (beside the attempts' manifests, same prefix)."""
+    from responder.manifest import prefix
+
+    base = f"{prefix(incident_id)}-release-{execution_name[:80]}"
+    return [base + (f"-{n}" if n > 1 else "") + ".json" for n in range(1, count + 1)]
