@@ -196,3 +196,15 @@ def test_a_local_start_verifies_its_own_chain_of_custody(tmp_path):
                    "--reason", "custody check", "--verify", state=tmp_path / "s.json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verified: every manifest is signed and written once, and every checked snapshot matches the latest" in done.stdout
+
+
+def test_release_builds_the_release_request_and_refuses_without_a_target():
+    import cli
+
+    args = cli.parser().parse_args(["release", "gd-abc", "--reason", "false positive", "--user", "ci", "--user", "ops",
+                                    "--dry-run"])
+    assert cli.release_input(args) == {"release": {"incidentId": "gd-abc", "reason": "false positive",
+                                                   "iamUsers": ["ci", "ops"], "dryRun": True}}
+    bare = cli.parser().parse_args(["release", "gd-abc", "--reason", "r"])
+    with pytest.raises(cli.CliError):
+        cli.release_input(bare)
