@@ -861,3 +861,13 @@ ANALYZER_REASONS[("ir-responder-Triage-role", "CredentialsExposure", "sts:Assume
     "the member account, responder.signals_groups) instead of trusting the finding's strings: the resource names "
     "exactly the read-only twins of the member roles (stacks.member_stack: Describe calls only, no write), whose "
     "trust names exactly this role's ARN with the external id. Triage never assumes the member role itself.")
+ANALYZER_REASONS[("ir-responder-Release-role", "CredentialsExposure", "sts:AssumeRole")] = (
+    "A release request undoes the responder's own containment (responder.release): the resource names exactly the "
+    "release twins of the member roles (stacks.member_stack: the undo calls only), whose trust names exactly this "
+    "role's ARN with the external id. The Release function never assumes the member role itself.")
+ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey")] = (
+    "Needed: a release reactivates the keys the responder deactivated (only those, after checking they are still "
+    "inactive). It can only set a key Active or Inactive; it creates none and reads no secret.")
+ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:DeleteUserPolicy")] = (
+    "Needed: a release deletes the responder's own inline deny-all (ir-quarantine-deny-all), after checking its "
+    "document; IAM has no condition on an inline policy's name. Deleting a policy grants nothing.")
