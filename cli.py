@@ -8,6 +8,7 @@
     python -m cli approve gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "confirmed with the key's owner"
     python -m cli deny gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "pen test, ticket SEC-1234"
     python -m cli analyze gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --instance i-0123456789abcdef0 --reason "open the disks"
+    python -m cli release gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "false positive" --user ci-deployer --dry-run
 
 Against AWS it uses your credentials (environment, `--profile`, SSO) in the security account: `start` starts the
 deployed state machine `ir-responder-containment` (Step Functions `StartExecution`, then `DescribeExecution` until it
@@ -513,6 +514,49 @@ def cmd_answer(args: argparse.Namespace, out) -> int:
     return OK
 
 
+def release_input(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution input of `release` (responder.release validates it again in Triage)."""
+    request: dict[str, Any] = {"incidentId": args.incident, "reason": args.reason, "iamUsers": list(args.user or [])}
+    if args.role:
+        request["roles"] = list(args.role)
+    if args.instance:
+        request["instances"] = list(args.instance)
+    for flag, key in (("console", "restoreConsoleAccess"), ("autoscaling", "restoreAutoScaling"),
+                      ("dry_run", "dryRun")):
+        if getattr(args, flag):
+            request[key] = True
+    if not (request["iamUsers"] or args.role or args.instance):
+        raise CliError("name at least one target: --user, --role or --instance", USAGE)
+    return {"release": request}
+
+
+def cmd_release(args: argparse.Namespace, out) -> int:
+    """release: undo this responder's containment of named targets of an incident (responder.release)."""
+    if args.local:
+        raise CliError("with --local, run the release request through state_machines.local.execute (README "
+                       "\"Release\")", USAGE)
+    request = release_input(args)
+    backend = Aws(args)
+    try:
+        arn = backend.start(request, execution_name(f"release-{args.incident}"[:60]))
+        print(f"started {arn}", file=out)
+        result = backend.wait(arn, args.timeout)
+        if result is None:
+            print(f"still running after {args.timeout:g} s; follow it with: python -m cli status {args.incident}",
+                  file=out)
+            return RUNNING
+        summary = result.get("summary") or {}
+        print(json.dumps(result, indent=1, default=str) if args.json else render_summary(result), file=out)
+        for target in (summary.get("release") or {}).get("targets") or []:
+            line = f"  {target.get('target')}: {target.get('status')}"
+            if target.get("conflicts"):
+                line += " - " + "; ".join(target["conflicts"])
+            print(line, file=out)
+        return OK if result["status"] == "SUCCEEDED" else FAILED
+    finally:
+        backend.close()
+
+
 def cmd_verify(args: argparse.Namespace, out) -> int:
     from stacks import names
 
@@ -932,6 +976,26 @@ def parser() -> argparse.ArgumentParser:
     work.add_argument("--state-machine-arn", help=f"default: {STATE_MACHINE_NAME} in your account and region")
     work.add_argument("--json", action="store_true", help="print the execution summary as JSON")
     work.set_defaults(run=cmd_analyze)
+
+    rel = commands.add_parser(
+        "release", help="undo this responder's containment of named targets of an incident (on request only)",
+        parents=[common],
+        description="Start a release request (README \"Release\"): the responder undoes exactly what its containment "
+                    "changed on each named target, read from the incident record, through the release role; it "
+                    "refuses, naming the target, when a target changed since containment. Evidence and termination "
+                    "protection are never touched. Exit code 0 released (or nothing left), 1 refused or failed.")
+    rel.add_argument("incident", help="incident id")
+    rel.add_argument("--reason", required=True, help="why (recorded in the timeline and the manifest)")
+    rel.add_argument("--user", action="append", metavar="NAME", help="an IAM user to release (repeatable)")
+    rel.add_argument("--role", action="append", metavar="NAME", help="a role to release (repeatable)")
+    rel.add_argument("--instance", action="append", metavar="ID", help="an instance to release (repeatable)")
+    rel.add_argument("--console", action="store_true", help="also restore console access (restoreConsoleAccess)")
+    rel.add_argument("--autoscaling", action="store_true", help="also restore Auto Scaling membership")
+    rel.add_argument("--dry-run", action="store_true", help="plan only: list every undo call; change nothing")
+    rel.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait (default 300)")
+    rel.add_argument("--state-machine-arn", help=f"default: {STATE_MACHINE_NAME} in your account and region")
+    rel.add_argument("--json", action="store_true", help="print the execution summary as JSON")
+    rel.set_defaults(run=cmd_release)
 
     check = commands.add_parser(
         "verify", help="check an incident's chain of custody: signature, snapshots' hashes and locks",

@@ -26,6 +26,7 @@ HANDLERS = {
     "handlers.evidence": ["sts", "ec2", "ebs", "kms", "dynamodb"],
     "handlers.finalize": ["dynamodb", "stepfunctions", "sts", "s3", "kms", "sns"],
     "handlers.workstation": ["sts", "ec2", "dynamodb"],
+    "handlers.release": ["sts", "iam", "dynamodb"],
 }
 AS_FILED = {
     "handlers.triage": ["dynamodb"],

@@ -44,6 +44,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  "Store the approval's task token in the incident record, notify how to approve or deny"),
     FunctionSpec("AnalyzeEvidence", "handlers.workstation.handler", 90, 256,
                  "Open an incident's forensics copies on a forensic workstation (analyze requests only)"),
+    FunctionSpec("Release", "handlers.release.handler", 60, 256,
+                 "Undo the responder's containment of named targets from the incident record (release requests only)"),
     FunctionSpec("Finalize", "handlers.finalize.handler", 90, 256,
                  "Outcome, incident record, evidence manifest, notification"),
 )

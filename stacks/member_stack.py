@@ -65,6 +65,14 @@ WILDCARD_REASONS = {
                          "whichever instance, interface or load balancer a finding names, which no tag selects in "
                          "advance. The trust admits only the exact roles of the functions that act in members.",
 }
+RELEASE_REASONS = {
+    "ReleaseIamUsers": "A release undoes the containment of whichever user an incident quarantined in this account; "
+                       "the actions are listed one by one (reads, UpdateAccessKey, DeleteUserPolicy) and limited to "
+                       "users; explicit denies exclude the responder's own identities; the role is trusted only by "
+                       "the release function's role, which acts only on a person's release request.",
+    "DetachOnlyTheQuarantinePolicy": "Any user an incident quarantined may be released, but the iam:PolicyARN "
+                                     "condition allows detaching only the quarantine policy.",
+}
 READ_REASONS = {
     "ReadOnly": "DescribeAutoScalingGroups and DescribeInstances support no resource-level permission; the role "
                 "allows nothing else, and its trust admits only the exact role of the function that reads (Triage).",
@@ -136,4 +144,22 @@ class MemberStack(Stack):
                 principal_arns=tasks.role_arns(partition, config.security_account, readers),
             ).role
             self.read_acknowledgements = wildcard_acknowledgements(self.member_read_role, read_policy, READ_REASONS)
+        releasers = tasks.member_release_tasks()
+        if releasers:  # the release's undo calls (responder.release): never the member role's power
+            release_policy = policies.member_release_policy(
+                partition=partition, account=account, actions=permissions.member_release_actions(),
+                quarantine_policy_arn=quarantine_policy_arn(config, partition), protected_tag=config.protected_tag)
+            self.member_release_role = ResponderAccessRole(
+                self, "MemberReleaseRole",
+                role_name=names.MEMBER_RELEASE_ROLE_NAME,
+                description="Assumed by the GuardDuty auto-responder's release function to undo its own containment "
+                            "of named targets of an incident in this account, on a person's request only",
+                security_account=config.security_account,
+                external_id=config.external_id,
+                policy=release_policy,
+                protected_tag=config.protected_tag,
+                principal_arns=tasks.role_arns(partition, config.security_account, releasers),
+            ).role
+            self.release_acknowledgements = wildcard_acknowledgements(self.member_release_role, release_policy,
+                                                                      RELEASE_REASONS)
         CfnOutput(self, "SharingKeyArn", value=self.sharing_key.key_arn)

@@ -16,6 +16,9 @@ MEMBER_ROLE_NAME = "ir-responder-member"
 # Read-only twin of the member role (stacks.member_stack): what Triage may read in a member account (an attack
 # sequence's Auto Scaling groups), without the member role's power to change anything.
 MEMBER_READ_ROLE_NAME = MEMBER_ROLE_NAME + "-read"
+# The release twin (stacks.member_stack): only the undo actions of a release (responder.release), trusted by the
+# release function's role alone; the member role gains none of them.
+MEMBER_RELEASE_ROLE_NAME = MEMBER_ROLE_NAME + "-release"
 FORENSICS_ROLE_NAME = "ir-responder-forensics"
 # The one role that may sign with the custody key (forensics account), assumed only by Finalize's role: the role that
 # writes evidence (FORENSICS_ROLE_NAME) cannot sign it.

@@ -45,6 +45,7 @@ IAM_USER_ACTIONS = frozenset({
     # not granted unless an adapter declares them; listed so their resource type (user) is known
     "iam:DeleteLoginProfile", "iam:UpdateLoginProfile", "iam:DeactivateMFADevice", "iam:UpdateSSHPublicKey",
     "iam:UpdateSigningCertificate", "iam:UpdateServiceSpecificCredential", "iam:ListUserTags",
+    "iam:DeleteUserPolicy",  # the release role only (member_release_policy)
 })
 IAM_ROLE_ACTIONS = frozenset({
     "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:ListRoleTags", "iam:ListRolePolicies",
@@ -243,7 +244,8 @@ def guarded_resources(partition: str, account: str) -> list[str]:
     (single-account layout), the rule's role and the deny-all instance profile. Never a name prefix: an attacker's
     `ir-responder-backdoor` role must stay containable (issue 10)."""
     iam_arn = f"arn:{partition}:iam::{account}"
-    roles = [names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.FORENSICS_ROLE_NAME, names.SIGNER_ROLE_NAME,
+    roles = [names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.MEMBER_RELEASE_ROLE_NAME,
+             names.FORENSICS_ROLE_NAME, names.SIGNER_ROLE_NAME,
              names.DENY_ALL_ROLE_NAME, names.STATE_MACHINE_ROLE_NAME, names.RULE_ROLE_NAME,
              *(names.function_role_name(spec) for spec in FUNCTIONS)]
     return [f"{iam_arn}:role/{name}" for name in roles] + [f"{iam_arn}:instance-profile/{names.DENY_ALL_PROFILE}"]
@@ -336,6 +338,32 @@ def member_read_policy(actions: Iterable[str]) -> dict:
         if not verb.startswith(("Describe", "Get", "List")):
             raise UnscopedAction(f"{action}: the read-only member role takes only Describe/Get/List actions")
     return _document([_statement("ReadOnly", actions, ["*"])]) if actions else _document([])
+
+
+RELEASE_DETACH_ACTIONS = frozenset({"iam:DetachUserPolicy"})
+
+
+def member_release_policy(*, partition: str, account: str, actions: Iterable[str], quarantine_policy_arn: str,
+                          protected_tag: str = "ir:protected") -> dict:
+    """The release member role's permissions: exactly `actions` (responder.permissions.member_release_actions(): the
+    reads a release checks and the undo calls), on IAM users of this account only; DetachUserPolicy only of the
+    quarantine policy (iam:PolicyARN); plus the explicit denies of `guard_statements`. Anything that is not an IAM
+    user action is refused here: the role is widened only deliberately."""
+    actions = sorted(set(actions))
+    iam_arn = f"arn:{partition}:iam::{account}"
+    users = [a for a in actions if a in IAM_USER_ACTIONS and a not in RELEASE_DETACH_ACTIONS]
+    detach = [a for a in actions if a in RELEASE_DETACH_ACTIONS]
+    other = sorted(set(actions) - set(users) - set(detach))
+    if other:
+        raise UnscopedAction(f"{other[0]}: the release role takes only IAM user actions (scope it in "
+                             "stacks/policies.py member_release_policy)")
+    statements = []
+    if users:
+        statements.append(_statement("ReleaseIamUsers", users, [f"{iam_arn}:user/*"]))
+    if detach:
+        statements.append(_statement("DetachOnlyTheQuarantinePolicy", detach, [f"{iam_arn}:user/*"],
+                                     {"ArnEquals": {"iam:PolicyARN": quarantine_policy_arn}}))
+    return _document(statements + guard_statements(partition, account, protected_tag))
 
 
 def member_policy(*, partition: str, account: str, security_account: str, actions: Iterable[str],
@@ -934,3 +962,13 @@ ANALYZER_REASONS[("ir-responder-Triage-role", "CredentialsExposure", "sts:Assume
     "the member account, responder.signals_groups) instead of trusting the finding's strings: the resource names "
     "exactly the read-only twins of the member roles (stacks.member_stack: Describe calls only, no write), whose "
     "trust names exactly this role's ARN with the external id. Triage never assumes the member role itself.")
+ANALYZER_REASONS[("ir-responder-Release-role", "CredentialsExposure", "sts:AssumeRole")] = (
+    "A release request undoes the responder's own containment (responder.release): the resource names exactly the "
+    "release twins of the member roles (stacks.member_stack: the undo calls only), whose trust names exactly this "
+    "role's ARN with the external id. The Release function never assumes the member role itself.")
+ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey")] = (
+    "Needed: a release reactivates the keys the responder deactivated (only those, after checking they are still "
+    "inactive). It can only set a key Active or Inactive; it creates none and reads no secret.")
+ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:DeleteUserPolicy")] = (
+    "Needed: a release deletes the responder's own inline deny-all (ir-quarantine-deny-all), after checking its "
+    "document; IAM has no condition on an inline policy's name. Deleting a policy grants nothing.")

@@ -7,7 +7,8 @@ each function a role of its own from this, so a function holds only what its tas
   `responder.permissions` for the convention), on the responder's own resources;
 * `sts:AssumeRole` on the member roles only when the handler's code path imports ``member_client`` from
   `responder.aws.clients`, on their read-only twins only when it imports ``member_read_client``, on the
-  forensics role only when it imports ``forensics_client``, and on the custody signer role only when it imports
+  release twins only when it imports ``member_release_client``, on the forensics role only when it imports
+  ``forensics_client``, and on the custody signer role only when it imports
   ``signer_client`` (Finalize).
 
 A new adapter, a new declaration or a new import flows into the roles at the next synth; the member and forensics
@@ -26,6 +27,7 @@ from stacks.catalog import FUNCTIONS, LAMBDA_ROOT, FunctionSpec
 CLIENTS_MODULE = "responder.aws.clients"
 MEMBER_CLIENT = "member_client"
 MEMBER_READ_CLIENT = "member_read_client"
+MEMBER_RELEASE_CLIENT = "member_release_client"
 FORENSICS_CLIENT = "forensics_client"
 SIGNER_CLIENT = "signer_client"
 
@@ -40,6 +42,7 @@ class TaskAccess:
     signer: bool = False  # may assume the custody signer role (signs manifests)
     trail_actions: tuple[str, ...] = ()  # the trail queries' actions (granted when the deployment names a table)
     member_read: bool = False  # may assume the read-only member role of every member account
+    member_release: bool = False  # may assume the release member role of every member account (undo only)
 
 
 def _path(module: str) -> Path | None:
@@ -91,7 +94,8 @@ def task_access(spec: FunctionSpec) -> TaskAccess:
     return TaskAccess(key=spec.key, modules=tuple(sorted(seen)), responder_actions=tuple(sorted(actions)),
                       member=MEMBER_CLIENT in client_names, forensics=FORENSICS_CLIENT in client_names,
                       signer=SIGNER_CLIENT in client_names, trail_actions=tuple(sorted(trail)),
-                      member_read=MEMBER_READ_CLIENT in client_names)
+                      member_read=MEMBER_READ_CLIENT in client_names,
+                      member_release=MEMBER_RELEASE_CLIENT in client_names)
 
 
 def all_access() -> dict[str, TaskAccess]:
@@ -104,6 +108,10 @@ def member_tasks() -> tuple[FunctionSpec, ...]:
 
 def member_read_tasks() -> tuple[FunctionSpec, ...]:
     return tuple(spec for spec in FUNCTIONS if task_access(spec).member_read)
+
+
+def member_release_tasks() -> tuple[FunctionSpec, ...]:
+    return tuple(spec for spec in FUNCTIONS if task_access(spec).member_release)
 
 
 def forensics_tasks() -> tuple[FunctionSpec, ...]:
@@ -140,6 +148,8 @@ def assume_role_arns(spec: FunctionSpec, *, partition: str, member_accounts: tup
     arns = [names.role_arn(partition, a, names.MEMBER_ROLE_NAME) for a in member_accounts] if access.member else []
     if access.member_read:
         arns += [names.role_arn(partition, a, names.MEMBER_READ_ROLE_NAME) for a in member_accounts]
+    if access.member_release:
+        arns += [names.role_arn(partition, a, names.MEMBER_RELEASE_ROLE_NAME) for a in member_accounts]
     if access.forensics:
         arns.append(names.role_arn(partition, forensics_account, names.FORENSICS_ROLE_NAME))
     if access.signer:

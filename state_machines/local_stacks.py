@@ -170,6 +170,13 @@ def member_stack(sess: Any, *, region: str, security_account: str, forensics_acc
     if readers:  # stacks.member_stack: the read-only twin, trusted by Triage alone
         _role(iam, names.MEMBER_READ_ROLE_NAME, responder_trust(security_account, external_id, readers),
               policies.member_read_policy(permissions.member_read_actions()), tags=PROTECTED)
+    releasers = tasks.member_release_tasks()
+    if releasers:  # stacks.member_stack: the release twin (undo actions only), trusted by the release function alone
+        _role(iam, names.MEMBER_RELEASE_ROLE_NAME, responder_trust(security_account, external_id, releasers),
+              policies.member_release_policy(partition=PARTITION, account=account,
+                                             actions=permissions.member_release_actions(),
+                                             quarantine_policy_arn=quarantine_policy_arn, protected_tag=PROTECTED_TAG),
+              tags=PROTECTED)
     watch = member_watch(sess, account=account)
     return {"role_arn": role_arn, "sharing_key_arn": sharing_key, "deny_all_role_arn": deny_all_role,
             "iam_watch_rule_arns": watch}

@@ -237,3 +237,15 @@ def test_aws_analyze_opens_the_disks_of_a_contained_instance_on_a_workstation(ca
     assert code == cli.OK, out + err
     assert "incident IR-CLI-WS: analysis_ready" in out and f"workstation {ws['InstanceId']} ({zone})" in out
     assert "/dev/sdf" in out and ": attached" in out
+
+
+def test_release_builds_the_release_request_and_refuses_without_a_target():
+    import cli
+
+    args = cli.parser().parse_args(["release", "gd-abc", "--reason", "false positive", "--user", "ci", "--user", "ops",
+                                    "--dry-run"])
+    assert cli.release_input(args) == {"release": {"incidentId": "gd-abc", "reason": "false positive",
+                                                   "iamUsers": ["ci", "ops"], "dryRun": True}}
+    bare = cli.parser().parse_args(["release", "gd-abc", "--reason", "r"])
+    with pytest.raises(cli.CliError):
+        cli.release_input(bare)

@@ -130,13 +130,14 @@ def check_signature(key: Any, body: bytes, document: dict[str, Any], *, manifest
 _NAME = re.compile(r"manifest(?:-(\d+)(?:-(\d+))?)?(\.sig)?\.json")
 
 
-_ANALYSIS = re.compile(r"manifest-analysis-[A-Za-z0-9._-]{1,90}?(\.sig)?\.json")
+_ANALYSIS = re.compile(r"manifest-(?:analysis|release)-[A-Za-z0-9._-]{1,90}?(\.sig)?\.json")
 
 
 def manifest_name(key: str) -> tuple[int, int, bool] | None:
     """(attempt, try, is a signature document) of a key under `incidents/<id>/`, or None if it is no manifest's.
     The name of the earlier design, `manifest.json`, is attempt 0. An analysis's manifest
-    (``manifest-analysis-<execution>.json``, responder.workstation) is attempt -1: checked like every manifest,
+    (``manifest-analysis-<execution>.json``, responder.workstation) and a release's
+    (``manifest-release-<execution>.json``, responder.release) are attempt -1: checked like every manifest,
     never the latest (the latest names the evidence snapshots)."""
     analysis = _ANALYSIS.fullmatch(key.rsplit("/", 1)[-1])
     if analysis:

@@ -29,6 +29,7 @@ from responder import approval as approvals
 from responder import custody
 from responder import manifest as manifests
 from responder import notify, records, shapes, workstation
+from responder import release as releases
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, recorded
 from responder.outcome import decide
 
@@ -139,6 +140,9 @@ def summary(state: dict[str, Any], *, execution_id: str = "", incident: dict[str
     if incident.get("disposition") == "analyze":  # responder.workstation: the workstation, volumes, live response
         out["analysis"] = (state.get("analysis") or {}).get("summary") or {}
         out["analysisRequest"] = incident.get("analyze")
+    if incident.get("disposition") == "release":  # responder.release: per target, released or why not
+        out["release"] = (state.get("release") or {}).get("summary") or {}
+        out["releaseRequest"] = dict(incident.get("release") or {}, reason=incident.get("reason"))
     if not out["identities"] and not out["instances"]:
         out["requested"] = records.targets(incident)
     for key in ("pivots", "rotation"):  # the attacker's plan (responder.pivots): counts and a few items
@@ -240,7 +244,9 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
     out.update(attacker_lists(item or {}))
 
     analysis = incident.get("disposition") == "analyze"
-    if incident_id and (incident.get("disposition") in ACTED or analysis) and not incident.get("dryRun"):
+    released = incident.get("disposition") == "release"
+    acted = incident.get("disposition") in ACTED or analysis or released
+    if incident_id and acted and not incident.get("dryRun"):
         if bucket is None:
             steps.missing("manifest", "IR_EVIDENCE_BUCKET (and IR_FORENSICS_ROLE_ARN)")
         else:
@@ -249,15 +255,20 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
             def build(key: str) -> bytes:
                 document = manifests.build(
                     incident=incident, finding=raw(), summary=out, generated_at=when, manifest_key=key,
-                    attempt=None if analysis else attempt, timeline=journal + failure_entries(state, when),
-                    record=item or {}, failure=out.get("failure"))
+                    attempt=None if (analysis or released) else attempt,
+                    timeline=journal + failure_entries(state, when), record=item or {}, failure=out.get("failure"))
                 if analysis:  # the full result the task stored: workstation, volumes, refused copies, rules
                     document["analysis"] = ((item or {}).get("results") or {}).get(
                         f"analysis:{records.execution_name(execution_id)}") or out.get("analysis")
+                if released:  # the release's full result (responder.release), as the task stored it
+                    document["release"] = ((item or {}).get("results") or {}).get(
+                        f"release:{records.execution_name(execution_id)}") or out.get("release")
                 return manifests.serialize(document)
 
-            names = (workstation.manifest_keys(incident_id, records.execution_name(execution_id), custody.MAX_NAMES)
-                     if analysis else manifests.keys(incident_id, attempt, custody.MAX_NAMES))
+            execution = records.execution_name(execution_id)
+            names = (workstation.manifest_keys(incident_id, execution, custody.MAX_NAMES) if analysis
+                     else releases.manifest_keys(incident_id, execution, custody.MAX_NAMES) if released
+                     else manifests.keys(incident_id, attempt, custody.MAX_NAMES))
 
             def sign(body: bytes) -> tuple[str, bytes] | None:
                 # chain of custody (responder.custody): the custody signer role signs; the stacks always configure
@@ -268,10 +279,9 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                 return steps.run("signature", lambda: signer(incident_id).sign(custody.digest(body)))
 
             stored = steps.run("manifest", lambda: custody.write_manifest(
-                bucket(incident_id), names, build, sign,
-                signed_at=when))
+                bucket(incident_id), names, build, sign, signed_at=when))
             if stored:
-                out["manifest"] = dict(stored) if analysis else dict(stored, attempt=attempt)
+                out["manifest"] = dict(stored) if (analysis or released) else dict(stored, attempt=attempt)
 
     subject, _, _ = notify.render(out)
     if incident_id:

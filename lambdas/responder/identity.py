@@ -329,7 +329,9 @@ def contain_user(iam: Iam, journal: Journal, identity: dict, incident: dict, set
     revoke(journal, arn, incident["cutoff"],
            read=lambda: iam.user_policy(name, REVOKE_POLICY_NAME),
            write=lambda doc: iam.put_user_policy(name, REVOKE_POLICY_NAME, doc, target=arn))
-    return _result(identity, arn, journal, _changed_status(journal), cutoff=incident["cutoff"], name=name, **facts)
+    # userId: the release (responder.release) refuses a user recreated under the same name since containment
+    return _result(identity, arn, journal, _changed_status(journal), cutoff=incident["cutoff"], name=name,
+                   userId=user.get("UserId"), **facts)
 
 
 def denies_all(document: dict | None) -> bool:

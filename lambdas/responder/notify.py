@@ -46,12 +46,19 @@ LABELS = {
     "analysis_incomplete": "ANALYSIS INCOMPLETE",
     "analysis_refused": "ANALYSIS REFUSED",
     "analysis_failed": "ANALYSIS FAILED",
+    "released": "RELEASED",
+    "already_released": "ALREADY RELEASED",
+    "release_planned": "RELEASE PLAN",
+    "release_refused": "RELEASE REFUSED",
+    "release_failed": "RELEASE FAILED - CHECK",
 }
 PRIORITY = {
     "failed": "high", "partially_contained": "high", "protection_unverified": "high", "protected": "high",
     "manual_action_required": "high", "not_found": "high", "contained": "normal", "dry_run_plan": "normal", "duplicate": "low",
     "not_handled": "low", "approval_denied": "normal", "approval_timed_out": "high",
     "analysis_ready": "normal", "analysis_incomplete": "normal", "analysis_refused": "normal", "analysis_failed": "normal",
+    "released": "normal", "already_released": "low", "release_planned": "normal", "release_refused": "normal",
+    "release_failed": "high",
 }
 _KIND = {"IAMUser": "user", "AssumedRole": "role", "FederatedUser": "federated"}
 
@@ -187,7 +194,7 @@ def message(summary: dict[str, Any]) -> dict[str, Any]:
     }
     for key in ("approval", "containment", "evidenceBeforeApproval", "attempt", "manualSteps", "duplicateOf", "dispositionReason", "protectionConfigError", "cutoff",
                 "record", "manifest",
-                "recordingErrors", "failure", "scope", "signal", "pivots", "rotation"):
+                "recordingErrors", "failure", "scope", "signal", "pivots", "rotation", "release", "releaseRequest"):
         if summary.get(key):
             out[key] = summary[key]
     left = left_out(summary.get("signal") or {})

@@ -22,6 +22,9 @@ Outcomes (one per incident, each notified):
 ``analysis_ready``           an analyze request: the incident's verified copies are attached to the workstation
                              (``analysis_incomplete`` / ``analysis_refused`` / ``analysis_failed`` fail the
                              execution; responder.workstation)
+``released``                 a release request undid the responder's containment of the named targets
+                             (``already_released``: nothing left to undo; ``release_planned``: dry run;
+                             ``release_refused`` / ``release_failed`` fail the execution; responder.release)
 
 The execution fails (error name in ``error``) for failed, partially_contained and protection_unverified.
 """
@@ -52,6 +55,10 @@ def decide(state: dict[str, Any]) -> dict[str, Any]:
         from responder.workstation import outcome as analysis_outcome
 
         return analysis_outcome(state)
+    if incident.get("disposition") == "release":  # a release request: no containment, its own outcomes
+        from responder.release import outcome as release_outcome
+
+        return release_outcome(state)
     failure = shapes.failure_of(state.get("failure"))
     statuses = target_statuses(state)
     disposition = incident.get("disposition")

@@ -3,6 +3,7 @@
 Every adapter in `responder.aws` declares the actions it calls as module constants:
 
 * ``MEMBER_ACTIONS``    - called in a workload account through the member role;
+* ``MEMBER_RELEASE_ACTIONS`` - called in a workload account through the release role (undoing containment);
 * ``FORENSICS_ACTIONS`` - called in the forensics account through the forensics role;
 * ``SIGNER_ACTIONS``    - called in the forensics account through the custody signer role (signing manifests);
 * ``RESPONDER_ACTIONS`` - called in the security account by the functions themselves;
@@ -50,6 +51,11 @@ def member_actions() -> tuple[str, ...]:
 def member_read_actions() -> tuple[str, ...]:
     """What the read-only member role allows (Triage's reads in a member account)."""
     return _union("MEMBER_READ_ACTIONS")
+
+
+def member_release_actions() -> tuple[str, ...]:
+    """What the release member role allows (responder.release: undo the responder's own containment)."""
+    return _union("MEMBER_RELEASE_ACTIONS")
 
 
 def forensics_actions() -> tuple[str, ...]:

@@ -47,7 +47,8 @@ def own_role_arns(settings: Settings, *, partition: str = "aws", account: str | 
             arns.add(arn)
     if account:
         arns.update(f"arn:{partition}:iam::{account}:role/{name}"
-                    for name in (settings.member_role_name, settings.member_role_name + "-read", DENY_ALL_ROLE_NAME))
+                    for name in (settings.member_role_name, settings.member_role_name + "-read",
+                                 settings.member_role_name + "-release", DENY_ALL_ROLE_NAME))
     return frozenset(arns)
 
 

@@ -144,6 +144,8 @@ def normalize(event: Any, *, execution_name: str = "", now: datetime | None = No
         return _manual(event["manual"], execution_name, now, regions)
     if "analyze" in event:
         return _analyze(event, now)
+    if "release" in event:
+        return _release(event, now)
     if event.get("source") in (signals_exposed.TRUSTED_ADVISOR, signals_exposed.HEALTH):
         return _exposed(event, None, now, regions)
     if "detail-type" in event or "source" in event or "detail" in event:
@@ -370,6 +372,18 @@ def _analyze(event: dict, now: datetime) -> dict[str, Any]:
                                          "triagedAt": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
 
 
+def _release(event: dict, now: datetime) -> dict[str, Any]:
+    """A request to release an incident's containment of named targets (responder.release)."""
+    from responder import release
+
+    extra = sorted(set(event) - {"release"})
+    if extra:
+        raise InvalidInput(extra[0], "unknown key beside 'release'")
+    return release.parse(event["release"], string=_str,
+                         now_fields={"cutoff": cutoff_from(now),
+                                     "triagedAt": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
 def _base(*, incident_id: str, origin: str, account: str, region: str, partition: str, reason: str,
           now: datetime) -> dict[str, Any]:
     return {
@@ -416,6 +430,25 @@ def _analysis(incident: dict[str, Any], *, execution_id: str, settings: Settings
     return incident
 
 
+def _released(incident: dict[str, Any], *, execution_id: str, settings: Settings,
+              lookup: Callable[[str], dict[str, Any] | None] | None) -> dict[str, Any]:
+    """A release request: no claim (the incident is answered; its record's status stays the response's), only its
+    record read (`lookup(incident id)`): account, region, and the targets its containment acted on
+    (responder.release). Observe-only makes it a plan like every other request."""
+    from responder import release
+
+    if not settings.incident_table or lookup is None:
+        raise IncidentRecordError("IR_INCIDENT_TABLE is not configured: the incident cannot be read")
+    incident = release.with_record(incident, lookup(incident["incidentId"]))
+    if settings.regions and incident["region"] not in settings.regions:
+        raise InvalidInput("release.incidentId", f"the incident's region {incident['region']} is not covered by "
+                                                 "this deployment")
+    incident.update(switches(settings))
+    incident["executionId"] = execution_id
+    incident["record"] = {"trigger": "release"}
+    return incident
+
+
 # -- the task -------------------------------------------------------------------------------------------
 def switches(settings: Settings) -> dict[str, Any]:
     """What the deployment's configuration decides for every incident: observe-only makes it a dry run (every
@@ -450,6 +483,8 @@ def triage(raw: Any, *, execution_name: str, execution_id: str, settings: Settin
     incident = normalize(raw, execution_name=execution_name, now=now, regions=settings.regions or None)
     if incident.get("origin") == "analyze":
         return _analysis(incident, execution_id=execution_id, settings=settings, lookup=lookup)
+    if incident.get("origin") == "release":
+        return _released(incident, execution_id=execution_id, settings=settings, lookup=lookup)
     incident["containment"] = containment(incident, settings)
     if incident["containment"]["level"] == "observe":
         incident.update(dryRun=True, observeOnly=True)

@@ -95,7 +95,8 @@ def test_every_member_stack_has_the_role_the_key_and_the_profile(assembly):  # n
     for stack in assembly.member_stacks:
         counts = {t: len(assembly.resources(stack, t)) for t in
                   ("AWS::IAM::Role", "AWS::KMS::Key", "AWS::KMS::Alias", "AWS::IAM::InstanceProfile")}
-        assert counts == {"AWS::IAM::Role": 3, "AWS::KMS::Key": 1, "AWS::KMS::Alias": 1,
+        assert counts == {"AWS::IAM::Role": 4, "AWS::KMS::Key": 1, "AWS::KMS::Alias": 1,
                           "AWS::IAM::InstanceProfile": 1}
         assert {r["Properties"]["RoleName"] for r in assembly.resources(stack, "AWS::IAM::Role").values()} == {
-            names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.DENY_ALL_ROLE_NAME}
+            names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.MEMBER_RELEASE_ROLE_NAME,
+            names.DENY_ALL_ROLE_NAME}

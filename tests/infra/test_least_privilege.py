@@ -322,7 +322,7 @@ def test_each_function_role_grants_exactly_what_its_task_declares(assembly):  # 
     for spec in FUNCTIONS:
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics or access.signer else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.member_release or access.forensics or access.signer else set()
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
         assert allowed_actions(statements) == assume | declared | policies.function_extra_actions(declared), spec.key
         _assert_no_wildcard_actions(statements)
@@ -334,6 +334,7 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
     config = assembly.config
     members = {f"arn:{P}:iam::{a}:role/{names.MEMBER_ROLE_NAME}" for a in config.member_accounts}
     readers = {f"arn:{P}:iam::{a}:role/{names.MEMBER_READ_ROLE_NAME}" for a in config.member_accounts}
+    releasers = {f"arn:{P}:iam::{a}:role/{names.MEMBER_RELEASE_ROLE_NAME}" for a in config.member_accounts}
     forensics = {f"arn:{P}:iam::{config.forensics_account}:role/{names.FORENSICS_ROLE_NAME}"}
     signer = {f"arn:{P}:iam::{config.forensics_account}:role/{names.SIGNER_ROLE_NAME}"}
     # Triage reads an attack sequence's Auto Scaling groups in the member account (DescribeAutoScalingGroups,
@@ -345,7 +346,8 @@ def test_only_the_tasks_that_act_there_may_assume_the_member_and_forensics_roles
                 "CollectEvidence": members | forensics,
                 # the forensic workstation: volumes and instances in the forensics account, the live-response rule
                 # on the quarantine group in the member account (responder.workstation)
-                "AnalyzeEvidence": members | forensics}
+                "AnalyzeEvidence": members | forensics,
+                "Release": releasers}  # the release twin only: never the member role (responder.release)
     assert set(expected) == {spec.key for spec in FUNCTIONS}
     for spec in FUNCTIONS:
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
@@ -394,6 +396,48 @@ def test_the_read_only_member_role_reads_and_trusts_triage_alone(assembly):  # n
         trusted = {flat(a) for s in member_trust["Statement"]
                    for a in as_list(s["Condition"]["ArnEquals"]["aws:PrincipalArn"])}
         assert trusted and triage_arn not in trusted
+
+
+def test_the_release_role_holds_only_the_undo_calls_and_trusts_the_release_function_alone(assembly):  # noqa: F811
+    """A release undoes containment through a role of its own: reads of users, UpdateAccessKey, DeleteUserPolicy and
+    DetachUserPolicy of exactly the quarantine policy; trusted only by the Release function's role. The member role
+    gains none of the undo actions and does not trust the Release function."""
+    from responder import permissions
+    from stacks.catalog import FUNCTIONS
+
+    release_arn = names.role_arn(P, assembly.config.security_account,
+                                 names.function_role_name(next(s for s in FUNCTIONS if s.key == "Release")))
+    for stack in assembly.member_stacks:
+        released = role(assembly, stack, names.MEMBER_RELEASE_ROLE_NAME)
+        statements = role_statements(released)
+        assert allowed_actions(statements) == set(permissions.member_release_actions()) == {
+            "iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
+            "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy"}
+        for statement in statements:
+            if statement["Effect"] != "Allow":
+                continue
+            assert all(":user/" in flat(r) for r in as_list(statement["Resource"])), statement
+            if "iam:DetachUserPolicy" in as_list(statement["Action"]):
+                assert as_list(statement["Action"]) == ["iam:DetachUserPolicy"]
+                assert "iam:PolicyARN" in statement["Condition"]["ArnEquals"]
+        trust = released["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert len(trust) == 1
+        assert [flat(a) for a in as_list(trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"])] == [release_arn]
+        member = role(assembly, stack, names.MEMBER_ROLE_NAME)
+        member_actions = allowed_actions(role_statements(member))
+        assert not {"iam:DetachUserPolicy", "iam:DeleteUserPolicy", "iam:DeleteRolePolicy"} & member_actions
+        trusted = {flat(a) for s in member["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+                   for a in as_list(s["Condition"]["ArnEquals"]["aws:PrincipalArn"])}
+        assert release_arn not in trusted
+
+
+def test_the_release_role_takes_only_iam_user_actions():
+    with pytest.raises(policies.UnscopedAction, match="ec2:ModifyInstanceAttribute"):
+        policies.member_release_policy(partition="aws", account="111122223333",
+                                       actions=["iam:UpdateAccessKey", "ec2:ModifyInstanceAttribute"],
+                                       quarantine_policy_arn="arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2")
+    assert f"arn:aws:iam::111122223333:role/{names.MEMBER_RELEASE_ROLE_NAME}" in policies.guarded_resources(
+        "aws", "111122223333")
 
 
 def test_the_read_only_role_takes_no_write():

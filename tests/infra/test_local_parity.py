@@ -38,6 +38,7 @@ def deployed():
         roles = {
             "member": role(MEMBER, names.MEMBER_ROLE_NAME),
             "member_read": role(MEMBER, names.MEMBER_READ_ROLE_NAME),
+            "member_release": role(MEMBER, names.MEMBER_RELEASE_ROLE_NAME),
             "forensics": role(FORENSICS, names.FORENSICS_ROLE_NAME),
             "signer": role(FORENSICS, names.SIGNER_ROLE_NAME),
             **{spec.key: role(None, names.function_role_name(spec)) for spec in FUNCTIONS},
@@ -75,11 +76,14 @@ def test_local_roles_have_the_shipped_names_trust_and_permissions(deployed):
     for spec in FUNCTIONS:
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics or access.signer else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.member_release or access.forensics or access.signer else set()
         assert allowed_actions(roles[spec.key]["policies"][0]["Statement"]) == (
             assume | declared | policies.function_extra_actions(declared))
     assert allowed_actions(roles["member_read"]["policies"][0]["Statement"]) == set(permissions.member_read_actions())
+    assert allowed_actions(roles["member_release"]["policies"][0]["Statement"]) == set(
+        permissions.member_release_actions())
     for key, specs in (("member", tasks.member_tasks()), ("member_read", tasks.member_read_tasks()),
+                       ("member_release", tasks.member_release_tasks()),
                        ("forensics", tasks.forensics_tasks()), ("signer", tasks.signer_tasks())):
         (trust,) = roles[key]["trust"]["Statement"]
         assert trust["Condition"] == policies.responder_trust_conditions(

@@ -74,7 +74,7 @@ def test_only_the_identity_task_may_query_the_trail_and_only_there(template):
         statements = role_statements(roles[names.function_role_name(spec)])
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics or access.signer else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.member_release or access.forensics or access.signer else set()
         from stacks import policies
 
         athena = {a for a in access.trail_actions if not a.startswith("cloudtrail:")}
@@ -124,7 +124,7 @@ def test_with_a_lake_event_data_store_the_identity_task_may_query_that_store_onl
         statements = role_statements(roles[names.function_role_name(spec)])
         access = tasks.task_access(spec)
         declared = set(access.responder_actions)
-        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.forensics or access.signer else set()
+        assume = {"sts:AssumeRole"} if access.member or access.member_read or access.member_release or access.forensics or access.signer else set()
         lake = {a for a in access.trail_actions if a.startswith("cloudtrail:")}
         assert allowed_actions(statements) == assume | declared | policies.function_extra_actions(declared) | lake
     [identity] = [s for s in FUNCTIONS if s.key == "ContainIdentities"]

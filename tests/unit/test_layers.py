@@ -50,9 +50,9 @@ def test_the_domain_is_the_whole_package_but_the_adapters():
 @pytest.mark.parametrize("path", HANDLERS, ids=lambda p: p.name)
 def test_every_handler_builds_its_clients_the_same_way(path):
     """One `Clients` per invocation (own role, member role, forensics role), never a client made by hand; the role
-    factories it is given (`member_client`, `member_read_client`, `forensics_client`, `signer_client`: what
+    factories it is given (`member_client`, `member_read_client`, `member_release_client`, `forensics_client`, `signer_client`: what
     stacks/tasks.py grants sts:AssumeRole for) only go into it."""
-    factories = {"member_client", "member_read_client", "forensics_client", "signer_client"}
+    factories = {"member_client", "member_read_client", "member_release_client", "forensics_client", "signer_client"}
     tree = ast.parse(path.read_text())
     from_clients = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                     and n.module == "responder.aws.clients" for a in n.names}

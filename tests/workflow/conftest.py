@@ -17,7 +17,8 @@ def declared() -> set[str]:
     from responder import permissions
 
     return set(permissions.member_actions()) | set(permissions.forensics_actions()) | set(
-        permissions.signer_actions()) | set(permissions.responder_actions()) | set(permissions.trail_actions()) | {
+        permissions.signer_actions()) | set(permissions.responder_actions()) | set(permissions.trail_actions()) | set(
+        permissions.member_release_actions()) | {
         "sts:AssumeRole"}  # granted by stacks.policies.function_policy
 
 

@@ -181,6 +181,14 @@ def member_read_client(service: str, *, account: str, region: str, partition: st
     return _role_client(service, arn, region=region, label=label, external_id=settings.external_id)
 
 
+def member_release_client(service: str, *, account: str, region: str, partition: str, label: str,
+                          settings: Any) -> Any:
+    """A client undoing containment in a workload account through the release role (``<member role>-release``:
+    only the undo actions, trusted by the release function alone), never the member role itself."""
+    arn = role_arn(partition, account, settings.member_role_name + "-release")
+    return _role_client(service, arn, region=region, label=label, external_id=settings.external_id)
+
+
 def forensics_client(service: str, *, region: str, label: str, settings: Any) -> Any:
     """A client acting in the forensics account through the forensics role."""
     return _role_client(

@@ -28,6 +28,10 @@ READ_ACTIONS = (
 CHANGE_ACTIONS = ("iam:AttachUserPolicy", "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy",
                   "iam:DeleteLoginProfile")
 MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
+# What the release role (``<member role>-release``, stacks.member_stack) may do: read what it checks, and undo only
+# the responder's own changes (responder.release). The containment member role gains none of the undo actions.
+MEMBER_RELEASE_ACTIONS = ("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
+                          "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy")
 
 
 def _missing(exc: ClientError) -> bool:
@@ -144,3 +148,13 @@ class Iam:
             self._c, "put_role_policy", target=target, RoleName=role, PolicyName=name,
             PolicyDocument=json.dumps(document, separators=(",", ":")),
         )
+
+    # -- undo (the release role only: responder.release) --------------------------------------------------
+    def detach_user_policy(self, user: str, policy_arn: str, *, target: str) -> None:
+        self._j.call(self._c, "detach_user_policy", target=target, UserName=user, PolicyArn=policy_arn)
+
+    def activate_access_key(self, user: str, key_id: str, *, target: str) -> None:
+        self._j.call(self._c, "update_access_key", target=target, UserName=user, AccessKeyId=key_id, Status="Active")
+
+    def delete_user_policy(self, user: str, name: str, *, target: str) -> None:
+        self._j.call(self._c, "delete_user_policy", target=target, UserName=user, PolicyName=name)
