@@ -130,12 +130,13 @@ def role_arns(partition: str, security_account: str, specs: tuple[FunctionSpec, 
 
 
 def member_role_names(spec: FunctionSpec) -> tuple[str, ...]:
-    """The member role names this function's task assumes (the member role, its read-only twin)."""
+    """The member role names this function's task assumes (the member role, its read-only twin, the release twin)."""
     from stacks import names
 
     access = task_access(spec)
     return tuple(n for n, needed in ((names.MEMBER_ROLE_NAME, access.member),
-                                     (names.MEMBER_READ_ROLE_NAME, access.member_read)) if needed)
+                                     (names.MEMBER_READ_ROLE_NAME, access.member_read),
+                                     (names.MEMBER_RELEASE_ROLE_NAME, access.member_release)) if needed)
 
 
 def assume_role_arns(spec: FunctionSpec, *, partition: str, member_accounts: tuple[str, ...],

@@ -99,7 +99,8 @@ def test_the_embedded_template_is_the_member_stack(org):
 
     assert shape(embedded) == shape(member)
     roles = {r["Properties"]["RoleName"] for r in embedded["Resources"].values() if r["Type"] == "AWS::IAM::Role"}
-    assert roles == {names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.DENY_ALL_ROLE_NAME}
+    assert roles == {names.MEMBER_ROLE_NAME, names.MEMBER_READ_ROLE_NAME, names.MEMBER_RELEASE_ROLE_NAME,
+                     names.DENY_ALL_ROLE_NAME}
     assert set(embedded["Outputs"]) == set(member["Outputs"])
 
 
