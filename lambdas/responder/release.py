@@ -44,9 +44,11 @@ SUPPORTED = ("iamUsers",)  # this version releases IAM users; roles and instance
 
 
 # -- the request ----------------------------------------------------------------------------------------------
-def parse(request: Any, *, string: Callable[..., str], now_fields: dict[str, str]) -> dict[str, Any]:
+def parse(request: Any, *, string: Callable[..., str], target_names: Callable[..., list[str]],
+          now_fields: dict[str, str]) -> dict[str, Any]:
     """The release request as an incident (disposition ``release``), or InvalidInput naming the field. Nothing is
-    read or changed here; the record check (`with_record`) follows in Triage."""
+    read or changed here; the record check (`with_record`) follows in Triage. `string` and `target_names` are
+    Triage's checks of one string and of a list of target names."""
     p = "release."
     if not isinstance(request, dict):
         raise InvalidInput("release", f"must be an object, got {type(request).__name__}")
@@ -67,17 +69,7 @@ def parse(request: Any, *, string: Callable[..., str], now_fields: dict[str, str
         flags[key] = value
 
     def names(key: str, pattern: re.Pattern) -> list[str]:
-        values = request.get(key, [])
-        if not isinstance(values, list):
-            raise InvalidInput(f"{p}{key}", "must be a list of strings")
-        if len(values) > MAX_TARGETS:
-            raise InvalidInput(f"{p}{key}", f"at most {MAX_TARGETS} entries per request")
-        out: list[str] = []
-        for i, value in enumerate(values):
-            value = string(value, f"{p}{key}[{i}]", pattern)
-            if value not in out:
-                out.append(value)
-        return out
+        return target_names(request, key, pattern, p)
 
     targets = {"iamUsers": names("iamUsers", _IAM_NAME), "roles": names("roles", _IAM_NAME),
                "instances": names("instances", _INSTANCE)}

@@ -309,6 +309,22 @@ def _identity(details: dict, p: str) -> dict[str, Any]:
     return identity
 
 
+def target_names(request: dict, key: str, pattern: re.Pattern, prefix: str) -> list[str]:
+    """A request's list of target names at `key` (manual and release requests): each checked, duplicates dropped,
+    at most MAX_TARGETS; a bad one is `InvalidInput` naming `<prefix><key>[i]`."""
+    values = request.get(key, [])
+    if not isinstance(values, list):
+        raise InvalidInput(f"{prefix}{key}", "must be a list of strings")
+    if len(values) > MAX_TARGETS:
+        raise InvalidInput(f"{prefix}{key}", f"at most {MAX_TARGETS} entries per request")
+    out: list[str] = []
+    for i, value in enumerate(values):
+        value = _str(value, f"{prefix}{key}[{i}]", pattern)
+        if value not in out:
+            out.append(value)
+    return out
+
+
 def _manual(request: Any, execution_name: str, now: datetime, regions: tuple[str, ...] | None) -> dict[str, Any]:
     p = "manual."
     request = _obj(request, "manual")
@@ -331,17 +347,7 @@ def _manual(request: Any, execution_name: str, now: datetime, regions: tuple[str
         incident_id = f"manual-{name}"[:64]
 
     def names(key: str, pattern: re.Pattern) -> list[str]:
-        values = request.get(key, [])
-        if not isinstance(values, list):
-            raise InvalidInput(f"{p}{key}", "must be a list of strings")
-        if len(values) > MAX_TARGETS:
-            raise InvalidInput(f"{p}{key}", f"at most {MAX_TARGETS} entries per request")
-        out: list[str] = []
-        for i, value in enumerate(values):
-            value = _str(value, f"{p}{key}[{i}]", pattern)
-            if value not in out:
-                out.append(value)
-        return out
+        return target_names(request, key, pattern, p)
 
     users, roles, instances = names("iamUsers", _IAM_NAME), names("roles", _IAM_NAME), names("instances", _INSTANCE)
     if not (users or roles or instances):
@@ -379,7 +385,7 @@ def _release(event: dict, now: datetime) -> dict[str, Any]:
     extra = sorted(set(event) - {"release"})
     if extra:
         raise InvalidInput(extra[0], "unknown key beside 'release'")
-    return release.parse(event["release"], string=_str,
+    return release.parse(event["release"], string=_str, target_names=target_names,
                          now_fields={"cutoff": cutoff_from(now),
                                      "triagedAt": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
 
