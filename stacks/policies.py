@@ -571,6 +571,8 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
             raise UnscopedAction(f"{action}: only the custody signer role signs (SIGNER_ACTIONS, signer_policy)")
         elif action.startswith("iam:"):
             raise UnscopedAction(f"{action}: the forensics role changes no identity")
+        elif action == "s3:GetObject":
+            groups["s3read"].append(action)
         else:
             groups[service if service in ("kms", "s3") else "any"].append(action)
     statements = []
@@ -588,6 +590,13 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
         statements.append(_statement(
             "EvidenceBucketOfThisAccount", groups["s3"],
             [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
+            {"StringEquals": {"s3:ResourceAccount": account}}))
+    if groups["s3read"]:
+        # Finalize reads only the CloudTrail captures the incident report is built from, and the report back
+        from responder.aws.s3 import READ_KEYS
+
+        statements.append(_statement(
+            "ReadCapturesAndReports", groups["s3read"], [f"arn:{partition}:s3:::{bucket}/{k}" for k in READ_KEYS],
             {"StringEquals": {"s3:ResourceAccount": account}}))
     if groups["evidence"]:
         statements += _evidence_statements(partition, security_account, groups["evidence"], None)
