@@ -113,3 +113,28 @@ def test_the_page_renders_in_headless_chromium(dep, incident, tmp_path):
     dom = done.stdout
     assert "Timeline: the attacker" in dom and "Rotate, in this order" in dom and "After action" in dom
     assert "<script" not in dom.lower()
+
+
+def test_cli_report_writes_the_stored_report_locally_and_checks_it_against_the_manifest(dep, incident, tmp_path):
+    import json
+
+    import cli
+
+    out_id, stored = incident["run"].output["incidentId"], incident["item"]["report"]
+    out = io.StringIO()
+    assert cli.main(["--local", "report", out_id, "--attempt", "1", "--out", str(tmp_path), "--region", REGION,
+                     "--forensics-account", FORENSICS, "--bucket", dep.bucket], out=out) == cli.OK
+    lines = out.getvalue().splitlines()
+    html = tmp_path / f"{out_id}-report-0001.html"
+    sheet = tmp_path / f"{out_id}-report-0001-events.csv"
+    assert lines[0].startswith(str(html)) and lines[1].startswith(str(sheet)) and "manifest" in lines[0]
+    assert sha(html.read_bytes()) == stored["html"]["sha256"] and sha(sheet.read_bytes()) == stored["csv"]["sha256"]
+    out = io.StringIO()  # by default the latest attempt's (the second run above was attempt 2)
+    assert cli.main(["--local", "report", out_id, "--out", str(tmp_path / "latest"), "--region", REGION,
+                     "--forensics-account", FORENSICS, "--bucket", dep.bucket, "--json"], out=out) == cli.OK
+    latest = json.loads(out.getvalue())
+    assert latest["attempt"] == max(1, record(dep, out_id)["report"]["html"]["key"].count("0002") * 2)
+    assert not latest["problems"] and {f["checked"] for f in latest["files"]} == {"manifest"}
+    out = io.StringIO()
+    assert cli.main(["--local", "report", "gd-nothing-here", "--out", str(tmp_path), "--region", REGION,
+                     "--forensics-account", FORENSICS, "--bucket", dep.bucket, "--json"], out=out) == cli.NOT_FOUND
