@@ -412,6 +412,8 @@ def write_report(bucket: Any, *, incident: dict[str, Any], finding: Any, summary
     facts: dict[str, Any] = {"events": len(rows), "eventsLeftOut": left_out + cut}
     if cut:
         facts["cutForBudget"] = cut
+    if unread:  # the record says which captures the report could not use, and why
+        facts["capturesUnread"] = unread
     out: dict[str, Any] = dict(facts)
     for name, key, body, kind in (("html", html_key, page, "text/html; charset=utf-8"),
                                   ("csv", csv_key, sheet, "text/csv; charset=utf-8")):
