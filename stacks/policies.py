@@ -886,6 +886,11 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",
+    (names.FORENSICS_ROLE_NAME, "DataExfiltration", "s3:GetObject"):
+        "Needed: Finalize builds the incident report from the principal's CloudTrail captures and reads the report "
+        "back to check its SHA-256 (responder.finalize.write_report). Only incidents/*/cloudtrail/* and "
+        "incidents/*/report-* of this account's evidence bucket (ReadCapturesAndReports): what the responder itself "
+        "wrote there, never a snapshot or another object.",
 }
 for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "AnalyzeEvidence", "Finalize"):
     ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (
