@@ -420,9 +420,13 @@ def write_report(bucket: Any, *, incident: dict[str, Any], finding: Any, summary
         stored = bucket.put_json_once(key, body, content_type=kind)
         if stored and report_digest(bucket.get_bytes(key, stored.get("versionId"))) != stored["sha256"]:
             raise ReportMismatch(f"s3://{bucket.bucket}/{key} read back does not match what was written")
-        out[name] = ({"key": key, "uri": stored["uri"], "sha256": stored["sha256"], "bytes": stored["bytes"],
-                      "versionId": stored.get("versionId")} if stored else {"key": key, "written": False,
-                                                                          "reason": "exists (written once)"})
+        if stored:
+            out[name] = {"key": key, "uri": stored["uri"], "sha256": stored["sha256"], "bytes": stored["bytes"],
+                         "versionId": stored.get("versionId")}
+        else:  # written by an earlier try of this attempt (a retried Finalize): record the copy that stands
+            existing = bucket.get_bytes(key)
+            out[name] = {"key": key, "uri": f"s3://{bucket.bucket}/{key}", "sha256": report_digest(existing),
+                         "bytes": len(existing), "written": False, "reason": "exists (written once)"}
     return out
 
 
