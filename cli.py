@@ -601,6 +601,87 @@ def cmd_verify(args: argparse.Namespace, out) -> int:
     return FAILED if problems else OK
 
 
+def _custody(args: argparse.Namespace) -> Custody:
+    """The evidence bucket as `verify` and `report` read it: the in-memory AWS with --local, else your credentials
+    (of the forensics account)."""
+    from stacks import names
+
+    if args.local:
+        from moto.core.models import MockAWS
+
+        from state_machines import local
+
+        if not MockAWS._mocks_active:
+            raise CliError("--local reads the in-memory AWS of this process (tests, or `--local start ... "
+                           "--verify`): none is running", USAGE)
+        region = args.region or args.responder_region or "eu-west-1"
+        account = args.forensics_account or LOCAL_FORENSICS
+        return Custody(lambda a: local.session(a, region), region=region, account=account,
+                       bucket=args.bucket or names.evidence_bucket(account, region),
+                       call=lambda what, fn, missing=None: _local_call(what, fn, missing))
+    backend = Aws(args)
+    region = args.region or backend.session.region_name
+    sts = backend.session.client("sts")
+    account = backend.call("who am I (sts:GetCallerIdentity)", lambda: sts.get_caller_identity()["Account"])
+    if args.forensics_account and args.forensics_account != account:
+        raise CliError(f"your credentials are of account {account}, not the forensics account "
+                       f"{args.forensics_account} (--profile)", USAGE)
+    return Custody(lambda a: backend.session if a in (None, account) else None, region=region,
+                   account=account, bucket=args.bucket or names.evidence_bucket(account, region), call=backend.call)
+
+
+REPORT_NAME = re.compile(r"report-(\d{4})(\.html|-events\.csv)$")
+
+
+def cmd_report(args: argparse.Namespace, out) -> int:
+    """The incident report Finalize stored with the evidence (the latest attempt's, or --attempt), written to
+    --out (default: the current directory), each file's SHA-256 checked against the attempt's signed manifest."""
+    import hashlib
+    from pathlib import Path
+
+    custody = _custody(args)
+    base = f"incidents/{args.incident}/"
+    found: dict[int, dict[str, str]] = {}
+    for key in custody.versions(base + "report-"):
+        match = REPORT_NAME.search(key)
+        if match and key == base + match.group(0):
+            found.setdefault(int(match.group(1)), {})["html" if match.group(2) == ".html" else "csv"] = key
+    if not found:
+        raise CliError(f"no report for {args.incident} under s3://{custody.bucket}/{base}report-", NOT_FOUND)
+    attempt = args.attempt or max(found)
+    if attempt not in found:
+        raise CliError(f"no report of attempt {attempt} (attempts: {', '.join(map(str, sorted(found)))})", NOT_FOUND)
+    manifest = custody.read(f"{base}manifest-{attempt:04d}.json")
+    recorded = (json.loads(manifest[0]).get("report") or {}) if manifest else {}
+    target = Path(args.out or ".")
+    target.mkdir(parents=True, exist_ok=True)
+    written, problems = [], []
+    for kind in ("html", "csv"):
+        key = found[attempt].get(kind)
+        if not key:
+            problems.append(f"{kind}: not stored")
+            continue
+        body, _ = custody.read(key) or (b"", None)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        expected = (recorded.get(kind) or {}).get("sha256")
+        if expected and expected != digest:
+            problems.append(f"{key}: SHA-256 {digest} is not the manifest's {expected}")
+        path = target / f"{args.incident}-{key.rsplit('/', 1)[1]}"
+        path.write_bytes(body)
+        written.append({"path": str(path), "key": key, "sha256": digest,
+                        "checked": "manifest" if expected else "no manifest names it"})
+    if args.json:
+        print(json.dumps({"incidentId": args.incident, "attempt": attempt, "files": written, "problems": problems},
+                         indent=1), file=out)
+    else:
+        for item in written:
+            print(f"{item['path']}  (s3://{custody.bucket}/{item['key']}, {item['sha256']}, {item['checked']})",
+                  file=out)
+        for line in problems:
+            print(f"  MISMATCH  {line}", file=out)
+    return FAILED if problems else OK
+
+
 def _local_call(what: str, fn: Callable[[], Any], missing: dict[str, str] | None = None) -> Any:
     from botocore.exceptions import ClientError
 
@@ -1012,6 +1093,23 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--region", help="the region of the evidence (default --responder-region / your config)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(run=cmd_verify)
+
+    page = commands.add_parser(
+        "report", help="write an incident's report (HTML page and events CSV) here",
+        parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Fetch the incident report Finalize stored with the evidence (report-<attempt>.html and "
+                    "report-<attempt>-events.csv beside the attempt's manifest) and write both files locally, "
+                    "each checked against the SHA-256 the signed manifest records. Prints the paths; opens nothing. "
+                    "Use credentials of the forensics account (--profile).")
+    page.add_argument("incident", help="incident id")
+    page.add_argument("--attempt", type=int, help="the attempt (default: the latest)")
+    page.add_argument("--out", metavar="DIR", help="where to write (default: the current directory)")
+    page.add_argument("--bucket", help="the evidence bucket (default ir-evidence-<forensics account>-<region>)")
+    page.add_argument("--forensics-account", metavar="ACCOUNT",
+                      help="the forensics account (default: the account of your credentials)")
+    page.add_argument("--region", help="the region of the evidence (default --responder-region / your config)")
+    page.add_argument("--json", action="store_true", help="print the files as JSON")
+    page.set_defaults(run=cmd_report)
     return top
 
 

@@ -187,6 +187,32 @@ def main() -> int:
         for message in inbox.read():
             say(f"[{message['attributes'].get('priority', '')}] {message['subject']}", 4)
         say(f"(CLI: python -m cli status {incident_id} | python -m cli list)", 2)
+
+        title("9. Follow the attacker: a stolen key assumed a role, minted a key, created a grant, read a secret")
+        import io
+        import tempfile
+
+        import cli
+        from tests.worlds.pivots import attack, finding as stolen_key_finding, world as pivot_world
+
+        w = pivot_world(dep)
+        attack(w)  # made with the stolen key: CloudTrail holds the attacker's own events
+        run = local.deliver(stolen_key_finding(w), dep)
+        timeline(run)
+        out = run.output or {}
+        say(f"pivots: {json.dumps(out.get('pivots', {}).get('statuses', {}))}; rotation list: "
+            f"{out.get('rotation', {}).get('count', 0)} item(s), nothing rotated automatically", 2)
+        stored = out.get("report") or {}
+        for kind in ("html", "csv"):
+            if stored.get(kind, {}).get("uri"):
+                say(f"report stored with the evidence: {stored[kind]['uri']} ({stored[kind]['sha256']})", 2)
+        folder = tempfile.mkdtemp(prefix="ir-report-")
+        written = io.StringIO()
+        cli.main(["--local", "report", out.get("incidentId", ""), "--out", folder, "--region", REGION,
+                  "--forensics-account", FORENSICS, "--bucket", dep.bucket], out=written)
+        for line in written.getvalue().splitlines():
+            say("written: " + line, 2)
+        say("(opened nothing: open the .html in a browser, the .csv in a spreadsheet)", 2)
     print()
     return 0
 

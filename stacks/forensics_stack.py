@@ -39,6 +39,9 @@ WILDCARD_REASONS = {
     "ListBlocksOfTheRespondersSnapshots": "The block list of the responder's own copies only: " + _OWN_SNAPSHOTS,
     "EvidenceBucketOfThisAccount": "Objects of the evidence bucket only (s3:ResourceAccount pins the bucket to this "
                                    "account).",
+    "ReadCapturesAndReports": "Finalize reads the principal's CloudTrail captures (incidents/*/cloudtrail/*) the "
+                              "incident report is built from, and the report it wrote (incidents/*/report-*), "
+                              "nothing else of the bucket: any incident id.",
     "ReadWorkstationsImagesAndVolumes": "ec2:DescribeInstances, DescribeImages, DescribeSubnets and DescribeVolumes "
                                         "support no resource-level permission (Service Authorization Reference).",
     "CreateOnlyAnalysisVolumes": "Analysis volumes of the forensic workstation: any new volume id, but only tagged "

@@ -600,6 +600,8 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
             raise UnscopedAction(f"{action}: only the custody signer role signs (SIGNER_ACTIONS, signer_policy)")
         elif action.startswith("iam:"):
             raise UnscopedAction(f"{action}: the forensics role changes no identity")
+        elif action == "s3:GetObject":
+            groups["s3read"].append(action)
         else:
             groups[service if service in ("kms", "s3") else "any"].append(action)
     statements = []
@@ -620,6 +622,13 @@ def forensics_policy(*, partition: str, account: str, region: str, security_acco
         statements.append(_statement(
             "EvidenceBucketOfThisAccount", groups["s3"],
             [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
+            {"StringEquals": {"s3:ResourceAccount": account}}))
+    if groups["s3read"]:
+        # Finalize reads only the CloudTrail captures the incident report is built from, and the report back
+        from responder.aws.s3 import READ_KEYS
+
+        statements.append(_statement(
+            "ReadCapturesAndReports", groups["s3read"], [f"arn:{partition}:s3:::{bucket}/{k}" for k in READ_KEYS],
             {"StringEquals": {"s3:ResourceAccount": account}}))
     if groups["evidence"]:
         statements += _evidence_statements(partition, security_account, groups["evidence"], None)
@@ -952,6 +961,11 @@ ANALYZER_REASONS: dict[tuple[str, str, str], str] = {
     (names.MEMBER_ROLE_NAME, "ResourceExposure", "iam:UpdateAccessKey"):
         "Needed: the runbook deactivates the compromised user's access keys. It can only set a key Active or "
         "Inactive (it creates none and reads no secret); protected users are the code's decision (tags checked in CloudTrail).",
+    (names.FORENSICS_ROLE_NAME, "DataExfiltration", "s3:GetObject"):
+        "Needed: Finalize builds the incident report from the principal's CloudTrail captures and reads the report "
+        "back to check its SHA-256 (responder.finalize.write_report). Only incidents/*/cloudtrail/* and "
+        "incidents/*/report-* of this account's evidence bucket (ReadCapturesAndReports): what the responder itself "
+        "wrote there, never a snapshot or another object.",
 }
 for _spec_key in ("ContainIdentities", "IsolateInstance", "CollectEvidence", "AnalyzeEvidence", "Finalize"):
     ANALYZER_REASONS[(f"ir-responder-{_spec_key}-role", "CredentialsExposure", "sts:AssumeRole")] = (

@@ -126,11 +126,15 @@ def _record(response: Any, handler: Any) -> None:
     if service == "kms" and action == "CreateGrant" and elements:
         resources.append({"ResourceType": "AWS::KMS::Key", "ResourceName": elements["keyId"]})
     now = datetime.now(timezone.utc)
+    # CloudTrail's userAgent is the agent the request was made through (CloudTrail User Guide, "CloudTrail record
+    # contents": userAgent), i.e. the caller's User-Agent header, whatever it says
+    headers = getattr(handler, "headers", None) or {}
+    agent = str(headers.get("User-Agent") or headers.get("user-agent") or "local")[:1000]
     for account in accounts:
         record = {
             "eventVersion": "1.08", "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "eventSource": f"{service}.amazonaws.com", "eventName": action, "awsRegion": handler.region,
-            "sourceIPAddress": "198.51.100.7", "userAgent": "local", "userIdentity": identity["userIdentity"],
+            "sourceIPAddress": "198.51.100.7", "userAgent": agent, "userIdentity": identity["userIdentity"],
             "requestParameters": params or None, "responseElements": elements, "eventID": str(uuid.uuid4()), "readOnly": action.startswith(READ_PREFIXES),
             "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
         }

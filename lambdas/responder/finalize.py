@@ -6,9 +6,10 @@ target. The full detail is read back, not carried: this execution's journal and 
 incident record (the tasks wrote them as they ran), the raw input from Step Functions (`execution_input`). In this
 order, each step independent of the others:
 
-1. **manifest** - for an attempt that acted (disposition ``respond``, not a dry run): the evidence manifest
+1. **report** and **manifest** - for an attempt that acted (disposition ``respond``, not a dry run): the evidence manifest
    (responder.manifest), signed through the custody signer role and written once under this attempt's own name
-   into the forensics evidence bucket (responder.custody);
+   into the forensics evidence bucket (responder.custody); before it, the incident report (responder.report: a
+   self-contained HTML page and the principal's events as CSV), written once beside it (`write_report`);
 2. **record** - the outcome, the task failures and the closing entry, the manifest's location and SHA-256, plan,
    manual steps into the incident item (responder.records.finish; not for a duplicate: its record is the first
    incident's, which Triage already updated);
@@ -21,6 +22,7 @@ step is reported in ``recordingErrors`` and in the notification, and fails the e
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -28,7 +30,7 @@ from typing import Any, Callable
 from responder import approval as approvals
 from responder import custody
 from responder import manifest as manifests
-from responder import notify, records, shapes, workstation
+from responder import notify, records, report, shapes, workstation
 from responder import release as releases
 from responder.errors import InvalidInput, ResponderError, TransientAwsError, recorded
 from responder.outcome import decide
@@ -278,6 +280,12 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
                     return None
                 return steps.run("signature", lambda: signer(incident_id).sign(custody.digest(body)))
 
+            if not (analysis or released):  # the report first: the signed manifest names its keys and digests
+                written = steps.run("report", lambda: write_report(
+                    bucket(incident_id), incident=incident, finding=raw(), summary=out, item=item or {},
+                    journal=journal + failure_entries(state, when), attempt=attempt, when=when))
+                if written:
+                    out["report"] = written
             stored = steps.run("manifest", lambda: custody.write_manifest(
                 bucket(incident_id), names, build, sign, signed_at=when))
             if stored:
@@ -293,6 +301,7 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
             fields = {
                 "targetStatus": _target_status(out),
                 "manifest": out.get("manifest"),
+                "report": out.get("report"),
                 "plan": records.compact(out["plan"], execution=records.execution_name(execution_id), task="plan")
                 if out.get("plan") else None,
                 "manualSteps": out.get("manualSteps"),
@@ -336,6 +345,98 @@ def finalize(state: dict[str, Any], *, execution_id: str = "", table: Callable[[
             out.update(fail=True, error="IncidentRecordIncomplete",
                        cause="; ".join(f"{e['step']}: {e['error']} {e['message']}" for e in steps.errors)[:1000]
                        + f"; the outcome was {out['outcome']}; nothing was undone")
+    return out
+
+
+MAX_REPORT_BYTES = 24 * 1024 * 1024  # page + CSV per attempt
+MAX_PAGE_BYTES = 4 * 1024 * 1024  # the page's share (responder.report bounds it: MAX_TIMELINE rows of MAX_SHOWN)
+
+
+class ReportMismatch(ResponderError):
+    """The report read back is not what Finalize wrote."""
+
+
+def report_digest(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+MAX_CAPTURE_READS = 50  # captures read per report (principals x Regions)
+
+
+def read_captures(bucket: Any, captures: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The capture documents the record lists, each checked against its recorded SHA-256. Returns (documents,
+    the ones not used with why: not written, unreadable, digest mismatch)."""
+    documents, unread = [], []
+    for capture in captures[:MAX_CAPTURE_READS]:
+        key = capture.get("key")
+        if not key or capture.get("status") in ("failed", "skipped"):
+            if key:
+                unread.append({"key": key, "why": f"status {capture.get('status')}"})
+            continue
+        try:
+            body = bucket.get_bytes(key, capture.get("versionId"))
+        except Exception as exc:  # noqa: BLE001 - the report says so; the capture stays where it is
+            unread.append({"key": key, "why": type(exc).__name__})
+            continue
+        if capture.get("sha256") and report_digest(body) != capture["sha256"]:
+            unread.append({"key": key, "why": "SHA-256 does not match the record"})
+            continue
+        try:
+            documents.append(json.loads(body))
+        except ValueError:
+            unread.append({"key": key, "why": "not JSON"})
+    return documents, unread
+
+
+def report_keys(incident_id: str, attempt: int) -> tuple[str, str]:
+    """Beside the attempt's manifests: `incidents/<id>/report-0003.html` and `report-0003-events.csv`."""
+    base = f"incidents/{incident_id}/report-{attempt:04d}"
+    return base + ".html", base + "-events.csv"
+
+
+def write_report(bucket: Any, *, incident: dict[str, Any], finding: Any, summary: dict[str, Any],
+                 item: dict[str, Any], journal: list[dict[str, Any]], attempt: int, when: str) -> dict[str, Any]:
+    """The incident report (responder.report), written once beside the manifests (``If-None-Match: *``: a second
+    run of the same attempt finds the names taken and writes no second copy), each read back and its SHA-256
+    checked. The principal's CloudTrail captures (the identity task's, listed in the record's ``scope``) are read
+    from the bucket and checked against the digest recorded when they were written. The page and
+    CSV together stay under MAX_REPORT_BYTES: the CSV's last rows are cut to fit, which the page and the record
+    say (`cutForBudget`). A failure here is a recording error; it never undoes containment."""
+    html_key, csv_key = report_keys(incident["incidentId"], attempt)
+    earlier = item.get("report") if isinstance(item.get("report"), dict) else {}
+    if (earlier.get("html") or {}).get("key") == html_key and (earlier["html"]).get("sha256"):
+        return dict(earlier, alreadyWritten=True)  # a second run of this attempt: the first copy stands
+    captures = [c for c in item.get("scope") or [] if isinstance(c, dict)]
+    documents, unread = read_captures(bucket, captures)
+    record = dict(item, timeline=journal, incidentId=incident.get("incidentId"))
+    rows, left_out = report.rows_of(documents)
+    sheet = report.events_csv(rows)
+    cut = 0
+    while len(sheet) > MAX_REPORT_BYTES - MAX_PAGE_BYTES and rows:  # the CSV's share of the budget
+        drop = max(1, len(rows) * (len(sheet) - (MAX_REPORT_BYTES - MAX_PAGE_BYTES)) // len(sheet) + 1)
+        rows, cut = rows[:-drop], cut + drop
+        sheet = report.events_csv(rows)
+    page = report.render(record=record, incident=incident, summary=summary, finding=finding, rows=rows,
+                         captures=captures, manifest=summary.get("manifest"), generated_at=when,
+                         left_out=left_out + cut).encode("utf-8")
+    facts: dict[str, Any] = {"events": len(rows), "eventsLeftOut": left_out + cut}
+    if cut:
+        facts["cutForBudget"] = cut
+    if unread:  # the record says which captures the report could not use, and why
+        facts["capturesUnread"] = unread
+    out: dict[str, Any] = dict(facts)
+    for name, key, body, kind in (("html", html_key, page, "text/html; charset=utf-8"),
+                                  ("csv", csv_key, sheet, "text/csv; charset=utf-8")):
+        stored = bucket.put_json_once(key, body, content_type=kind)
+        if stored and report_digest(bucket.get_bytes(key, stored.get("versionId"))) != stored["sha256"]:
+            raise ReportMismatch(f"s3://{bucket.bucket}/{key} read back does not match what was written")
+        if stored:
+            out[name] = {"key": key, "uri": stored["uri"], "sha256": stored["sha256"], "bytes": stored["bytes"],
+                         "versionId": stored.get("versionId")}
+        else:  # written by an earlier try of this attempt (a retried Finalize): record the copy that stands
+            existing = bucket.get_bytes(key)
+            out[name] = {"key": key, "uri": f"s3://{bucket.bucket}/{key}", "sha256": report_digest(existing),
+                         "bytes": len(existing), "written": False, "reason": "exists (written once)"}
     return out
 
 

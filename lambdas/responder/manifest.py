@@ -96,6 +96,8 @@ def build(*, incident: dict[str, Any], finding: Any, summary: dict[str, Any], ti
         document["timelineOmitted"] = record["timelineOmitted"]
     if summary.get("approval"):  # who approved or denied, when and why (or the deadline that passed)
         document["approval"] = summary["approval"]
+    if summary.get("report"):  # the incident report written beside it (responder.report): keys and SHA-256
+        document["report"] = summary["report"]
     return document
 
 

@@ -51,11 +51,13 @@ def _text(value: Any) -> str:
 
 def event_row(event: dict[str, Any]) -> dict[str, str]:
     """One LookupEvents record (the shape every event source yields: `EventId`, `EventName`, `EventTime`,
-    `EventSource`, `Username`, `CloudTrailEvent` JSON) as the report's row."""
-    try:
-        detail = json.loads(event.get("CloudTrailEvent") or "{}")
-    except (TypeError, ValueError):
-        detail = {}
+    `EventSource`, `Username`, `CloudTrailEvent` as JSON text or parsed) as the report's row."""
+    detail = event.get("CloudTrailEvent") or {}
+    if isinstance(detail, (str, bytes)):  # the captures store it parsed (responder.aws.cloudtrail), LookupEvents as text
+        try:
+            detail = json.loads(detail)
+        except ValueError:
+            detail = {}
     detail = detail if isinstance(detail, dict) else {}
     identity = detail.get("userIdentity") if isinstance(detail.get("userIdentity"), dict) else {}
     attributes = ((identity.get("sessionContext") or {}).get("attributes") or {}) if isinstance(
@@ -292,7 +294,7 @@ def _table(headers: list[str], rows: list[list[Any]], row_class: list[str] | Non
 def merged_timeline(rows: list[dict[str, str]], timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The attacker's events and the responder's actions, oldest first."""
     items = [{"time": _when(r["eventTime"]), "raw": r["eventTime"], "who": "attacker", "what": r["eventName"],
-              "where": r["eventSource"], "detail": " ".join(x for x in (r["sourceIPAddress"], r["userAgent"]) if x),
+              "where": r["eventSource"], "detail": " ".join(x for x in (r["sourceIPAddress"], r["userAgent"], r["requestParameters"]) if x),
               "result": r["errorCode"] or "ok", "ref": r["eventId"]} for r in rows]
     for e in timeline:
         items.append({"time": _when(e.get("time")), "raw": _text(e.get("time")), "who": "responder",

@@ -186,10 +186,18 @@ def test_the_forensics_role_scopes_keys_and_bucket(assembly):  # noqa: F811
     assert not kms_actions & policies.SIGNING_ACTIONS, "the forensics role writes evidence: it must not sign it"
     assert s3_actions and kms_actions, "the forensics side declares no S3 or KMS action: update this test"
     bucket = statements["EvidenceBucketOfThisAccount"]
-    assert set(as_list(bucket["Action"])) == s3_actions
+    assert set(as_list(bucket["Action"])) == s3_actions - {"s3:GetObject"}
     name = names.evidence_bucket(config.forensics_account, config.region)
     assert sorted(flat(r) for r in bucket["Resource"]) == [f"arn:{P}:s3:::{name}", f"arn:{P}:s3:::{name}/*"]
     assert bucket["Condition"] == {"StringEquals": {"s3:ResourceAccount": config.forensics_account}}
+    # reads: only the CloudTrail captures the incident report is built from, and the report read back
+    reads = statements["ReadCapturesAndReports"]
+    assert as_list(reads["Action"]) == ["s3:GetObject"]
+    assert sorted(flat(r) for r in as_list(reads["Resource"])) == [
+        f"arn:{P}:s3:::{name}/incidents/*/cloudtrail/*", f"arn:{P}:s3:::{name}/incidents/*/report-*"]
+    assert reads["Condition"] == {"StringEquals": {"s3:ResourceAccount": config.forensics_account}}
+    assert not [s for s in statements.values() if s["Effect"] == "Allow" and "s3:GetObject" in as_list(s["Action"])
+                and s is not reads], "the forensics role reads no other object of the bucket"
     member_keys = [s for sid, s in statements.items() if sid.startswith("MemberSharingKeys")]
     own_key = [s for sid, s in statements.items() if sid.startswith("ForensicsKey")]
     assert {a for s in member_keys for a in as_list(s["Action"])} == kms_actions

@@ -22,8 +22,12 @@ from responder.journal import Journal
 # conditional writes": 412 when it exists, 409 when a concurrent write or delete won): the name is not ours.
 NAME_TAKEN = ("PreconditionFailed", "ConditionalRequestConflict")
 
-# s3:PutObject under the bucket's default SSE-KMS encryption also needs kms:GenerateDataKey on the forensics key.
-FORENSICS_ACTIONS = ("s3:PutObject", "kms:GenerateDataKey")
+# s3:PutObject under the bucket's default SSE-KMS encryption also needs kms:GenerateDataKey on the forensics key;
+# s3:GetObject (Finalize: the principal's CloudTrail captures the report is built from, and the report read back) is
+# granted only on those keys (stacks.policies.forensics_policy, READ_KEYS) and needs kms:Decrypt.
+FORENSICS_ACTIONS = ("s3:PutObject", "s3:GetObject", "kms:GenerateDataKey", "kms:Decrypt")
+# The only objects the forensics role reads: CloudTrail captures (responder.scope) and the incident reports.
+READ_KEYS = ("incidents/*/cloudtrail/*", "incidents/*/report-*")
 
 
 def digest(body: bytes) -> str:
@@ -39,8 +43,8 @@ class EvidenceObjects:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def _params(self, key: str, body: bytes | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": "application/json"}
+    def _params(self, key: str, body: bytes | None, content_type: str = "application/json") -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
         if body is not None:
             params["Body"] = body
             params["ChecksumAlgorithm"] = "SHA256"
@@ -53,16 +57,24 @@ class EvidenceObjects:
         return {"bucket": self.bucket, "key": key, "uri": self.uri(key), "sha256": digest(body),
                 "versionId": response.get("VersionId"), "bytes": len(body)}
 
-    def put_json_once(self, key: str, body: bytes) -> dict[str, Any] | None:
-        """Write `body` at `key` only if nothing is there (``If-None-Match: *``): None when the key is taken."""
+    def put_json_once(self, key: str, body: bytes, content_type: str = "application/json") -> dict[str, Any] | None:
+        """Write `body` at `key` only if nothing is there (``If-None-Match: *``): None when the key is taken.
+        (The incident report's page and CSV are written the same way, with their own content type.)"""
         try:
-            response = self._c.put_object(IfNoneMatch="*", **self._params(key, body))
+            response = self._c.put_object(IfNoneMatch="*", **self._params(key, body, content_type))
         except ClientError as exc:
             if error_code(exc) in NAME_TAKEN:
                 return None
             raise
         return {"bucket": self.bucket, "key": key, "uri": self.uri(key), "sha256": digest(body),
                 "versionId": response.get("VersionId"), "bytes": len(body)}
+
+    def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        """Read one object back (a CloudTrail capture, or a report just written)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        return self._c.get_object(**params)["Body"].read()
 
     def put_evidence(self, journal: Journal, key: str, body: bytes) -> dict[str, Any]:
         """Write an evidence document through the journal (timeline entry; planned, not written, in a dry run:
