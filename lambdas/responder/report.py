@@ -229,9 +229,13 @@ def after_action(incident: dict[str, Any], finding: Any, rows: list[dict[str, st
     })
 
     detail = _finding_detail(finding)
-    service = detail.get("service") or detail.get("Service") or {}
+    service = detail.get("service") or detail.get("Service")
+    if not isinstance(service, dict):  # an AWS Health event's `service` is a name ("IAM"), not GuardDuty's block
+        service = {}
     first = _when(service.get("eventFirstSeen") or service.get("EventFirstSeen"))
     count = service.get("count") or service.get("Count")
+    if isinstance(count, bool) or not isinstance(count, int):  # the finding's field, shown only as a number
+        count = None
     acted = _first_change(timeline)
     showed = []
     seen: bool | None = None

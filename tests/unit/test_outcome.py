@@ -2,6 +2,7 @@
 and what happens when recording fails."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 
 import json
@@ -146,11 +147,19 @@ class FakeBucket:
 
     bucket = "b"
 
-    def put_json_once(self, key, body):
-        self.calls.append(("manifest", key))
+    def put_json_once(self, key, body, content_type="application/json"):
+        kind = "report" if "/report-" in key else "manifest"  # the report is written first (README "The incident report")
+        self.calls.append((kind, key))
         if self.fail:
             raise self.fail
-        return {"bucket": "b", "key": key, "uri": f"s3://b/{key}", "sha256": "sha256:x", "versionId": "v1"}
+        self.stored = getattr(self, "stored", {})
+        self.stored[key] = body
+        return {"bucket": "b", "key": key, "uri": f"s3://b/{key}", "versionId": "v1", "bytes": len(body),
+                "sha256": "sha256:" + hashlib.sha256(body).hexdigest() if isinstance(body, bytes) else "sha256:x"}
+
+    def get_bytes(self, key, version_id=None):
+        self.calls.append(("read", key))
+        return self.stored[key]
 
 
 class FakeTable:
@@ -196,7 +205,8 @@ def run(s, *, bucket_fail=None, table_fail=None, topic_fail=None, configured=Tru
 
 def test_manifest_then_record_then_notification():
     out, calls, table, topic = run(state(ident("contained", entry("done"))))
-    assert [c[0] for c in calls] == ["manifest", "record", "notify"]
+    # the report's page and CSV first (each read back), then the manifest that names them
+    assert [c[0] for c in calls] == ["report", "read", "report", "read", "manifest", "record", "notify"]
     assert out["manifest"]["key"] == "incidents/gd-abc/manifest-0001.json"  # this attempt's write-once name
     assert out["record"] == {"table": "ir-responder-incidents", "incidentId": "gd-abc", "result": "recorded"}
     assert out["notification"] == {"subject": topic.sent[0][0], "messageId": "msg-1"}
@@ -222,9 +232,9 @@ def test_a_transient_error_before_notifying_retries_finalize_without_a_message()
 
 def test_a_hard_recording_error_is_notified_and_fails_the_execution():
     out, calls, _, topic = run(state(ident("contained")), bucket_fail=client_error("AccessDenied"))
-    assert [c[0] for c in calls] == ["manifest", "record", "notify"]
+    assert [c[0] for c in calls] == ["report", "manifest", "record", "notify"]
     assert out["outcome"] == "contained" and out["fail"] is True and out["error"] == "IncidentRecordIncomplete"
-    assert out["recordingErrors"][0]["step"] == "manifest" and "AccessDenied" in out["cause"]
+    assert [e["step"] for e in out["recordingErrors"]] == ["report", "manifest"] and "AccessDenied" in out["cause"]
     assert '"recordingErrors"' in topic.sent[0][1]
 
 
@@ -246,5 +256,5 @@ def test_when_triage_failed_the_incident_is_derived_from_the_input_and_recorded(
     s = {"failure": {"task": "triage", "target": "incident", "error": "IncidentRecordError", "cause": "table missing"}}
     out, calls, table, topic = run(s, raw=raw)
     assert out["incidentId"] == "IR-9" and out["outcome"] == "failed" and out["error"] == "ContainmentFailed"
-    assert [c[0] for c in calls] == ["manifest", "record", "notify"]
+    assert [c[0] for c in calls] == ["report", "read", "report", "read", "manifest", "record", "notify"]
     assert topic.sent[0][0].startswith("IR FAILED - ACT NOW: user/u in 444455556666")

@@ -158,3 +158,16 @@ def test_garbage_in_the_events_does_not_break_the_report():
     odd = [{"EventName": "X", "CloudTrailEvent": "not json"}, "not an event", {"CloudTrailEvent": json.dumps([1])}]
     page, sheet, facts = _build(documents=[{"events": odd}, {}, None])
     assert facts["events"] == 2 and b"<!DOCTYPE html>" in page
+
+
+def test_any_shape_of_the_finding_renders():
+    """The raw input is whatever started the execution: an AWS Health event's `service` is a name ("IAM"), a Trusted
+    Advisor check carries no GuardDuty block, and an attacker-shaped finding may put anything in any field."""
+    health = {"source": "aws.health", "detail": {"service": "IAM", "eventTypeCode": "AWS_RISK_CREDENTIALS_EXPOSED"}}
+    odd = [health, {"detail": {"service": {"eventFirstSeen": {"x": 1}, "count": "3; DROP"}}},
+           {"detail": {"service": {"count": True}}}, {"detail": "text"}, ["a"], None]
+    for finding in odd:
+        page, _, _ = _build(finding=finding)
+        assert b"<!DOCTYPE html>" in page and b"DROP" not in page
+        gap = report.after_action(INCIDENT, finding, [], RECORD)[2]
+        assert gap["seen"] is None and "published" not in gap["showed"]

@@ -339,9 +339,10 @@ def test_what_this_machinery_adds_per_incident(dep):
     name, ev = victim(dep)
     run = local.execute(ev, dep)
     assert run.transitions == 10  # Triage Route Contain HasIdentities ContainIdentities HasInstances NoInstances Finalize Outcome Done
-    # s3:PutObject: the CloudTrail scope capture, the manifest and its signature (kms:Sign, responder.custody);
+    # s3:PutObject: the CloudTrail scope capture, the report's page and CSV, the manifest and its signature (kms:Sign,
+    # responder.custody); s3:GetObject: the report reads the capture and reads its two files back (Finalize);
     # the rotation list reads the member Region's keys: ListKeys once, each key's policy and grants (responder.rotation)
     keys = len(dep.client("kms").list_keys()["Keys"])
     assert added(run) == {"dynamodb:PutItem": 1, "dynamodb:UpdateItem": 2, "dynamodb:GetItem": 1,
-                          "cloudtrail:LookupEvents": 2, "s3:PutObject": 3, "kms:Sign": 1, "sns:Publish": 1,
+                          "cloudtrail:LookupEvents": 2, "s3:PutObject": 5, "s3:GetObject": 3, "kms:Sign": 1, "sns:Publish": 1,
                           "kms:ListKeys": 1, "kms:GetKeyPolicy": keys, "kms:ListGrants": keys}

@@ -26,7 +26,7 @@ APP_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}
 # evidence-bucket documents every acting attempt writes anew: its own write-once manifest and signature
 # (manifest-<attempt>[.sig].json, responder.custody), a new version of each CloudTrail capture
-PER_ATTEMPT = ("/manifest-", "/cloudtrail/")
+PER_ATTEMPT = ("/manifest-", "/cloudtrail/", "/report-")  # the report: one per acting attempt, beside its manifest
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -212,14 +212,15 @@ def _load_balancing(dep: Any) -> dict:
 
 def _evidence_bucket(dep: Any) -> dict:
     """Object versions in the evidence bucket: write-once evidence by key and version; the documents every acting
-    attempt writes anew (manifest, CloudTrail capture) by key only."""
+    attempt writes anew (manifest, CloudTrail capture, report) by key only."""
     s3 = dep.client("s3", dep.forensics_account)
     once: dict[str, list[str]] = {}
     per_attempt: set[str] = set()
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=dep.bucket):
         for v in page.get("Versions", []):
             if any(marker in v["Key"] for marker in PER_ATTEMPT):
-                per_attempt.add(re.sub(r"/manifest-\d+(-\d+)?", "/manifest-<attempt>", v["Key"]))
+                key = re.sub(r"/manifest-\d+(-\d+)?", "/manifest-<attempt>", v["Key"])
+                per_attempt.add(re.sub(r"/report-\d+", "/report-<attempt>", key))
             else:
                 once.setdefault(v["Key"], []).append(v["VersionId"])
     return {"writeOnce": {k: sorted(v) for k, v in once.items()}, "perAttempt": sorted(per_attempt)}
