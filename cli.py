@@ -558,32 +558,7 @@ def cmd_release(args: argparse.Namespace, out) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out) -> int:
-    from stacks import names
-
-    if args.local:
-        from moto.core.models import MockAWS
-
-        from state_machines import local
-
-        if not MockAWS._mocks_active:
-            raise CliError("--local verify reads the in-memory AWS of this process (tests, or `--local start ... "
-                           "--verify`): none is running", USAGE)
-        region = args.region or args.responder_region or "eu-west-1"
-        account = args.forensics_account or LOCAL_FORENSICS
-        custody = Custody(lambda a: local.session(a, region), region=region, account=account,
-                          bucket=args.bucket or names.evidence_bucket(account, region),
-                          call=lambda what, fn, missing=None: _local_call(what, fn, missing))
-    else:
-        backend = Aws(args)
-        region = args.region or backend.session.region_name
-        sts = backend.session.client("sts")
-        account = backend.call("who am I (sts:GetCallerIdentity)", lambda: sts.get_caller_identity()["Account"])
-        if args.forensics_account and args.forensics_account != account:
-            raise CliError(f"your credentials are of account {account}, not the forensics account "
-                           f"{args.forensics_account} (--profile)", USAGE)
-        custody = Custody(lambda a: backend.session if a in (None, account) else None, region=region,
-                          account=account, bucket=args.bucket or names.evidence_bucket(account, region),
-                          call=backend.call)
+    custody = _custody(args)
     problems, notes, facts = verify(custody, args.incident)
     if args.json:
         print(json.dumps({"incidentId": args.incident, "verified": not problems, "problems": problems,
@@ -628,6 +603,14 @@ def _custody(args: argparse.Namespace) -> Custody:
                        f"{args.forensics_account} (--profile)", USAGE)
     return Custody(lambda a: backend.session if a in (None, account) else None, region=region,
                    account=account, bucket=args.bucket or names.evidence_bucket(account, region), call=backend.call)
+
+
+def _evidence_options(parser: argparse.ArgumentParser) -> None:
+    """Where the evidence is, as `verify` and `report` read it (`_custody`)."""
+    parser.add_argument("--bucket", help="the evidence bucket (default ir-evidence-<forensics account>-<region>)")
+    parser.add_argument("--forensics-account", metavar="ACCOUNT",
+                        help="the forensics account (default: the account of your credentials)")
+    parser.add_argument("--region", help="the region of the evidence (default --responder-region / your config)")
 
 
 REPORT_NAME = re.compile(r"report-(\d{4})(\.html|-events\.csv)$")
@@ -1087,10 +1070,7 @@ def parser() -> argparse.ArgumentParser:
                     "recorded, locked at least as long as recorded. Use credentials of the forensics account "
                     "(--profile). Prints every mismatch; exit code 0 verified, 1 mismatch, 3 no manifest.")
     check.add_argument("incident", help="incident id")
-    check.add_argument("--bucket", help="the evidence bucket (default ir-evidence-<forensics account>-<region>)")
-    check.add_argument("--forensics-account", metavar="ACCOUNT",
-                       help="the forensics account (default: the account of your credentials)")
-    check.add_argument("--region", help="the region of the evidence (default --responder-region / your config)")
+    _evidence_options(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(run=cmd_verify)
 
@@ -1104,10 +1084,7 @@ def parser() -> argparse.ArgumentParser:
     page.add_argument("incident", help="incident id")
     page.add_argument("--attempt", type=int, help="the attempt (default: the latest)")
     page.add_argument("--out", metavar="DIR", help="where to write (default: the current directory)")
-    page.add_argument("--bucket", help="the evidence bucket (default ir-evidence-<forensics account>-<region>)")
-    page.add_argument("--forensics-account", metavar="ACCOUNT",
-                      help="the forensics account (default: the account of your credentials)")
-    page.add_argument("--region", help="the region of the evidence (default --responder-region / your config)")
+    _evidence_options(page)
     page.add_argument("--json", action="store_true", help="print the files as JSON")
     page.set_defaults(run=cmd_report)
     return top
