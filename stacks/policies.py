@@ -341,28 +341,76 @@ def member_read_policy(actions: Iterable[str]) -> dict:
 
 
 RELEASE_DETACH_ACTIONS = frozenset({"iam:DetachUserPolicy"})
+# A release's reads of an instance's state: no resource-level permission for these (Service Authorization
+# Reference), so "*"; they change nothing.
+RELEASE_READ_ACTIONS = frozenset({
+    "ec2:DescribeInstances", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeNetworkAcls",
+    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetHealth",
+    "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups"})
+
+
+def _release_scopes(partition: str, account: str) -> dict[str, tuple[str, list[str], dict | None]]:
+    """{action: (sid, resources, condition)} of a release's undo calls on instances (responder.release)."""
+    ec2 = f"arn:{partition}:ec2:*:{account}"
+    elb = f"arn:{partition}:elasticloadbalancing:*:{account}"
+    return {
+        "iam:GetInstanceProfile": ("ReadInstanceProfiles", [f"arn:{partition}:iam::{account}:instance-profile/*"],
+                                   None),
+        # the per-interface call (never the instance-level one), on this account's interfaces and groups
+        "ec2:ModifyNetworkInterfaceAttribute": ("RestoreInterfaceGroups", [f"{ec2}:network-interface/*",
+                                                                           f"{ec2}:security-group/*"], None),
+        # only instances the isolation tagged with its incident (responder.isolation, tag step)
+        "ec2:ReplaceIamInstanceProfileAssociation": (
+            "RestoreProfilesOfIsolatedInstances", [f"{ec2}:instance/*"],
+            {"Null": {"aws:ResourceTag/ir:incident": "false"}}),
+        # the original profile's role, whichever it was, but only to EC2; never the responder's own roles (the
+        # explicit deny of guard_statements' NeverPassTheRespondersRoles below)
+        "iam:PassRole": ("PassTheOriginalProfilesRoleToEc2", [f"arn:{partition}:iam::{account}:role/*"],
+                         {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        "ec2:DeleteNetworkAclEntry": ("DeleteTheIsolationsAclEntries", [f"{ec2}:network-acl/*"], None),
+        "elasticloadbalancing:RegisterTargets": ("RegisterTargetsAgain", [f"{elb}:targetgroup/*/*"], None),
+        "elasticloadbalancing:RegisterInstancesWithLoadBalancer": ("RegisterWithClassicLoadBalancersAgain",
+                                                                   [f"{elb}:loadbalancer/*"], None),
+        "autoscaling:AttachInstances": (
+            "AttachToAutoScalingGroupsAgain",
+            [f"arn:{partition}:autoscaling:*:{account}:autoScalingGroup:*:autoScalingGroupName/*"], None),
+    }
 
 
 def member_release_policy(*, partition: str, account: str, actions: Iterable[str], quarantine_policy_arn: str,
                           protected_tag: str = "ir:protected") -> dict:
     """The release member role's permissions: exactly `actions` (responder.permissions.member_release_actions(): the
-    reads a release checks and the undo calls), on IAM users of this account only; DetachUserPolicy only of the
-    quarantine policy (iam:PolicyARN); plus the explicit denies of `guard_statements`. Anything that is not an IAM
-    user action is refused here: the role is widened only deliberately."""
+    reads a release checks and the undo calls), each on the narrowest resources IAM allows: IAM users of this
+    account; DetachUserPolicy only of the quarantine policy (iam:PolicyARN); an instance's undo calls scoped in
+    `_release_scopes` (ReplaceIamInstanceProfileAssociation only on instances tagged ir:incident, PassRole only to
+    EC2 and never the responder's own roles); plus the explicit denies of `guard_statements`. Anything else is
+    refused here: the role is widened only deliberately."""
     actions = sorted(set(actions))
     iam_arn = f"arn:{partition}:iam::{account}"
+    scopes = _release_scopes(partition, account)
     users = [a for a in actions if a in IAM_USER_ACTIONS and a not in RELEASE_DETACH_ACTIONS]
     detach = [a for a in actions if a in RELEASE_DETACH_ACTIONS]
-    other = sorted(set(actions) - set(users) - set(detach))
+    reads = [a for a in actions if a in RELEASE_READ_ACTIONS]
+    scoped = [a for a in actions if a in scopes]
+    other = sorted(set(actions) - set(users) - set(detach) - set(reads) - set(scoped))
     if other:
-        raise UnscopedAction(f"{other[0]}: the release role takes only IAM user actions (scope it in "
-                             "stacks/policies.py member_release_policy)")
+        raise UnscopedAction(f"{other[0]}: the release role takes only the undo calls scoped in stacks/policies.py "
+                             "member_release_policy")
     statements = []
     if users:
         statements.append(_statement("ReleaseIamUsers", users, [f"{iam_arn}:user/*"]))
     if detach:
         statements.append(_statement("DetachOnlyTheQuarantinePolicy", detach, [f"{iam_arn}:user/*"],
                                      {"ArnEquals": {"iam:PolicyARN": quarantine_policy_arn}}))
+    if reads:
+        statements.append(_statement("ReadWhatAReleaseChecks", reads, ["*"]))
+    for action in scoped:
+        sid, resources, condition = scopes[action]
+        statements.append(_statement(sid, [action], resources, condition))
+    if "iam:PassRole" in scoped:
+        statements.append(_statement("NeverPassTheRespondersRoles", ["iam:PassRole"],
+                                     [r for r in guarded_resources(partition, account) if ":role/" in r],
+                                     effect="Deny"))
     return _document(statements + guard_statements(partition, account, protected_tag))
 
 

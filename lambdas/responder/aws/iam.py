@@ -31,7 +31,8 @@ MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
 # What the release role (``<member role>-release``, stacks.member_stack) may do: read what it checks, and undo only
 # the responder's own changes (responder.release). The containment member role gains none of the undo actions.
 MEMBER_RELEASE_ACTIONS = ("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
-                          "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy")
+                          "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy",
+                          "iam:GetInstanceProfile")  # an instance's original profile still exists
 
 
 def _missing(exc: ClientError) -> bool:
