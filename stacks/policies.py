@@ -45,7 +45,7 @@ IAM_USER_ACTIONS = frozenset({
     # not granted unless an adapter declares them; listed so their resource type (user) is known
     "iam:DeleteLoginProfile", "iam:UpdateLoginProfile", "iam:DeactivateMFADevice", "iam:UpdateSSHPublicKey",
     "iam:UpdateSigningCertificate", "iam:UpdateServiceSpecificCredential", "iam:ListUserTags",
-    "iam:DeleteUserPolicy",  # the release role only (member_release_policy)
+    "iam:DeleteUserPolicy", "iam:CreateLoginProfile",  # the release role only (member_release_policy)
 })
 IAM_ROLE_ACTIONS = frozenset({
     "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:ListRoleTags", "iam:ListRolePolicies",
@@ -796,7 +796,7 @@ def organization_sharing_key_statements(partition: str, regions: Iterable[str], 
 def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], table_arn: str, topic_arn: str,
                     topic_key_arn: str, log_group_arn: str, executions_arn: str,
                     trail_actions: Iterable[str] = (), trail: TrailTable | TrailLake | None = None,
-                    organization_roles: OrganizationRoles | None = None) -> dict:
+                    organization_roles: OrganizationRoles | None = None, secrets_arn: str | None = None) -> dict:
     """A responder function's permissions: assume `assume_role_arns` (the member and / or forensics roles its task
     needs, `stacks.tasks`), exactly `actions` (its task's responder actions) on the responder's own table, topic and
     state machine executions
@@ -804,7 +804,7 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
     groups: dict[str, list[str]] = defaultdict(list)
     for action in _check_actions(actions):
         service = action.split(":", 1)[0]
-        if service not in ("dynamodb", "sns", "kms", "sts", "states"):
+        if service not in ("dynamodb", "sns", "kms", "sts", "states", "secretsmanager"):
             raise UnscopedAction(
                 f"{action}: the responder's functions are granted only scoped actions; add a resource scope for "
                 f"{service!r} to stacks/policies.py:function_policy before declaring it in RESPONDER_ACTIONS")
@@ -825,6 +825,10 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
         statements.append(_statement("NotificationTopic", groups["sns"], [topic_arn]))
     if groups["states"]:
         statements.append(_statement("ContainmentExecutions", groups["states"], [executions_arn]))
+    if groups["secretsmanager"]:  # the Release function: restored console passwords, under its prefix only
+        if not secrets_arn:
+            raise UnscopedAction("secretsmanager: pass secrets_arn (release_secrets_arn) to scope it")
+        statements.append(_statement("ReleasedConsolePasswords", groups["secretsmanager"], [secrets_arn]))
     key_actions = set(groups["kms"])
     if "sns:Publish" in groups["sns"]:
         key_actions.update(TOPIC_KEY_ACTIONS)
@@ -890,6 +894,13 @@ def dead_letter_queue_policy(*, queue_arn: str, rule_arn: str | list[str], parti
         {"Sid": "EventBridgeForTheRuleOnly", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
          "Action": "sqs:SendMessage", "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}},
     ])
+
+
+def release_secrets_arn(partition: str, region: str, account: str) -> str:
+    """The secrets a release may create: restored console passwords (responder.settings.RELEASE_SECRET_PREFIX)."""
+    from responder.settings import RELEASE_SECRET_PREFIX
+
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{RELEASE_SECRET_PREFIX}*"
 
 
 def executions_arn(partition: str, region: str, account: str, state_machine_name: str) -> str:
@@ -1020,3 +1031,7 @@ ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:Updat
 ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:DeleteUserPolicy")] = (
     "Needed: a release deletes the responder's own inline deny-all (ir-quarantine-deny-all), after checking its "
     "document; IAM has no condition on an inline policy's name. Deleting a policy grants nothing.")
+ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:CreateLoginProfile")] = (
+    "Needed, only when a release request asks (restoreConsoleAccess): a console password for a user whose login "
+    "profile the containment deleted, after checking the user has none; reset required at the first sign-in, the "
+    "password kept in a secret of the responder's account only. The responder's own identities are denied.")

@@ -13,6 +13,7 @@ from responder.aws.dynamodb import incident_table
 from responder.aws.ec2 import Ec2
 from responder.aws.elb import ClassicLoadBalancers, TargetGroups
 from responder.aws.iam import Iam
+from responder.aws.secrets import Secrets
 from responder.identity import denies_all
 from responder.journal import Journal
 from responder.release import release, summary
@@ -41,7 +42,8 @@ def handler(event: dict, context: object) -> dict:
         result = release(incident, record=record, iam=lambda journal: Iam(aws.member("iam"), journal),
                          quarantine_policy_arn=config.quarantine_policy_arn, denies_all=denies_all,
                          journal=lambda: journals.watch(Journal(dry_run=bool(incident.get("dryRun")))),
-                         adapters=adapters, deny_all_profile=config.deny_all_profile)
+                         adapters=adapters, deny_all_profile=config.deny_all_profile,
+                         secrets=lambda journal: Secrets(aws.own("secretsmanager"), journal))
     entries = [dict(e, subject=t["target"]) for t in result["targets"] for e in t.get("entries") or []]
     short = summary(result)
     key = f"release:{records.execution_name(incident.get('executionId'))}"

@@ -24,12 +24,15 @@ A second release finds nothing left to undo and changes nothing (``already_relea
 """
 from __future__ import annotations
 
+import json
 import re
+import secrets
+import string as _string
 from typing import Any, Callable
 
 from responder.errors import InvalidInput
 from responder.journal import Journal, StepFailed
-from responder.settings import DENY_ALL_POLICY_NAME
+from responder.settings import DENY_ALL_POLICY_NAME, RELEASE_SECRET_PREFIX
 
 Iam = Any  # responder.aws.iam.Iam on the release role's client, built by the handler
 
@@ -76,9 +79,8 @@ def parse(request: Any, *, string: Callable[..., str], target_names: Callable[..
         raise InvalidInput(f"{p}iamUsers", "name at least one target in iamUsers, roles or instances")
     if flags["restoreAutoScaling"] and not targets["instances"]:
         raise InvalidInput(f"{p}restoreAutoScaling", "applies to instances only: name them in instances")
-    if flags["restoreConsoleAccess"]:
-        raise InvalidInput(f"{p}restoreConsoleAccess", "not supported by this version of the responder (see the "
-                                                       "README, 'What a release cannot restore')")
+    if flags["restoreConsoleAccess"] and not targets["iamUsers"]:
+        raise InvalidInput(f"{p}restoreConsoleAccess", "applies to IAM users only: name them in iamUsers")
     return {"incidentId": incident_id, "origin": "release", "disposition": "release", "dispositionReason": "",
             "reason": reason, "dryRun": flags["dryRun"], "identities": [], "instances": [],
             "release": {**targets, "restoreConsoleAccess": flags["restoreConsoleAccess"],
@@ -184,6 +186,49 @@ def user_plan(changes: dict[str, Any], *, user: dict | None, user_id: str | None
         elif not released:
             conflicts.append(f"the inline {DENY_ALL_POLICY_NAME} was deleted since containment")
     return conflicts, steps
+
+
+# -- console access (restoreConsoleAccess) -----------------------------------------------------------------------
+# IAM's password characters (IAM user guide, "Setting an account password policy"): upper and lower case letters,
+# digits and these symbols. 32 characters with each class: above any minimum length a typical policy sets.
+PASSWORD_SYMBOLS = "!@#$%^&*()_+-=[]{}|'"
+PASSWORD_LENGTH = 32
+PLANNED_PASSWORD = "<a new random password, generated when the release runs>"
+
+
+def new_password(length: int = PASSWORD_LENGTH) -> str:
+    """A random console password (`secrets`): every character class, `length` characters."""
+    classes = (_string.ascii_uppercase, _string.ascii_lowercase, _string.digits, PASSWORD_SYMBOLS)
+    chars = [secrets.choice(c) for c in classes]
+    chars += [secrets.choice("".join(classes)) for _ in range(length - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
+
+
+def secret_name(incident_id: str, account: str, user: str) -> str:
+    """The secret of one user's restored password: <prefix><incident>/<account>/<user> (Secrets Manager names take
+    letters, digits and /_+=.@-: an IAM name's comma becomes a dash)."""
+    return f"{RELEASE_SECRET_PREFIX}{incident_id}/{account}/{user.replace(',', '-')}"
+
+
+def console_restored_before(record: dict[str, Any] | None, arn: str) -> bool:
+    """Did an earlier release of this incident create the user's login profile (its done CreateLoginProfile)?"""
+    return any(isinstance(e, dict) and e.get("task") == "release" and e.get("status") == "done"
+               and e.get("api") == "iam:CreateLoginProfile" and e.get("subject") == arn
+               for e in (record or {}).get("timeline") or [])
+
+
+def console_plan(changes: dict[str, Any], *, profile: dict | None, restored_before: bool) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """(conflicts, steps, notes) of restoreConsoleAccess for one user. Pure: `profile` the login profile now."""
+    if not (changes.get("loginProfile") or {}).get("existed"):
+        return [], [], ["console access: containment removed no login profile (the user had none): nothing to "
+                        "restore"]
+    if profile is None:
+        return [], [("console", "")], []
+    if restored_before:
+        return [], [], []
+    return ["the user has a login profile again since containment (restored by hand?): a release would replace "
+            "its password"], [], []
 
 
 def released_before(record: dict[str, Any] | None, arn: str) -> bool:
@@ -402,8 +447,13 @@ def _check_users(incident: dict[str, Any], record: dict[str, Any] | None, reader
         deny_all = reader.user_policy(name, DENY_ALL_POLICY_NAME) if user and changes["denyAll"] else None
         conflicts, steps = user_plan(changes, user=user, user_id=result.get("userId"), attached=attached, keys=keys,
                                      deny_all=deny_all, denies_all=denies_all, released=released_before(record, arn))
+        notes: list[str] = []
+        if incident["release"].get("restoreConsoleAccess") and user:
+            more, console, notes = console_plan(changes, profile=reader.login_profile(name),
+                                                restored_before=console_restored_before(record, arn))
+            conflicts, steps = conflicts + more, steps + console
         checked.append({"kind": "user", "target": arn, "name": name, "conflicts": conflicts, "steps": steps,
-                        "changes": changes, "notes": []})
+                        "changes": changes, "notes": notes})
     return checked
 
 
@@ -438,10 +488,32 @@ def _check_instances(incident: dict[str, Any], record: dict[str, Any] | None, a:
     return checked
 
 
-def _undo_user(c: dict[str, Any], client: Iam, j: Journal) -> None:
+def _restore_console(c: dict[str, Any], client: Iam, j: Journal, incident: dict[str, Any],
+                     secrets_for: Callable[[Journal], Any] | None) -> str | None:
+    """A new console password, reset required at the first sign-in, kept in a secret of the responder's account
+    (stored first: a password is never set that nobody can read). Returns the secret's ARN; the password itself
+    goes nowhere else (a dry run plans both calls with a placeholder)."""
+    if secrets_for is None:
+        raise StepFailed("NoSecretStore", "restoreConsoleAccess needs the responder's Secrets Manager")
+    name, arn = c["name"], c["target"]
+    password = PLANNED_PASSWORD if j.dry_run else new_password()
+    secret = secret_name(incident["incidentId"], incident["accountId"], name)
+    value = json.dumps({"incidentId": incident["incidentId"], "accountId": incident["accountId"], "userName": name,
+                        "password": password, "passwordResetRequired": True})
+    stored = secrets_for(j).store(secret, value, tags={"ir:incident": incident["incidentId"], "ir:user": arn[:256]},
+                                  description=f"Console password restored by the release of {incident['incidentId']}")
+    client.create_login_profile(name, password, target=arn)
+    del password, value
+    return stored or (None if j.dry_run else secret)
+
+
+def _undo_user(c: dict[str, Any], client: Iam, j: Journal, incident: dict[str, Any] | None = None,
+               secrets_for: Callable[[Journal], Any] | None = None) -> None:
     name, arn = c["name"], c["target"]
     with j.step("release_user", arn):
         for kind, what in c["steps"]:
+            if kind == "console":
+                continue  # after the policies and keys, in its own step (below)
             if kind == "detach":
                 client.detach_user_policy(name, what, target=arn)
             elif kind == "activate":
@@ -450,6 +522,9 @@ def _undo_user(c: dict[str, Any], client: Iam, j: Journal) -> None:
                 client.delete_user_policy(name, what, target=arn)
             else:  # pragma: no cover - user_plan makes only the kinds above
                 raise StepFailed("UnknownStep", kind)
+    if any(kind == "console" for kind, _ in c["steps"]) and not j.failures:
+        with j.step("restore_console_access", arn):
+            c["secretArn"] = _restore_console(c, client, j, incident or {}, secrets_for)
 
 
 def _undo_instance(c: dict[str, Any], a: Any, j: Journal) -> None:
@@ -479,7 +554,7 @@ def _undo_instance(c: dict[str, Any], a: Any, j: Journal) -> None:
 def release(incident: dict[str, Any], *, record: dict[str, Any] | None, iam: Callable[[Journal], Iam],
             quarantine_policy_arn: str, denies_all: Callable[[dict | None], bool],
             journal: Callable[[], Journal], adapters: Callable[[Journal], Any] | None = None,
-            deny_all_profile: str = "") -> dict[str, Any]:
+            deny_all_profile: str = "", secrets: Callable[[Journal], Any] | None = None) -> dict[str, Any]:
     """Check every named target, then (only when none conflicts) undo what containment changed. `adapters(journal)`
     gives the instance adapters (``ec2``, ``iam``, ``classic``, ``target_groups``, ``autoscaling``) on the release
     role. Returns ``{"status", "targets": [{"target", "name", "status", "conflicts"?, "entries", "kept"}]}``; status
@@ -508,7 +583,7 @@ def release(incident: dict[str, Any], *, record: dict[str, Any] | None, iam: Cal
     for c in checked:
         j = journal()
         if c["kind"] == "user":
-            _undo_user(c, iam(j), j)
+            _undo_user(c, iam(j), j, incident, secrets)
             kept = ["AWSRevokeOlderSessions (sessions issued before the cut-off stay revoked)"]
         else:
             _undo_instance(c, adapters(j), j)
@@ -516,10 +591,19 @@ def release(incident: dict[str, Any], *, record: dict[str, Any] | None, iam: Cal
         status = ("failed" if j.failures else "planned" if j.dry_run and j.changes else
                   "released" if j.changes else "already_released")
         item = {"target": c["target"], "name": c["name"], "status": status, "entries": j.entries, "kept": kept}
-        if c["kind"] == "user" and c["changes"]["loginProfile"]:
-            item["consoleAccess"] = ("not restored: the login profile was removed at containment; restore it with "
-                                     f"aws iam create-login-profile --user-name {c['name']} --password-reset-required "
-                                     "--password <a new password>")
+        if c.get("secretArn"):
+            item["consoleAccess"] = (f"restored: a new password (reset required at the first sign-in) is in the "
+                                     f"secret {c['secretArn']} of the responder's account")
+        elif any(kind == "console" for kind, _ in c["steps"]):
+            item["consoleAccess"] = ("planned: a new password (reset required) stored in the secret "
+                                     f"{secret_name(incident['incidentId'], incident['accountId'], c['name'])}"
+                                     if j.dry_run and not j.failures else
+                                     "not restored: see the restore_console_access step")
+        elif c["kind"] == "user" and c["changes"]["loginProfile"] and not incident["release"].get(
+                "restoreConsoleAccess"):
+            item["consoleAccess"] = ("not restored: the login profile was removed at containment; ask again with "
+                                     "restoreConsoleAccess: true (a new password, reset required, in a secret of "
+                                     "the responder's account)")
         if c["notes"]:
             item["notes"] = c["notes"]
         out.append(item)

@@ -364,6 +364,9 @@ def test_the_responder_actions_touch_only_the_responders_own_resources(assembly)
 
     for spec in FUNCTIONS:
         owned = ("<IncidentsTable", "<NotificationsTopic", f"<Functions{spec.key}Logs")
+        if spec.key == "Release":  # restored console passwords: secrets of the responder's account, its prefix only
+            owned += (f"arn:<AWS::Partition>:secretsmanager:{assembly.config.region}:"
+                      f"{assembly.config.security_account}:secret:ir-responder/release/*",)
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
         for statement in statements:
             if "sts:AssumeRole" in as_list(statement["Action"]):
@@ -372,6 +375,25 @@ def test_the_responder_actions_touch_only_the_responders_own_resources(assembly)
                 text = flat(resource)
                 assert text.startswith(owned) or text == policies.executions_arn(
                     P, assembly.config.region, assembly.config.security_account, "ir-responder-containment"), text
+
+
+def test_only_the_release_function_writes_secrets_and_only_under_its_prefix(assembly):  # noqa: F811
+    """restoreConsoleAccess: the new password goes into a secret of the responder's account; the Release function
+    may create, update and tag secrets named ir-responder/release/... and nothing else of Secrets Manager; no other
+    function holds any Secrets Manager action."""
+    from stacks.catalog import FUNCTIONS
+
+    for spec in FUNCTIONS:
+        statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
+        ours = [s for s in statements if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+        if spec.key != "Release":
+            assert not ours, spec.key
+            continue
+        assert len(ours) == 1 and set(as_list(ours[0]["Action"])) == {
+            "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource"}
+        assert [flat(r) for r in as_list(ours[0]["Resource"])] == [
+            f"arn:<AWS::Partition>:secretsmanager:{assembly.config.region}:{assembly.config.security_account}:"
+            "secret:ir-responder/release/*"]
 
 
 def test_the_read_only_member_role_reads_and_trusts_triage_alone(assembly):  # noqa: F811
@@ -399,7 +421,8 @@ def test_the_read_only_member_role_reads_and_trusts_triage_alone(assembly):  # n
 
 
 USER_UNDO = {"iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
-             "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy"}
+             "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy",
+             "iam:GetLoginProfile", "iam:CreateLoginProfile"}  # restoreConsoleAccess
 INSTANCE_UNDO = {"ec2:DescribeInstances", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeNetworkAcls",
                  "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetHealth",
                  "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",

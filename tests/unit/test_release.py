@@ -29,7 +29,9 @@ def test_a_release_request_becomes_a_release_incident_and_changes_nothing_by_its
     ({"iamUsers": [f"u{i}" for i in range(51)]}, "release.iamUsers"),  # a flood of targets
     ({"reason": "x" * 1025}, "release.reason"),
     ({"incidentId": "../other"}, "release.incidentId"),
-    ({"restoreConsoleAccess": True}, "release.restoreConsoleAccess"),
+    ({"restoreConsoleAccess": True, "iamUsers": [], "instances": ["i-0123456789abcdef0"]},
+     "release.restoreConsoleAccess"),  # console access is a user's
+    ({"restoreConsoleAccess": "yes"}, "release.restoreConsoleAccess"),
     # roles and instances are released since issue 15's second part: bad names of them are still refused
     ({"roles": ["app role"]}, "release.roles[0]"),
     ({"instances": ["i-0123456789ABCDEF0"]}, "release.instances[0]"),  # upper case: not an instance id
