@@ -1,24 +1,40 @@
 """Release: undo this responder's containment of named targets of an incident, from what it recorded, on request only.
 
 A manual request ``{"release": {...}}`` (README, "Start an execution by hand") names an incident and the targets to
-release. Nothing is ever released automatically: only this request reaches the Release task.
+release: ``iamUsers``, ``roles``, ``instances``. Nothing is ever released automatically: only this request reaches
+the Release task.
 
 **The saved pre-state is the incident record.** Every change containment made went through the journal
-(responder.journal) and sits in the record's ``results`` (``identity:<arn>``: the target's result with its entries):
-the quarantine policy *it* attached (``iam:AttachUserPolicy`` done), the keys *it* deactivated (``iam:UpdateAccessKey``
-done: each was ``Active`` before, or containment would have left it alone), the inline deny-all *it* put. A release
-undoes exactly those changes and nothing else: a key that was already inactive, a policy attached by someone else,
-stay as they are.
+(responder.journal): its timeline entries (``done``) say what *this responder* changed, and the targets' results in
+``results`` what was there before.
+
+* An IAM user (``identity:<arn>``): the quarantine policy *it* attached (``iam:AttachUserPolicy`` done), the keys
+  *it* deactivated (``iam:UpdateAccessKey`` done: each was ``Active`` before, or containment would have left it
+  alone), the inline deny-all *it* put, the login profile it deleted (restored with a new password only when the
+  request says ``restoreConsoleAccess``: the password goes into a secret of the responder's account, nowhere else).
+* An instance (``isolation:<id>``): the groups of each interface and the profile as they were (``metadata``), the
+  network ACL deny entries it added (``networkAclEntries``), the quarantine group per VPC, the load-balancer
+  registrations with their ports and the Auto Scaling group it detached from (``preState``); Auto Scaling membership
+  comes back only when the request says ``restoreAutoScaling``.
+* A role: its containment is only the ``AWSRevokeOlderSessions`` deny, which a release keeps: accepted, recorded,
+  nothing to undo (``nothing_to_release``).
+
+A release undoes exactly those changes and nothing else: a key that was already inactive, a policy attached by
+someone else, a registration the instance still has, stay as they are.
 
 **Refused, naming the target, when the target changed since containment** in a way a release would clobber: the
 user is gone or is another user (``UserId``), a key it deactivated is deleted or active again, the quarantine policy it
-attached was detached, its inline deny-all was removed or rewritten. Every target is checked before anything
-changes: one refusal and nothing at all is released (``release_refused``).
+attached was detached, its inline deny-all was removed or rewritten, the user has a login profile again; the
+instance is gone, an interface was added or removed or is not in exactly the quarantine group, the profile is not the
+deny-all profile, a NACL entry at one of its rule numbers is not its deny, a load balancer or group is gone. Also when
+the record cannot tell the pre-state exactly (timeline incomplete, result truncated, metadata captured after the
+isolation). Every target is checked before anything changes: one refusal and nothing at all is released
+(``release_refused``).
 
 **Never undone**: the ``AWSRevokeOlderSessions`` deny (it denies only credentials issued before the incident's
 cut-off; a released principal's new sessions and its long-term keys are unaffected, and the sessions it revoked stay
-revoked: they cannot be restored), evidence (snapshots, forensics copies, manifests), termination protection.
-Console access (the deleted login profile) is not restored by this version: the result says how to restore it.
+revoked: they cannot be restored), evidence (snapshots, forensics copies, manifests), termination protection and the
+other evidence settings of an instance, the quarantine groups, the responder's tags.
 
 A second release finds nothing left to undo and changes nothing (``already_released``). A dry run plans every call.
 """
@@ -522,7 +538,7 @@ def _undo_user(c: dict[str, Any], client: Iam, j: Journal, incident: dict[str, A
                 client.delete_user_policy(name, what, target=arn)
             else:  # pragma: no cover - user_plan makes only the kinds above
                 raise StepFailed("UnknownStep", kind)
-    if any(kind == "console" for kind, _ in c["steps"]) and not j.failures:
+    if any(step[0] == "console" for step in c["steps"]) and not j.failures:
         with j.step("restore_console_access", arn):
             c["secretArn"] = _restore_console(c, client, j, incident or {}, secrets_for)
 
@@ -594,7 +610,7 @@ def release(incident: dict[str, Any], *, record: dict[str, Any] | None, iam: Cal
         if c.get("secretArn"):
             item["consoleAccess"] = (f"restored: a new password (reset required at the first sign-in) is in the "
                                      f"secret {c['secretArn']} of the responder's account")
-        elif any(kind == "console" for kind, _ in c["steps"]):
+        elif any(step[0] == "console" for step in c["steps"]):
             item["consoleAccess"] = ("planned: a new password (reset required) stored in the secret "
                                      f"{secret_name(incident['incidentId'], incident['accountId'], c['name'])}"
                                      if j.dry_run and not j.failures else
