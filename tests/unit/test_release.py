@@ -2,6 +2,8 @@
 refuse, the outcome. No AWS."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from responder import release
@@ -254,3 +256,80 @@ def test_only_instances_and_roles_this_incident_contained_are_accepted():
     with pytest.raises(InvalidInput) as exc:
         release.with_record(normalize(request(iamUsers=[], roles=["other"])), record)
     assert exc.value.field == "release.roles[0]"
+
+
+class _Recorder:
+    """A fake adapter: every method call is recorded through the journal (as the real adapters do: Journal.call
+    on a fake client would need botocore metadata, so the fake records entries itself)."""
+
+    def __init__(self, journal, answers, calls):
+        self._j, self._answers, self._calls = journal, answers, calls
+
+    def __getattr__(self, name):
+        def method(*args, **kwargs):
+            if name in self._answers:
+                return self._answers[name](*args) if callable(self._answers[name]) else self._answers[name]
+            self._calls.append((name, args))
+            status = "planned" if self._j.dry_run else "done"
+            self._j.entries.append({"status": status, "api": name, "target": str(args[0]), "step": self._j._step})
+            return {"ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:ir-responder/release/x"} if name == "store" else None
+        return method
+
+
+def test_one_request_releases_a_user_with_console_access_an_instance_and_a_role_and_the_password_stays_in_the_secret():
+    from responder.journal import Journal
+
+    user_arn, role_arn = ARN, "arn:aws:iam::444455556666:role/app"
+    record = {"accountId": "444455556666", "region": "eu-west-1", "timeline": ISOLATED + [
+        {"task": "identity", "subject": user_arn, "status": "done", "api": "iam:DeleteLoginProfile", "target": user_arn,
+         "step": "remove_console_access"}],
+        "results": {f"isolation:{I}": isolation_result(),
+                    f"identity:{user_arn}": {"type": "IAMUser", "name": "ci", "target": user_arn, "userId": "AIDA1",
+                                             "loginProfile": {"existed": True}},
+                    f"identity:{role_arn}": {"type": "AssumedRole", "name": "app", "target": role_arn}}}
+    incident = release.with_record(normalize(request(instances=[I], roles=["app"], restoreConsoleAccess=True,
+                                                     restoreAutoScaling=True)), record)
+    state = now()
+    calls: list = []
+    iam_answers = {"get_user": {"UserId": "AIDA1"}, "access_keys": [], "attached_user_policies": set(),
+                   "login_profile": None}
+    instance_answers = {"describe_instance": state["instance"], "profile_associations": state["associations"],
+                        "instance_profile": {"Arn": PROFILE}, "acls": state["acls"],
+                        "registered": [], "membership": None, "group": state["group"], "instances": []}
+    stored: list = []
+
+    def secrets_for(journal):
+        fake = _Recorder(journal, {}, calls)
+        original = fake.store
+        fake_store = lambda name, value, **kw: stored.append(value) or original(name)  # noqa: E731
+        return type("S", (), {"store": staticmethod(fake_store)})()
+
+    class A:
+        def __init__(self, journal):
+            self.ec2 = self.iam = self.classic = self.target_groups = self.autoscaling = _Recorder(
+                journal, instance_answers, calls)
+
+    result = release.release(incident, record=record, iam=lambda j: _Recorder(j, iam_answers, calls),
+                             quarantine_policy_arn=Q, denies_all=denies_all, journal=Journal,
+                             adapters=A, deny_all_profile="ir-quarantine-deny-all", secrets=secrets_for)
+    assert result["status"] == "released", result
+    by = {t["name"]: t for t in result["targets"]}
+    assert by["ci"]["status"] == "released" and by["ci"]["consoleAccess"].startswith("restored")
+    assert by[I]["status"] == "released" and by["app"]["status"] == "nothing_to_release"
+    assert [c[0] for c in calls] == ["store", "create_login_profile", "restore_profile", "delete_acl_entry",
+                                     "set_interface_groups", "set_interface_groups", "register", "attach"]
+    password = json.loads(stored[0])["password"]
+    assert len(password) == release.PASSWORD_LENGTH
+    assert password not in json.dumps(result) and password not in json.dumps(release.summary(result))
+    assert ("create_login_profile", ("ci", password)) in calls  # the password the secret holds is the one set
+
+
+def test_new_passwords_have_every_character_class_and_never_repeat():
+    import string
+
+    seen = {release.new_password() for _ in range(50)}
+    assert len(seen) == 50
+    for p in seen:
+        assert len(p) == 32 and set(p) <= set(string.ascii_letters + string.digits + release.PASSWORD_SYMBOLS)
+        assert any(c.isupper() for c in p) and any(c.islower() for c in p) and any(c.isdigit() for c in p)
+        assert any(c in release.PASSWORD_SYMBOLS for c in p)
