@@ -9,6 +9,7 @@
     python -m cli deny gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "pen test, ticket SEC-1234"
     python -m cli analyze gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --instance i-0123456789abcdef0 --reason "open the disks"
     python -m cli release gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "false positive" --user ci-deployer --dry-run
+    python -m cli release gd-a2c6e5f0b8d94f6c9e1b7a3d5f2c8e41 --reason "false positive" --instance i-0abc... --autoscaling
 
 Against AWS it uses your credentials (environment, `--profile`, SSO) in the security account: `start` starts the
 deployed state machine `ir-responder-containment` (Step Functions `StartExecution`, then `DescribeExecution` until it
@@ -552,6 +553,9 @@ def cmd_release(args: argparse.Namespace, out) -> int:
             if target.get("conflicts"):
                 line += " - " + "; ".join(target["conflicts"])
             print(line, file=out)
+            for extra in ([target["consoleAccess"]] if target.get("consoleAccess") else []) + list(
+                    target.get("notes") or []):  # the secret's ARN, never a password
+                print(f"    {extra}", file=out)
         return OK if result["status"] == "SUCCEEDED" else FAILED
     finally:
         backend.close()
@@ -1053,8 +1057,11 @@ def parser() -> argparse.ArgumentParser:
     rel.add_argument("--user", action="append", metavar="NAME", help="an IAM user to release (repeatable)")
     rel.add_argument("--role", action="append", metavar="NAME", help="a role to release (repeatable)")
     rel.add_argument("--instance", action="append", metavar="ID", help="an instance to release (repeatable)")
-    rel.add_argument("--console", action="store_true", help="also restore console access (restoreConsoleAccess)")
-    rel.add_argument("--autoscaling", action="store_true", help="also restore Auto Scaling membership")
+    rel.add_argument("--console", action="store_true",
+                     help="also restore console access of the --user targets (restoreConsoleAccess): a new password, "
+                          "reset required, in a secret of the responder's account")
+    rel.add_argument("--autoscaling", action="store_true",
+                     help="also re-attach the --instance targets to their Auto Scaling group (restoreAutoScaling)")
     rel.add_argument("--dry-run", action="store_true", help="plan only: list every undo call; change nothing")
     rel.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait (default 300)")
     rel.add_argument("--state-machine-arn", help=f"default: {STATE_MACHINE_NAME} in your account and region")

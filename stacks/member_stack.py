@@ -72,6 +72,27 @@ RELEASE_REASONS = {
                        "the release function's role, which acts only on a person's release request.",
     "DetachOnlyTheQuarantinePolicy": "Any user an incident quarantined may be released, but the iam:PolicyARN "
                                      "condition allows detaching only the quarantine policy.",
+    "ReadWhatAReleaseChecks": "The Describe calls a release checks an instance's state with (EC2, ELB, Auto "
+                              "Scaling) support no resource-level permission; they change nothing.",
+    "ReadInstanceProfiles": "A release checks that an isolated instance's original profile still exists, whichever "
+                            "profile it was; read only.",
+    "RestoreInterfaceGroups": "A release puts each interface the responder moved back in its recorded groups; which "
+                              "interface and groups is known only from the incident record, and the call is made "
+                              "only after the interface is checked to be in the quarantine group alone.",
+    "RestoreProfilesOfIsolatedInstances": "Only instances tagged ir:incident (the isolation's tag) may have their "
+                                          "profile association replaced, back to the recorded original profile.",
+    "PassTheOriginalProfilesRoleToEc2": "The original profile's role, whichever it was, must be passable to give "
+                                        "the profile back; iam:PassedToService limits it to EC2 and an explicit "
+                                        "deny excludes the responder's own roles.",
+    "DeleteTheIsolationsAclEntries": "A release deletes exactly the deny entries the isolation added (rule number, "
+                                     "direction and CIDR from the incident record, checked before the call); no tag "
+                                     "selects a network ACL in advance.",
+    "RegisterTargetsAgain": "A release registers the instance again (with its recorded ports) in the target groups "
+                            "the isolation deregistered it from; any target group of this account.",
+    "RegisterWithClassicLoadBalancersAgain": "A release registers the instance again with the Classic load "
+                                             "balancers the isolation deregistered it from.",
+    "AttachToAutoScalingGroupsAgain": "Only when the release request asks (restoreAutoScaling): the instance back "
+                                      "into the Auto Scaling group the isolation detached it from.",
 }
 READ_REASONS = {
     "ReadOnly": "DescribeAutoScalingGroups and DescribeInstances support no resource-level permission; the role "

@@ -45,7 +45,7 @@ IAM_USER_ACTIONS = frozenset({
     # not granted unless an adapter declares them; listed so their resource type (user) is known
     "iam:DeleteLoginProfile", "iam:UpdateLoginProfile", "iam:DeactivateMFADevice", "iam:UpdateSSHPublicKey",
     "iam:UpdateSigningCertificate", "iam:UpdateServiceSpecificCredential", "iam:ListUserTags",
-    "iam:DeleteUserPolicy",  # the release role only (member_release_policy)
+    "iam:DeleteUserPolicy", "iam:CreateLoginProfile",  # the release role only (member_release_policy)
 })
 IAM_ROLE_ACTIONS = frozenset({
     "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:ListRoleTags", "iam:ListRolePolicies",
@@ -341,28 +341,76 @@ def member_read_policy(actions: Iterable[str]) -> dict:
 
 
 RELEASE_DETACH_ACTIONS = frozenset({"iam:DetachUserPolicy"})
+# A release's reads of an instance's state: no resource-level permission for these (Service Authorization
+# Reference), so "*"; they change nothing.
+RELEASE_READ_ACTIONS = frozenset({
+    "ec2:DescribeInstances", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeNetworkAcls",
+    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetHealth",
+    "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups"})
+
+
+def _release_scopes(partition: str, account: str) -> dict[str, tuple[str, list[str], dict | None]]:
+    """{action: (sid, resources, condition)} of a release's undo calls on instances (responder.release)."""
+    ec2 = f"arn:{partition}:ec2:*:{account}"
+    elb = f"arn:{partition}:elasticloadbalancing:*:{account}"
+    return {
+        "iam:GetInstanceProfile": ("ReadInstanceProfiles", [f"arn:{partition}:iam::{account}:instance-profile/*"],
+                                   None),
+        # the per-interface call (never the instance-level one), on this account's interfaces and groups
+        "ec2:ModifyNetworkInterfaceAttribute": ("RestoreInterfaceGroups", [f"{ec2}:network-interface/*",
+                                                                           f"{ec2}:security-group/*"], None),
+        # only instances the isolation tagged with its incident (responder.isolation, tag step)
+        "ec2:ReplaceIamInstanceProfileAssociation": (
+            "RestoreProfilesOfIsolatedInstances", [f"{ec2}:instance/*"],
+            {"Null": {"aws:ResourceTag/ir:incident": "false"}}),
+        # the original profile's role, whichever it was, but only to EC2; never the responder's own roles (the
+        # explicit deny of guard_statements' NeverPassTheRespondersRoles below)
+        "iam:PassRole": ("PassTheOriginalProfilesRoleToEc2", [f"arn:{partition}:iam::{account}:role/*"],
+                         {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        "ec2:DeleteNetworkAclEntry": ("DeleteTheIsolationsAclEntries", [f"{ec2}:network-acl/*"], None),
+        "elasticloadbalancing:RegisterTargets": ("RegisterTargetsAgain", [f"{elb}:targetgroup/*/*"], None),
+        "elasticloadbalancing:RegisterInstancesWithLoadBalancer": ("RegisterWithClassicLoadBalancersAgain",
+                                                                   [f"{elb}:loadbalancer/*"], None),
+        "autoscaling:AttachInstances": (
+            "AttachToAutoScalingGroupsAgain",
+            [f"arn:{partition}:autoscaling:*:{account}:autoScalingGroup:*:autoScalingGroupName/*"], None),
+    }
 
 
 def member_release_policy(*, partition: str, account: str, actions: Iterable[str], quarantine_policy_arn: str,
                           protected_tag: str = "ir:protected") -> dict:
     """The release member role's permissions: exactly `actions` (responder.permissions.member_release_actions(): the
-    reads a release checks and the undo calls), on IAM users of this account only; DetachUserPolicy only of the
-    quarantine policy (iam:PolicyARN); plus the explicit denies of `guard_statements`. Anything that is not an IAM
-    user action is refused here: the role is widened only deliberately."""
+    reads a release checks and the undo calls), each on the narrowest resources IAM allows: IAM users of this
+    account; DetachUserPolicy only of the quarantine policy (iam:PolicyARN); an instance's undo calls scoped in
+    `_release_scopes` (ReplaceIamInstanceProfileAssociation only on instances tagged ir:incident, PassRole only to
+    EC2 and never the responder's own roles); plus the explicit denies of `guard_statements`. Anything else is
+    refused here: the role is widened only deliberately."""
     actions = sorted(set(actions))
     iam_arn = f"arn:{partition}:iam::{account}"
+    scopes = _release_scopes(partition, account)
     users = [a for a in actions if a in IAM_USER_ACTIONS and a not in RELEASE_DETACH_ACTIONS]
     detach = [a for a in actions if a in RELEASE_DETACH_ACTIONS]
-    other = sorted(set(actions) - set(users) - set(detach))
+    reads = [a for a in actions if a in RELEASE_READ_ACTIONS]
+    scoped = [a for a in actions if a in scopes]
+    other = sorted(set(actions) - set(users) - set(detach) - set(reads) - set(scoped))
     if other:
-        raise UnscopedAction(f"{other[0]}: the release role takes only IAM user actions (scope it in "
-                             "stacks/policies.py member_release_policy)")
+        raise UnscopedAction(f"{other[0]}: the release role takes only the undo calls scoped in stacks/policies.py "
+                             "member_release_policy")
     statements = []
     if users:
         statements.append(_statement("ReleaseIamUsers", users, [f"{iam_arn}:user/*"]))
     if detach:
         statements.append(_statement("DetachOnlyTheQuarantinePolicy", detach, [f"{iam_arn}:user/*"],
                                      {"ArnEquals": {"iam:PolicyARN": quarantine_policy_arn}}))
+    if reads:
+        statements.append(_statement("ReadWhatAReleaseChecks", reads, ["*"]))
+    for action in scoped:
+        sid, resources, condition = scopes[action]
+        statements.append(_statement(sid, [action], resources, condition))
+    if "iam:PassRole" in scoped:
+        statements.append(_statement("NeverPassTheRespondersRoles", ["iam:PassRole"],
+                                     [r for r in guarded_resources(partition, account) if ":role/" in r],
+                                     effect="Deny"))
     return _document(statements + guard_statements(partition, account, protected_tag))
 
 
@@ -757,7 +805,7 @@ def organization_sharing_key_statements(partition: str, regions: Iterable[str], 
 def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], table_arn: str, topic_arn: str,
                     topic_key_arn: str, log_group_arn: str, executions_arn: str,
                     trail_actions: Iterable[str] = (), trail: TrailTable | TrailLake | None = None,
-                    organization_roles: OrganizationRoles | None = None) -> dict:
+                    organization_roles: OrganizationRoles | None = None, secrets_arn: str | None = None) -> dict:
     """A responder function's permissions: assume `assume_role_arns` (the member and / or forensics roles its task
     needs, `stacks.tasks`), exactly `actions` (its task's responder actions) on the responder's own table, topic and
     state machine executions
@@ -765,7 +813,7 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
     groups: dict[str, list[str]] = defaultdict(list)
     for action in _check_actions(actions):
         service = action.split(":", 1)[0]
-        if service not in ("dynamodb", "sns", "kms", "sts", "states"):
+        if service not in ("dynamodb", "sns", "kms", "sts", "states", "secretsmanager"):
             raise UnscopedAction(
                 f"{action}: the responder's functions are granted only scoped actions; add a resource scope for "
                 f"{service!r} to stacks/policies.py:function_policy before declaring it in RESPONDER_ACTIONS")
@@ -786,6 +834,10 @@ def function_policy(*, actions: Iterable[str], assume_role_arns: Iterable[str], 
         statements.append(_statement("NotificationTopic", groups["sns"], [topic_arn]))
     if groups["states"]:
         statements.append(_statement("ContainmentExecutions", groups["states"], [executions_arn]))
+    if groups["secretsmanager"]:  # the Release function: restored console passwords, under its prefix only
+        if not secrets_arn:
+            raise UnscopedAction("secretsmanager: pass secrets_arn (release_secrets_arn) to scope it")
+        statements.append(_statement("ReleasedConsolePasswords", groups["secretsmanager"], [secrets_arn]))
     key_actions = set(groups["kms"])
     if "sns:Publish" in groups["sns"]:
         key_actions.update(TOPIC_KEY_ACTIONS)
@@ -851,6 +903,13 @@ def dead_letter_queue_policy(*, queue_arn: str, rule_arn: str | list[str], parti
         {"Sid": "EventBridgeForTheRuleOnly", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
          "Action": "sqs:SendMessage", "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}},
     ])
+
+
+def release_secrets_arn(partition: str, region: str, account: str) -> str:
+    """The secrets a release may create: restored console passwords (responder.settings.RELEASE_SECRET_PREFIX)."""
+    from responder.settings import RELEASE_SECRET_PREFIX
+
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{RELEASE_SECRET_PREFIX}*"
 
 
 def executions_arn(partition: str, region: str, account: str, state_machine_name: str) -> str:
@@ -986,3 +1045,7 @@ ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:Updat
 ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:DeleteUserPolicy")] = (
     "Needed: a release deletes the responder's own inline deny-all (ir-quarantine-deny-all), after checking its "
     "document; IAM has no condition on an inline policy's name. Deleting a policy grants nothing.")
+ANALYZER_REASONS[(names.MEMBER_RELEASE_ROLE_NAME, "ResourceExposure", "iam:CreateLoginProfile")] = (
+    "Needed, only when a release request asks (restoreConsoleAccess): a console password for a user whose login "
+    "profile the containment deleted, after checking the user has none; reset required at the first sign-in, the "
+    "password kept in a secret of the responder's account only. The responder's own identities are denied.")

@@ -45,6 +45,7 @@ class ResponderStack(Stack):
             topic_key=notifications.key,
             executions_arn=policies.executions_arn(partition, config.region, config.security_account,
                                                    STATE_MACHINE_NAME),
+            secrets_arn=policies.release_secrets_arn(partition, config.region, config.security_account),
             log_retention=retention,
             log_level=config.log_level,
             protected_tag=config.protected_tag,

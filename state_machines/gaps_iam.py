@@ -7,6 +7,9 @@
 * moto's UpdateUser renames the user but its access keys keep the old name, so GetAccessKeyLastUsed answers a
   user that no longer exists. In AWS a key belongs to the user, not to a name: GetAccessKeyLastUsed returns "the
   name of the IAM user that owns this access key" (IAM API Reference) - the current name.
+* moto's CreateLoginProfile ignores ``PasswordResetRequired``. In AWS it "specifies whether the user is required to
+  set a new password on next sign-in" (IAM API Reference, CreateLoginProfile), and GetLoginProfile returns it: a
+  release that restores console access asks for it, and the tests read it back.
 """
 from __future__ import annotations
 
@@ -36,5 +39,19 @@ def install(stack: ExitStack) -> None:
             for key in self.users[new_user_name].access_keys:
                 key.user_name = new_user_name
 
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    created = IamResponse.create_login_profile
+
+    def create_login_profile(self):
+        """moto's, then the flag as the request gives it (default false), in the user and in the response."""
+        created(self)
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.password_reset_required = str(self._get_param("PasswordResetRequired")).lower() == "true"
+        return ActionResult({"LoginProfile": {"UserName": user.name, "CreateDate": user.create_date,
+                                              "PasswordResetRequired": user.password_reset_required}})
+
+    stack.enter_context(mock.patch.object(IamResponse, "create_login_profile", create_login_profile))
     stack.enter_context(mock.patch.object(IAMBackend, "attach_user_policy", attach_user_policy))
     stack.enter_context(mock.patch.object(IAMBackend, "update_user", update_user))

@@ -339,7 +339,8 @@ def responder_stack(sess: Any, *, region: str, member_accounts: tuple[str, ...] 
             assume_role_arns=tasks.assume_role_arns(spec, partition=PARTITION, member_accounts=members,
                                                     forensics_account=forensics),
             table_arn=table_arn, topic_arn=topic_arn, topic_key_arn=topic_key, log_group_arn=log_group_arn,
-            executions_arn=executions, trail_actions=tasks.task_access(spec).trail_actions, trail=trail)
+            executions_arn=executions, trail_actions=tasks.task_access(spec).trail_actions, trail=trail,
+            secrets_arn=policies.release_secrets_arn(PARTITION, region, account))
         role_arns[spec.key] = _role(iam, names.function_role_name(spec),
                                     policies.service_trust("lambda.amazonaws.com", source_account=account),
                                     policy, tags=PROTECTED)

@@ -249,3 +249,18 @@ def test_release_builds_the_release_request_and_refuses_without_a_target():
     bare = cli.parser().parse_args(["release", "gd-abc", "--reason", "r"])
     with pytest.raises(cli.CliError):
         cli.release_input(bare)
+
+
+def test_release_of_instances_roles_and_console_access_builds_the_documented_request():
+    import cli
+
+    args = cli.parser().parse_args(["release", "gd-abc", "--reason", "false positive", "--instance",
+                                    "i-0123456789abcdef0", "--autoscaling", "--role", "app", "--user", "ci",
+                                    "--console"])
+    assert cli.release_input(args) == {"release": {
+        "incidentId": "gd-abc", "reason": "false positive", "iamUsers": ["ci"], "roles": ["app"],
+        "instances": ["i-0123456789abcdef0"], "restoreConsoleAccess": True, "restoreAutoScaling": True}}
+    from responder.triage import normalize  # the request Triage accepts, as the README documents it
+
+    incident = normalize(cli.release_input(args))
+    assert incident["release"]["instances"] == ["i-0123456789abcdef0"] and incident["release"]["restoreAutoScaling"]

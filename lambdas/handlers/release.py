@@ -6,9 +6,14 @@ timeline), the full result into the record's ``results`` (``release:<execution n
 from responder.logs import Logger
 
 from responder import records
+from responder.adapters import Adapters
+from responder.aws.autoscaling import AutoScaling
 from responder.aws.clients import Clients, member_release_client
 from responder.aws.dynamodb import incident_table
+from responder.aws.ec2 import Ec2
+from responder.aws.elb import ClassicLoadBalancers, TargetGroups
 from responder.aws.iam import Iam
+from responder.aws.secrets import Secrets
 from responder.identity import denies_all
 from responder.journal import Journal
 from responder.release import release, summary
@@ -26,10 +31,19 @@ def handler(event: dict, context: object) -> dict:
     table = (lambda: incident_table(aws, config.incident_table))
     journals = TaskJournal(incident, task="release", table=table)
     record = records.aws_call("read the incident record", lambda: table().get(incident["incidentId"]))
+
+    def adapters(journal: Journal) -> Adapters:  # the instance side, every client on the release role
+        return Adapters(ec2=lambda: Ec2(aws.member("ec2"), journal), iam=lambda: Iam(aws.member("iam"), journal),
+                        classic=lambda: ClassicLoadBalancers(aws.member("elb"), journal),
+                        target_groups=lambda: TargetGroups(aws.member("elbv2"), journal),
+                        autoscaling=lambda: AutoScaling(aws.member("autoscaling"), journal))
+
     with journals.recorded_on_failure():
         result = release(incident, record=record, iam=lambda journal: Iam(aws.member("iam"), journal),
                          quarantine_policy_arn=config.quarantine_policy_arn, denies_all=denies_all,
-                         journal=lambda: journals.watch(Journal(dry_run=bool(incident.get("dryRun")))))
+                         journal=lambda: journals.watch(Journal(dry_run=bool(incident.get("dryRun")))),
+                         adapters=adapters, deny_all_profile=config.deny_all_profile,
+                         secrets=lambda journal: Secrets(aws.own("secretsmanager"), journal))
     entries = [dict(e, subject=t["target"]) for t in result["targets"] for e in t.get("entries") or []]
     short = summary(result)
     key = f"release:{records.execution_name(incident.get('executionId'))}"

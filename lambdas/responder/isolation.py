@@ -34,6 +34,11 @@ nothing (``already_isolated``); a dry run plans every change and makes none.
 7. ``tag``: ``ir:incident`` = the incident id and ``ir:quarantine`` = ``isolated`` (``incomplete`` if a step
    failed). The workload's own tags (Environment, Name...) are never changed.
 
+The result keeps what a release (responder.release) needs to restore exactly: ``metadata`` (the groups of each
+interface, the instance profile, as they were), ``networkAclEntries`` and ``preState`` (the Auto Scaling group it
+detached from, the quarantine group per VPC, the Classic load balancers and target-group registrations, with their
+ports, it removed). The journal entries say which of those changes were made.
+
 Outcomes (``status``): isolated, already_isolated, planned (dry run), failed (some step failed; the others stand),
 not_found (terminated or unknown instance: clean), protected (tag ``IR_PROTECTED_TAG=true`` or a protected ARN
 pattern: untouched), protection_unverified (the instance could not be read: nothing changed, fail closed).
@@ -330,7 +335,7 @@ def _protect(a: Any, journal: Journal, instance: dict) -> None:
             journal.note("unchanged", instance_id, detail="no attached EBS volume is deleted on termination")
 
 
-def _try_detach(a: Any, journal: Journal, instance_id: str, membership: dict | None) -> dict | None:
+def _try_detach(a: Any, journal: Journal, instance_id: str, membership: dict | None, pre: dict) -> dict | None:
     """Detach now if the state allows it. Returns the membership still to wait for (None: nothing left to do);
     StepFailed for a state Auto Scaling never detaches from (warm pool...)."""
     if membership is None:
@@ -345,16 +350,18 @@ def _try_detach(a: Any, journal: Journal, instance_id: str, membership: dict | N
         raise StepFailed("NotDetachable", f"{instance_id} is {state} in {group}: Auto Scaling detaches only InService "
                                           f"or Standby instances; it stays under the group's control (see README)")
     if what == "detach" and a.autoscaling.detach(instance_id, group):
+        if not journal.dry_run:  # what a release re-attaches to (responder.release, restoreAutoScaling)
+            pre["autoScalingGroup"] = {"name": group, "lifecycleState": state}
         return None
     journal.note("waiting", instance_id, detail=f"{state} in {group}: detached once InService or Standby")
     return membership
 
 
-def _detach_from_group(a: Any, journal: Journal, instance_id: str) -> dict | None:
+def _detach_from_group(a: Any, journal: Journal, instance_id: str, pre: dict) -> dict | None:
     """First pass, before the network change: detach, or return the membership to wait for (the wait comes after
     the rest of the isolation, so that nothing else waits for it)."""
     with journal.step("auto_scaling", instance_id):
-        return _try_detach(a, journal, instance_id, a.autoscaling.membership(instance_id))
+        return _try_detach(a, journal, instance_id, a.autoscaling.membership(instance_id), pre)
     return None
 
 
@@ -366,7 +373,7 @@ def wait_delays() -> Iterable[float]:
 
 
 def _finish_detach(a: Any, journal: Journal, instance_id: str, membership: dict,
-                   time_left: Callable[[], float], sleep: Callable[[float], None]) -> None:
+                   time_left: Callable[[], float], sleep: Callable[[float], None], pre: dict) -> None:
     """Wait for a settling instance (Pending, Pending:Wait, EnteringStandby...) to become detachable, within the
     task's time budget (`time_left()` seconds), then detach it; past the budget the step fails with the state."""
     with journal.step("auto_scaling", instance_id):
@@ -381,7 +388,7 @@ def _finish_detach(a: Any, journal: Journal, instance_id: str, membership: dict,
             if latest is not None and latest.get("LifecycleState") == membership.get("LifecycleState") \
                     and scaling_kind(latest.get("LifecycleState")) == "wait":
                 continue  # no news: no second "waiting" entry
-            membership = _try_detach(a, journal, instance_id, latest)
+            membership = _try_detach(a, journal, instance_id, latest, pre)
             if membership is None:
                 return
 
@@ -422,7 +429,8 @@ def _prepare_groups(a: Any, journal: Journal, vpc: str, existing: dict, incident
     return ids
 
 
-def _isolate_network(a: Any, journal: Journal, instance: dict, incident: dict, settings: Settings) -> None:
+def _isolate_network(a: Any, journal: Journal, instance: dict, incident: dict, settings: Settings,
+                     pre: dict) -> None:
     instance_id = instance["InstanceId"]
     nics, vpcs = interfaces(instance), vpc_ids(instance)
     ready: dict[str, dict[str, str]] = {}
@@ -449,6 +457,7 @@ def _isolate_network(a: Any, journal: Journal, instance: dict, incident: dict, s
             moves = interface_moves(original, groups[QUARANTINE], groups[UNTRACK])
             if not moves:
                 journal.note("unchanged", eni, detail=f"already in {groups[QUARANTINE]} only")
+            pre.setdefault("quarantineGroups", {})[vpc] = groups[QUARANTINE]
             for hop, group_ids in enumerate(moves):
                 try:
                     a.ec2.set_interface_groups(eni, group_ids)
@@ -521,7 +530,7 @@ def _swap_credentials(a: Any, journal: Journal, instance: dict, incident: dict, 
 LB_RESERVE = 30.0  # seconds left for the steps after the target groups when the look-up stops
 
 
-def _deregister(a: Any, journal: Journal, instance: dict, time_left: Callable[[], float]) -> None:
+def _deregister(a: Any, journal: Journal, instance: dict, time_left: Callable[[], float], pre: dict) -> None:
     instance_id = instance["InstanceId"]
     with journal.step("classic_load_balancers", instance_id):
         names = a.classic.holding(instance_id)
@@ -529,6 +538,8 @@ def _deregister(a: Any, journal: Journal, instance: dict, time_left: Callable[[]
             journal.note("unchanged", instance_id, detail="registered with no Classic load balancer")
         for name in names:
             a.classic.deregister(name, instance_id)
+            if not journal.dry_run:  # what a release registers it with again (responder.release)
+                pre.setdefault("classicLoadBalancers", []).append(name)
     candidates: list[dict] | None = None
     with journal.step("target_groups", instance_id):
         candidates = a.target_groups.candidates(set(vpc_ids(instance)))
@@ -545,6 +556,9 @@ def _deregister(a: Any, journal: Journal, instance: dict, time_left: Callable[[]
             if targets:
                 found = True
                 a.target_groups.deregister(arn, targets)
+                if not journal.dry_run:  # the registrations with their ports, for a release (responder.release)
+                    pre.setdefault("targetGroups", []).append({"targetGroupArn": arn,
+                                                                              "targets": targets})
     if unchecked:
         with journal.step("target_groups", instance_id):
             raise StepFailed("TargetGroupsUnchecked",
@@ -629,14 +643,18 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
     metadata = summarize(instance)
     metadata["evidence"] = _capture(a, journal, instance, incident, arn)
     _protect(a, journal, instance)
-    settling = _detach_from_group(a, journal, instance_id)
-    _isolate_network(a, journal, instance, incident, settings)
+    # what a release needs beyond the metadata (responder.release): the group it detached from, the quarantine
+    # group per VPC, the load-balancer registrations (with their ports) it removed
+    pre: dict[str, Any] = {}
+    settling = _detach_from_group(a, journal, instance_id, pre)
+    _isolate_network(a, journal, instance, incident, settings, pre)
     acl_entries = (network_acl.cut_tracked_flows(a, journal, interfaces(instance), addresses(instance),
                                                  settings.isolation_cidrs)
                    if settings.network_acl_isolation else [])
     _swap_credentials(a, journal, instance, incident, settings)
-    _deregister(a, journal, instance, time_left)
+    _deregister(a, journal, instance, time_left, pre)
     if settling is not None:
-        _finish_detach(a, journal, instance_id, settling, time_left, sleep)
+        _finish_detach(a, journal, instance_id, settling, time_left, sleep, pre)
     _tag(a, journal, instance, incident)
-    return _result(instance_id, arn, journal, final_status(journal), metadata=metadata, networkAclEntries=acl_entries)
+    return _result(instance_id, arn, journal, final_status(journal), metadata=metadata, networkAclEntries=acl_entries,
+                   preState=pre or None)

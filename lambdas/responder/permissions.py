@@ -34,6 +34,7 @@ ADAPTERS = (
     "responder.aws.athena",
     "responder.aws.lake",
     "responder.aws.workstation",
+    "responder.aws.secrets",
 )
 
 

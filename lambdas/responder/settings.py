@@ -64,6 +64,9 @@ DENY_ALL_ROLE_NAME = "ir-responder-quarantine-deny-all"
 DEFAULT_QUARANTINE_POLICY = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"
 PROTECTED_TAG = "ir:protected"
 REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+# Where a release stores a restored console password (responder.release, restoreConsoleAccess): a secret of the
+# responder's own account named <prefix><incident>/<account>/<user>; the Release function may write only there.
+RELEASE_SECRET_PREFIX = "ir-responder/release/"
 DENY_ALL_POLICY_NAME = "ir-quarantine-deny-all"  # inline, when the quarantine managed policy cannot be attached
 
 

@@ -23,6 +23,9 @@ from stacks.nag import acknowledge, wildcard_acknowledgements
 WILDCARD_REASONS = {
     "ContainmentExecutions": "Executions of the containment state machine only: an execution's name is not known "
                              "before it starts.",
+    "ReleasedConsolePasswords": "The Release function's restored console passwords only: secrets under "
+                                "ir-responder/release/ (one per incident, account and user, named when the release "
+                                "runs; Secrets Manager appends a random suffix to every secret ARN).",
     "AssumeMemberRolesInTheOrganization": "Organization mode: the task's member roles (by name) in the accounts the "
                                           "member StackSet reaches later, without a redeploy; aws:ResourceOrgID "
                                           "and aws:ResourceOrgPaths admit only the accounts of the StackSet's "
@@ -48,7 +51,8 @@ class ResponderFunctions(Construct):
                  member_accounts: Sequence[str], forensics_account: str, table_arn: str, topic_arn: str,
                  topic_key: kms.IKey, executions_arn: str, log_retention: logs.RetentionDays, log_level: str,
                  protected_tag: str, trail: policies.TrailTable | policies.TrailLake | None = None,
-                 organization: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None) -> None:
+                 organization: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None,
+                 secrets_arn: str | None = None) -> None:
         super().__init__(scope, id)
         code = lambda_.Code.from_asset(str(LAMBDA_ROOT), exclude=list(self.ASSET_EXCLUDE))
         layer_arn = ssm.StringParameter.value_for_string_parameter(self, self.POWERTOOLS_LAYER_PARAMETER)
@@ -74,7 +78,7 @@ class ResponderFunctions(Construct):
                     partition=Aws.PARTITION, organization_id=organization[0],
                     role_names=tasks.member_role_names(spec), never_accounts=organization[1],
                     org_paths=organization[2])
-                if organization else None)
+                if organization else None, secrets_arn=secrets_arn)
             trust = policies.service_trust("lambda.amazonaws.com", source_account=account)["Statement"][0]
             role = iam.Role(
                 self, f"{spec.key}Role",

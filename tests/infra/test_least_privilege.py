@@ -372,6 +372,9 @@ def test_the_responder_actions_touch_only_the_responders_own_resources(assembly)
 
     for spec in FUNCTIONS:
         owned = ("<IncidentsTable", "<NotificationsTopic", f"<Functions{spec.key}Logs")
+        if spec.key == "Release":  # restored console passwords: secrets of the responder's account, its prefix only
+            owned += (f"arn:<AWS::Partition>:secretsmanager:{assembly.config.region}:"
+                      f"{assembly.config.security_account}:secret:ir-responder/release/*",)
         statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
         for statement in statements:
             if "sts:AssumeRole" in as_list(statement["Action"]):
@@ -380,6 +383,25 @@ def test_the_responder_actions_touch_only_the_responders_own_resources(assembly)
                 text = flat(resource)
                 assert text.startswith(owned) or text == policies.executions_arn(
                     P, assembly.config.region, assembly.config.security_account, "ir-responder-containment"), text
+
+
+def test_only_the_release_function_writes_secrets_and_only_under_its_prefix(assembly):  # noqa: F811
+    """restoreConsoleAccess: the new password goes into a secret of the responder's account; the Release function
+    may create, update and tag secrets named ir-responder/release/... and nothing else of Secrets Manager; no other
+    function holds any Secrets Manager action."""
+    from stacks.catalog import FUNCTIONS
+
+    for spec in FUNCTIONS:
+        statements = role_statements(role(assembly, names.RESPONDER_STACK, names.function_role_name(spec)))
+        ours = [s for s in statements if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+        if spec.key != "Release":
+            assert not ours, spec.key
+            continue
+        assert len(ours) == 1 and set(as_list(ours[0]["Action"])) == {
+            "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource"}
+        assert [flat(r) for r in as_list(ours[0]["Resource"])] == [
+            f"arn:<AWS::Partition>:secretsmanager:{assembly.config.region}:{assembly.config.security_account}:"
+            "secret:ir-responder/release/*"]
 
 
 def test_the_read_only_member_role_reads_and_trusts_triage_alone(assembly):  # noqa: F811
@@ -406,6 +428,29 @@ def test_the_read_only_member_role_reads_and_trusts_triage_alone(assembly):  # n
         assert trusted and triage_arn not in trusted
 
 
+USER_UNDO = {"iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
+             "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy",
+             "iam:GetLoginProfile", "iam:CreateLoginProfile"}  # restoreConsoleAccess
+INSTANCE_UNDO = {"ec2:DescribeInstances", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeNetworkAcls",
+                 "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetHealth",
+                 "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",
+                 "iam:GetInstanceProfile", "ec2:ModifyNetworkInterfaceAttribute",
+                 "ec2:ReplaceIamInstanceProfileAssociation", "iam:PassRole", "ec2:DeleteNetworkAclEntry",
+                 "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+                 "autoscaling:AttachInstances"}
+# {undo action: (what each resource names, the condition key that narrows it)} (stacks.policies._release_scopes)
+INSTANCE_SCOPES = {
+    "iam:GetInstanceProfile": ((":instance-profile/",), None),
+    "ec2:ModifyNetworkInterfaceAttribute": ((":network-interface/", ":security-group/"), None),
+    "ec2:ReplaceIamInstanceProfileAssociation": ((":instance/",), "aws:ResourceTag/ir:incident"),
+    "iam:PassRole": ((":role/",), "iam:PassedToService"),
+    "ec2:DeleteNetworkAclEntry": ((":network-acl/",), None),
+    "elasticloadbalancing:RegisterTargets": ((":targetgroup/",), None),
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer": ((":loadbalancer/",), None),
+    "autoscaling:AttachInstances": ((":autoScalingGroup:",), None),
+}
+
+
 def test_the_release_role_holds_only_the_undo_calls_and_trusts_the_release_function_alone(assembly):  # noqa: F811
     """A release undoes containment through a role of its own: reads of users, UpdateAccessKey, DeleteUserPolicy and
     DetachUserPolicy of exactly the quarantine policy; trusted only by the Release function's role. The member role
@@ -418,16 +463,29 @@ def test_the_release_role_holds_only_the_undo_calls_and_trusts_the_release_funct
     for stack in assembly.member_stacks:
         released = role(assembly, stack, names.MEMBER_RELEASE_ROLE_NAME)
         statements = role_statements(released)
-        assert allowed_actions(statements) == set(permissions.member_release_actions()) == {
-            "iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
-            "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy"}
+        assert allowed_actions(statements) == set(permissions.member_release_actions()) == USER_UNDO | INSTANCE_UNDO
         for statement in statements:
             if statement["Effect"] != "Allow":
                 continue
-            assert all(":user/" in flat(r) for r in as_list(statement["Resource"])), statement
-            if "iam:DetachUserPolicy" in as_list(statement["Action"]):
-                assert as_list(statement["Action"]) == ["iam:DetachUserPolicy"]
+            actions = as_list(statement["Action"])
+            resources = [flat(r) for r in as_list(statement["Resource"])]
+            if set(actions) <= USER_UNDO:
+                assert all(":user/" in r for r in resources), statement
+            if "iam:DetachUserPolicy" in actions:
+                assert actions == ["iam:DetachUserPolicy"]
                 assert "iam:PolicyARN" in statement["Condition"]["ArnEquals"]
+            if resources == ["*"]:  # only reads on "*"
+                assert all(a.split(":", 1)[1].startswith("Describe") for a in actions), statement
+            for action, (fragment, condition) in INSTANCE_SCOPES.items():
+                if action in actions:
+                    assert actions == [action], statement
+                    assert resources and all(any(f in r for f in fragment) for r in resources), statement
+                    if condition:
+                        assert flat(statement["Condition"]).count(condition) == 1, statement
+        # PassRole: the original profile's role, to EC2 only, never one of the responder's own roles
+        denied = {flat(r).rsplit("/", 1)[-1] for s in statements if s["Effect"] == "Deny"
+                  and as_list(s["Action"]) == ["iam:PassRole"] for r in as_list(s["Resource"])}
+        assert {names.MEMBER_ROLE_NAME, names.MEMBER_RELEASE_ROLE_NAME, names.FORENSICS_ROLE_NAME} <= denied
         trust = released["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert len(trust) == 1
         assert [flat(a) for a in as_list(trust[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"])] == [release_arn]

@@ -4,6 +4,7 @@ back through boto3; a dry run changes nothing; a second release changes nothing;
 the release refused, naming the target, with nothing changed; bad input is refused naming the field."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -131,3 +132,87 @@ def test_only_targets_this_incident_contained_can_be_released(dep):
     assert iam_state(iam)["users"][name] == contained and iam_state(iam)["users"][other] == untouched
     unknown = local.execute(release("gd-no-such-incident", [name]), dep)
     assert unknown.status == "FAILED" and "release.incidentId" in unknown.cause
+
+
+def test_console_access_is_restored_only_when_asked_with_the_password_in_a_secret_and_nowhere_else(dep):
+    iam = dep.client("iam")
+    name = f"user-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!")
+    key = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+    ev = access_key_event(account=MEMBER, region=REGION, user_type="IAMUser", name=name, key=key)
+    contained = local.execute(ev, dep)
+    assert contained.output["outcome"] == "contained", contained.cause
+    incident_id = f"gd-{ev['detail']['id']}"
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_login_profile(UserName=name)  # containment deleted it
+
+    plan = local.execute(release(incident_id, [name], restoreConsoleAccess=True, dryRun=True), dep)
+    assert plan.output["outcome"] == "release_planned", plan.cause
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_login_profile(UserName=name)
+
+    run = local.execute(release(incident_id, [name], restoreConsoleAccess=True), dep)
+    assert run.status == "SUCCEEDED", run.cause
+    assert run.output["outcome"] == "released"
+    profile = iam.get_login_profile(UserName=name)["LoginProfile"]
+    assert profile["PasswordResetRequired"] is True
+    target = run.output["release"]["targets"][0]
+    assert target["consoleAccess"].startswith("restored")
+    secrets = dep.client("secretsmanager", dep.security_account)
+    listed = [s for s in secrets.list_secrets()["SecretList"] if s["Name"].endswith(f"/{MEMBER}/{name}")]
+    assert len(listed) == 1 and listed[0]["Name"].startswith(f"ir-responder/release/{incident_id}/")
+    assert listed[0]["ARN"] in target["consoleAccess"]
+    assert {"Key": "ir:incident", "Value": incident_id} in listed[0]["Tags"]
+    value = json.loads(secrets.get_secret_value(SecretId=listed[0]["ARN"])["SecretString"])
+    password = value["password"]
+    assert len(password) >= 32 and any(c.isupper() for c in password) and any(c.isdigit() for c in password)
+    # the password is nowhere but in the secret: not in the outcome, the record, the manifest, the notification
+    item = record(dep, incident_id)
+    manifest = dep.client("s3", dep.forensics_account).get_object(Bucket=dep.bucket, Key=run.output["manifest"]["key"])
+    for text in (json.dumps(run.output), json.dumps(item, default=str), manifest["Body"].read().decode(),
+                 json.dumps(run.events, default=str), json.dumps(plan.events, default=str)):
+        assert password not in text
+
+    again = local.execute(release(incident_id, [name], restoreConsoleAccess=True), dep)
+    assert again.output["outcome"] == "already_released", again.cause  # the profile it made is not a conflict
+    assert json.loads(secrets.get_secret_value(SecretId=listed[0]["ARN"])["SecretString"])["password"] == password
+
+
+def test_a_console_password_set_by_hand_since_containment_refuses_the_console_restore(dep):
+    iam = dep.client("iam")
+    name = f"user-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!")
+    key = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+    ev = access_key_event(account=MEMBER, region=REGION, user_type="IAMUser", name=name, key=key)
+    assert local.execute(ev, dep).output["outcome"] == "contained"
+    iam.create_login_profile(UserName=name, Password="ByHand-Passw0rd!")
+    changed = iam_state(iam)["users"][name]
+    run = local.execute(release(f"gd-{ev['detail']['id']}", [name], restoreConsoleAccess=True), dep)
+    assert run.status == "FAILED" and run.error == "ReleaseRefused"
+    assert "login profile" in run.cause and f"user/{name}" in run.cause
+    assert iam_state(iam)["users"][name] == changed
+
+
+def test_a_role_release_is_accepted_recorded_and_changes_nothing(dep):
+    iam = dep.client("iam")
+    role = f"role-{uuid.uuid4().hex[:8]}"
+    role_id = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["RoleId"]
+    ev = access_key_event(account=MEMBER, region=REGION, user_type="AssumedRole", name=role, key="ASIAEXAMPLEKEY000002")
+    ev["detail"]["resource"]["accessKeyDetails"]["principalId"] = f"{role_id}:session"
+    assert local.execute(ev, dep).output["outcome"] == "contained"
+    contained = iam_state(iam)["roles"][role]
+    run = local.execute({"release": {"incidentId": f"gd-{ev['detail']['id']}", "reason": "false positive",
+                                     "roles": [role]}}, dep)
+    assert run.status == "SUCCEEDED", run.cause
+    assert run.output["outcome"] == "already_released"
+    target = run.output["release"]["targets"][0]
+    assert target["status"] == "nothing_to_release" and target["target"].endswith(f":role/{role}")
+    assert iam_state(iam)["roles"][role] == contained  # AWSRevokeOlderSessions stays, by design
+    assert "AWSRevokeOlderSessions" in contained["inline"]
+    bad = local.execute({"release": {"incidentId": f"gd-{ev['detail']['id']}", "reason": "r",
+                                     "roles": ["someone-else"]}}, dep)
+    assert bad.status == "FAILED" and "release.roles[0]" in bad.cause

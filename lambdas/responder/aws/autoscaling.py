@@ -22,6 +22,9 @@ from responder.journal import Journal
 
 MEMBER_ACTIONS = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                   "autoscaling:DetachInstances")
+# What a release (responder.release, restoreAutoScaling) reads and undoes through the release role.
+MEMBER_RELEASE_ACTIONS = ("autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",
+                          "autoscaling:AttachInstances")
 # What Triage reads through the read-only member role (group_instances: an attack sequence's groups).
 MEMBER_READ_ACTIONS = ("autoscaling:DescribeAutoScalingGroups",)
 GROUP_NAMES_PER_CALL = 50  # DescribeAutoScalingGroups: AutoScalingGroupNames, at most 50 (MaxRecords up to 100)
@@ -73,3 +76,14 @@ class AutoScaling:
             if error_code(exc) in CONTENTION:  # still busy after the retries here: Step Functions retries the task
                 raise TransientAwsError(f"DetachInstances {instance_id}: ResourceContention") from exc
             raise
+
+    def group(self, name: str) -> dict | None:
+        """The group `name` (sizes, instances) or None if it no longer exists."""
+        found = self._c.describe_auto_scaling_groups(AutoScalingGroupNames=[name]).get("AutoScalingGroups", [])
+        return found[0] if found else None
+
+    def attach(self, instance_id: str, group: str) -> None:
+        """A release: the instance back into the group it was detached from (AttachInstances raises the desired
+        capacity by one; refused by Auto Scaling above the group's MaxSize)."""
+        self._j.call(self._c, "attach_instances", target=instance_id, InstanceIds=[instance_id],
+                     AutoScalingGroupName=group)

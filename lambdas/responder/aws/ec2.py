@@ -46,6 +46,17 @@ CHANGE_ACTIONS = (
     "iam:PassRole",
 )
 MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
+# What a release (responder.release) reads and undoes through the release role: the interfaces' groups, the
+# profile association (passing the original profile's role), the deny entries the isolation added.
+MEMBER_RELEASE_ACTIONS = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeIamInstanceProfileAssociations",
+    "ec2:DescribeNetworkAcls",
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:ReplaceIamInstanceProfileAssociation",
+    "ec2:DeleteNetworkAclEntry",
+    "iam:PassRole",  # the original profile's role (stacks/policies.py member_release_policy)
+)
 # What Triage reads through the read-only member role (launch_times of an attack sequence's group instances).
 MEMBER_READ_ACTIONS = ("ec2:DescribeInstances",)
 
@@ -157,6 +168,19 @@ class Ec2:
             found.update({s["SubnetId"]: s.get("CidrBlock", "") for s in page.get("Subnets", [])})
         return found
 
+    def acls(self, acl_ids: list[str]) -> dict[str, dict]:
+        """{network ACL id: the ACL with its entries} of those that still exist (a release's check)."""
+        ids = sorted(set(acl_ids))
+        try:
+            return {a["NetworkAclId"]: a for a in self._c.describe_network_acls(NetworkAclIds=ids)["NetworkAcls"]}
+        except ClientError as exc:
+            if error_code(exc) != "InvalidNetworkAclID.NotFound":
+                raise
+        found: dict[str, dict] = {}
+        for acl_id in ids if len(ids) > 1 else ():  # one of them is gone: ask one by one
+            found.update(self.acls([acl_id]))
+        return found
+
     def profile_associations(self, instance_id: str) -> list[dict]:
         """Current (associating / associated) instance-profile associations of the instance."""
         response = self._c.describe_iam_instance_profile_associations(
@@ -228,6 +252,16 @@ class Ec2:
     def replace_profile(self, association_id: str, profile_name: str, *, target: str) -> None:
         self._j.call(self._c, "replace_iam_instance_profile_association", target=target,
                      AssociationId=association_id, IamInstanceProfile={"Name": profile_name})
+
+    def restore_profile(self, association_id: str, profile_arn: str, *, target: str) -> None:
+        """A release: the association back to the instance's original profile (by ARN: the name may be reused)."""
+        self._j.call(self._c, "replace_iam_instance_profile_association", target=target,
+                     AssociationId=association_id, IamInstanceProfile={"Arn": profile_arn})
+
+    def delete_acl_entry(self, acl_id: str, rule_number: int, egress: bool) -> None:
+        """A release: one deny entry the isolation added (DeleteNetworkAclEntry: ACL, rule number, direction)."""
+        self._j.call(self._c, "delete_network_acl_entry", target=f"{acl_id}#{rule_number}{'-out' if egress else '-in'}",
+                     NetworkAclId=acl_id, RuleNumber=rule_number, Egress=egress)
 
     def tag(self, instance_id: str, tags: dict[str, str]) -> None:
         self._j.call(self._c, "create_tags", target=instance_id, Resources=[instance_id],

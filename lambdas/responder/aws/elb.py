@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from responder.errors import error_code
 from responder.journal import Journal
 
 # Classic and v2 share the IAM prefix (and DescribeLoadBalancers is one action for both).
@@ -23,6 +26,14 @@ MEMBER_ACTIONS = (
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DeregisterTargets",
+)
+
+# What a release (responder.release) reads and undoes through the release role: the registrations it removed.
+MEMBER_RELEASE_ACTIONS = (
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:RegisterTargets",
 )
 
 
@@ -39,6 +50,21 @@ class ClassicLoadBalancers:
                 if any(i.get("InstanceId") == instance_id for i in lb.get("Instances", [])):
                     names.append(lb["LoadBalancerName"])
         return names
+
+    def instances(self, name: str) -> list[str] | None:
+        """The instance ids registered with the Classic load balancer `name`; None if it no longer exists."""
+        try:
+            found = self._c.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]
+        except ClientError as exc:
+            if error_code(exc) == "LoadBalancerNotFound":  # AccessPointNotFoundException's code
+                return None
+            raise
+        return [i["InstanceId"] for lb in found for i in lb.get("Instances", [])] if found else None
+
+    def register(self, name: str, instance_id: str) -> None:
+        """A release: the instance back with the load balancer it was deregistered from."""
+        self._j.call(self._c, "register_instances_with_load_balancer", target=name, LoadBalancerName=name,
+                     Instances=[{"InstanceId": instance_id}])
 
     def deregister(self, name: str, instance_id: str) -> None:
         self._j.call(self._c, "deregister_instances_from_load_balancer", target=name, LoadBalancerName=name,
@@ -63,6 +89,22 @@ class TargetGroups:
     def targets(self, target_group_arn: str) -> list[dict]:
         """Every registration of the target group with its state (TargetHealthDescriptions)."""
         return self._c.describe_target_health(TargetGroupArn=target_group_arn).get("TargetHealthDescriptions", [])
+
+    def registered(self, target_group_arn: str) -> list[dict] | None:
+        """The live registrations ({Id, Port}) of the target group; None if it no longer exists (a release's check)."""
+        try:
+            found = self.targets(target_group_arn)
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return None
+            raise
+        return [{k: d["Target"][k] for k in ("Id", "Port") if k in d.get("Target", {})} for d in found
+                if (d.get("TargetHealth") or {}).get("State") != "draining"]
+
+    def register(self, target_group_arn: str, targets: list[dict]) -> None:
+        """A release: the registrations the isolation removed, with their ports (and zones)."""
+        self._j.call(self._c, "register_targets", target=target_group_arn, TargetGroupArn=target_group_arn,
+                     Targets=targets)
 
     def deregister(self, target_group_arn: str, targets: list[dict]) -> None:
         self._j.call(self._c, "deregister_targets", target=target_group_arn, TargetGroupArn=target_group_arn,

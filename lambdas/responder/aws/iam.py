@@ -31,7 +31,9 @@ MEMBER_ACTIONS = READ_ACTIONS + CHANGE_ACTIONS
 # What the release role (``<member role>-release``, stacks.member_stack) may do: read what it checks, and undo only
 # the responder's own changes (responder.release). The containment member role gains none of the undo actions.
 MEMBER_RELEASE_ACTIONS = ("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys", "iam:GetUserPolicy",
-                          "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy")
+                          "iam:DetachUserPolicy", "iam:UpdateAccessKey", "iam:DeleteUserPolicy",
+                          "iam:GetInstanceProfile",  # an instance's original profile still exists
+                          "iam:GetLoginProfile", "iam:CreateLoginProfile")  # restoreConsoleAccess
 
 
 def _missing(exc: ClientError) -> bool:
@@ -155,6 +157,11 @@ class Iam:
 
     def activate_access_key(self, user: str, key_id: str, *, target: str) -> None:
         self._j.call(self._c, "update_access_key", target=target, UserName=user, AccessKeyId=key_id, Status="Active")
+
+    def create_login_profile(self, user: str, password: str, *, target: str) -> None:
+        """A release (restoreConsoleAccess): a console password that must be changed at the first sign-in."""
+        self._j.call(self._c, "create_login_profile", target=target, UserName=user, Password=password,
+                     PasswordResetRequired=True)
 
     def delete_user_policy(self, user: str, name: str, *, target: str) -> None:
         self._j.call(self._c, "delete_user_policy", target=target, UserName=user, PolicyName=name)

@@ -24,8 +24,8 @@ from typing import Any
 
 MODELS = Path(__file__).resolve().parent / "models"
 CODE = Path(__file__).resolve().parents[2]  # lambdas/: handlers and responder
-SERVICES = ("athena", "autoscaling", "cloudtrail", "dynamodb", "ebs", "ec2", "elb", "elbv2", "iam", "kms", "s3", "sns",
-            "stepfunctions", "sts")
+SERVICES = ("athena", "autoscaling", "cloudtrail", "dynamodb", "ebs", "ec2", "elb", "elbv2", "iam", "kms", "s3", "secretsmanager",
+            "sns", "stepfunctions", "sts")
 _TOKEN = re.compile(r"\b[a-z][a-z0-9_]+\b")
 _DROP = frozenset({"documentation", "documentationUrl"})
 
