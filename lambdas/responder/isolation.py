@@ -37,7 +37,8 @@ nothing (``already_isolated``); a dry run plans every change and makes none.
 The result keeps what a release (responder.release) needs to restore exactly: ``metadata`` (the groups of each
 interface, the instance profile, as they were), ``networkAclEntries`` and ``preState`` (the Auto Scaling group it
 detached from, the quarantine group per VPC, the Classic load balancers and target-group registrations, with their
-ports, it removed). The journal entries say which of those changes were made.
+ports, it removed). The journal entries say which of those changes were made, and two ``recorded`` notes of the
+``capture_metadata`` step keep the same pre-state in the timeline, where a later attempt cannot overwrite it.
 
 Outcomes (``status``): isolated, already_isolated, planned (dry run), failed (some step failed; the others stand),
 not_found (terminated or unknown instance: clean), protected (tag ``IR_PROTECTED_TAG=true`` or a protected ARN
@@ -66,6 +67,11 @@ STEP_ORDER = ("capture_metadata", "termination_protection", "shutdown_behavior",
               "auto_scaling", "security_groups", "network_isolation", "connection_tracking", "network_acl",
               "revoke_older_sessions", "instance_profile", "classic_load_balancers", "target_groups", "tag",
               "later_incident")
+# The timeline notes a release reads (responder.release.recorded_pre_state): the claim of a new attempt resets the
+# record's ``results``, so a re-run's result holds the instance as the first attempt left it; the timeline keeps
+# every attempt's notes, and the earliest capture is the pre-state.
+PRE_STATE_NOTE = "the instance before any change (what a release restores)"
+REMOVED_NOTE = "what this attempt removed (what a release restores)"
 RECORD_STEPS = ("capture_metadata", "later_incident")  # what they write records the incident, contains nothing
 ALL_V4, ALL_V6 = "0.0.0.0/0", "::/0"
 
@@ -641,6 +647,11 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
                        "protection_unverified" if reason == UNVERIFIABLE else "protected", reason=reason)
 
     metadata = summarize(instance)
+    if not journal.dry_run:  # the pre-state a release restores, in the timeline: every attempt's survives
+        journal.note("recorded", arn, step="capture_metadata", detail=PRE_STATE_NOTE,
+                     preState={"instanceProfileArn": metadata["instanceProfileArn"],
+                               "interfaces": [{k: n[k] for k in ("networkInterfaceId", "vpcId", "groups")}
+                                              for n in metadata["interfaces"]]})
     metadata["evidence"] = _capture(a, journal, instance, incident, arn)
     _protect(a, journal, instance)
     # what a release needs beyond the metadata (responder.release): the group it detached from, the quarantine
@@ -656,5 +667,8 @@ def isolate(instance_id: str, incident: dict, *, adapters_for: Callable[[Journal
     if settling is not None:
         _finish_detach(a, journal, instance_id, settling, time_left, sleep, pre)
     _tag(a, journal, instance, incident)
+    if (pre or acl_entries) and not journal.dry_run:  # what this attempt removed, beside the changes it made
+        journal.note("recorded", arn, step="capture_metadata", detail=REMOVED_NOTE, removed=pre,
+                     networkAclEntries=acl_entries)
     return _result(instance_id, arn, journal, final_status(journal), metadata=metadata, networkAclEntries=acl_entries,
                    preState=pre or None)

@@ -285,6 +285,42 @@ def isolation_entries(record: dict[str, Any] | None, instance_id: str) -> list[d
             and e.get("subject") == instance_id]
 
 
+def recorded_pre_state(result: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The isolation result with the pre-state its timeline notes keep (responder.isolation.PRE_STATE_NOTE): the
+    claim of a later attempt resets ``results``, so a re-run's result holds the instance as the first attempt
+    left it. The earliest capture is the pre-state (nothing changed before the incident's first attempt); what
+    each attempt removed is merged, the first record of each item standing. A record without the notes (written
+    before them) is read from the result alone."""
+    notes = [e for e in entries if isinstance(e, dict) and e.get("status") == "recorded"
+             and e.get("step") == "capture_metadata"]
+    first = next((n["preState"] for n in notes if isinstance(n.get("preState"), dict)), None)
+    if first is None:
+        return result
+    pre: dict[str, Any] = {}
+    acl: dict[tuple, dict[str, Any]] = {}
+    for note in notes:
+        removed = note.get("removed") if isinstance(note.get("removed"), dict) else {}
+        for vpc, group in (removed.get("quarantineGroups") or {}).items():
+            pre.setdefault("quarantineGroups", {}).setdefault(vpc, group)
+        for name in removed.get("classicLoadBalancers") or []:
+            if name not in pre.setdefault("classicLoadBalancers", []):
+                pre["classicLoadBalancers"].append(name)
+        for tg in removed.get("targetGroups") or []:
+            if isinstance(tg, dict) and tg.get("targetGroupArn") not in [
+                    t["targetGroupArn"] for t in pre.get("targetGroups") or []]:
+                pre.setdefault("targetGroups", []).append(tg)
+        if isinstance(removed.get("autoScalingGroup"), dict):
+            pre.setdefault("autoScalingGroup", removed["autoScalingGroup"])
+        for entry in note.get("networkAclEntries") or []:
+            if isinstance(entry, dict):
+                acl.setdefault((entry.get("networkAclId"), entry.get("ruleNumber"), entry.get("direction")), entry)
+    merged = dict(result, metadata=dict(result.get("metadata") or {}, interfaces=first.get("interfaces") or [],
+                                        instanceProfileArn=first.get("instanceProfileArn")),
+                  preState=pre, networkAclEntries=list(acl.values()))
+    merged.pop("truncated", None)  # the notes are complete where the result was cut
+    return merged
+
+
 def instance_changes(result: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
     """What the isolation changed on the instance, from its recorded done entries and its result (the metadata
     before any change, ``networkAclEntries``, ``preState``): ``{"interfaceIds", "interfaces": {eni: {"groups",
@@ -481,7 +517,8 @@ def _check_instances(incident: dict[str, Any], record: dict[str, Any] | None, a:
     for instance_id in incident["release"]["instances"]:
         result = results[instance_id]
         arn = str(result.get("target") or instance_id)
-        changes = instance_changes(result, isolation_entries(record, instance_id))
+        entries = isolation_entries(record, instance_id)
+        changes = instance_changes(recorded_pre_state(result, entries), entries)
         instance = a.ec2.describe_instance(instance_id)
         alive = instance is not None and ((instance.get("State") or {}).get("Name")) not in GONE_STATES
         associations = a.ec2.profile_associations(instance_id) if alive and changes["profile"] else []

@@ -333,3 +333,34 @@ def test_new_passwords_have_every_character_class_and_never_repeat():
         assert len(p) == 32 and set(p) <= set(string.ascii_letters + string.digits + release.PASSWORD_SYMBOLS)
         assert any(c.isupper() for c in p) and any(c.islower() for c in p) and any(c.isdigit() for c in p)
         assert any(c in release.PASSWORD_SYMBOLS for c in p)
+
+
+def test_the_pre_state_is_the_earliest_capture_and_what_every_attempt_removed():
+    """A second attempt's result captured the isolated instance; the timeline's notes keep the first capture and
+    what each attempt removed (the first record of each item stands); a record without notes reads the result."""
+    arn = "arn:aws:ec2:eu-west-1:444455556666:instance/i-1"
+    iso = {"interfaces": [{"networkInterfaceId": "eni-1", "vpcId": "vpc-1", "groups": ["sg-quarantine"]}],
+           "instanceProfileArn": "arn:aws:iam::444455556666:instance-profile/ir-quarantine-deny-all"}
+    result = {"target": arn, "status": "already_isolated", "metadata": dict(iso, volumes=["vol-1"]),
+              "preState": {"quarantineGroups": {"vpc-1": "sg-quarantine"}}, "networkAclEntries": [],
+              "truncated": "metadata"}
+    first = {"interfaces": [{"networkInterfaceId": "eni-1", "vpcId": "vpc-1", "groups": ["sg-web", "sg-admin"]}],
+             "instanceProfileArn": "arn:aws:iam::444455556666:instance-profile/web"}
+    tg = {"targetGroupArn": "arn:tg/web", "targets": [{"Id": "i-1", "Port": 8443}]}
+    acl = {"networkAclId": "acl-1", "ruleNumber": 90, "direction": "inbound", "cidr": "10.0.1.5/32"}
+    notes = [{"step": "capture_metadata", "status": "recorded", "preState": first},
+             {"step": "capture_metadata", "status": "recorded", "networkAclEntries": [acl],
+              "removed": {"quarantineGroups": {"vpc-1": "sg-quarantine"}, "targetGroups": [tg]}},
+             {"step": "capture_metadata", "status": "recorded", "preState": iso},  # the second attempt
+             {"step": "capture_metadata", "status": "recorded", "networkAclEntries": [dict(acl, cidr="0.0.0.0/0")],
+              "removed": {"quarantineGroups": {"vpc-1": "sg-other"}, "classicLoadBalancers": ["web"],
+                          "targetGroups": [dict(tg, targets=[])], "autoScalingGroup": {"name": "web-asg"}}},
+             {"step": "capture_metadata", "status": "done", "preState": iso}]  # not a note
+    merged = release.recorded_pre_state(result, notes)
+    assert merged["metadata"]["interfaces"] == first["interfaces"] and merged["metadata"]["volumes"] == ["vol-1"]
+    assert merged["metadata"]["instanceProfileArn"].endswith("/web") and "truncated" not in merged
+    assert merged["preState"] == {"quarantineGroups": {"vpc-1": "sg-quarantine"}, "targetGroups": [tg],
+                                  "classicLoadBalancers": ["web"], "autoScalingGroup": {"name": "web-asg"}}
+    assert merged["networkAclEntries"] == [acl]
+    assert release.recorded_pre_state(result, notes[-1:]) is result  # written before the notes: the result alone
+    assert result["metadata"]["interfaces"] == iso["interfaces"]  # the record's result is not changed

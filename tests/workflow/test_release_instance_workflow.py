@@ -50,9 +50,10 @@ def pre_state(dep, world: dict) -> dict:
             "acl": acl_entries(dep, world["vpcId"])}
 
 
-def isolated_world(dep) -> tuple[dict, str, dict]:
+def isolated_world(dep, *, manual_twice: bool = False) -> tuple[dict, str, dict]:
     """The demo web tier plus a second interface in another group and a second target group on port 8443, isolated
-    from a GuardDuty EC2 finding. Returns (world, incident id, the pre-state)."""
+    from a GuardDuty EC2 finding (or, `manual_twice`, by a manual request started twice: the second attempt's
+    result holds the instance as the first left it). Returns (world, incident id, the pre-state)."""
     world = build(dep, name=f"rel{uuid.uuid4().hex[:6]}")
     ec2, elbv2 = dep.client("ec2"), dep.client("elbv2")
     w.second_interface(dep, world["instanceId"], {"subnetId": world["subnetIds"][0],
@@ -67,14 +68,25 @@ def isolated_world(dep) -> tuple[dict, str, dict]:
     ev = event("guardduty-instance.json", account=MEMBER, region=REGION)
     ev["detail"]["resource"]["instanceDetails"]["instanceId"] = world["instanceId"]
     ev["detail"]["id"] = uuid.uuid4().hex
+    incident_id = f"gd-{ev['detail']['id']}"
+    if manual_twice:
+        incident_id = f"IR-{uuid.uuid4().hex[:8]}"
+        ev = {"manual": {"accountId": MEMBER, "region": REGION, "reason": "suspected miner", "incidentId": incident_id,
+                         "instances": [world["instanceId"]]}}
+        first = local.execute(ev, dep)
+        assert first.status == "SUCCEEDED" and "IsolateInstance" in first.states, first.cause
     run = local.execute(ev, dep)
     assert "IsolateInstance" in run.states, run.cause
+    if manual_twice:  # the second attempt found everything done: its result's metadata is the isolated instance
+        result = record(dep, incident_id)["results"][f"isolation:{world['instanceId']}"]
+        assert result["status"] == "already_isolated"
+        assert all(len(n["groups"]) == 1 for n in result["metadata"]["interfaces"])
     after = pre_state(dep, world)
     assert after["profile"].endswith(DENY_ALL) and not after["asg"] and after["acl"] != before["acl"]
     assert all(len(g) == 1 for g in after["interfaces"].values()) and after["interfaces"] != before["interfaces"]
     assert ec2.describe_instance_attribute(InstanceId=world["instanceId"], Attribute="disableApiTermination")[
         "DisableApiTermination"]["Value"] is True
-    return world, f"gd-{ev['detail']['id']}", before
+    return world, incident_id, before
 
 
 def release(incident_id: str, instances: list[str], **extra) -> dict:
@@ -119,6 +131,18 @@ def test_release_restores_the_instances_exact_pre_state_and_a_second_release_cha
     assert again.status == "SUCCEEDED", again.cause
     assert again.output["outcome"] == "already_released"
     assert pre_state(dep, world) == now
+
+
+def test_a_release_after_a_second_attempt_restores_the_first_attempts_pre_state(dep):
+    """The same manual request started twice (a responder re-running it): the second attempt's result captured
+    the isolated instance, the timeline keeps the first attempt's capture, and the release restores the pre-state."""
+    world, incident_id, before = isolated_world(dep, manual_twice=True)
+    run = local.execute(release(incident_id, [world["instanceId"]], restoreAutoScaling=True), dep)
+    assert run.status == "SUCCEEDED", run.cause
+    assert run.output["outcome"] == "released"
+    now = pre_state(dep, world)
+    assert {k: v for k, v in now.items() if k != "asg"} == {k: v for k, v in before.items() if k != "asg"}
+    assert [g for g, _ in now["asg"]] == [g for g, _ in before["asg"]] == [world["autoScalingGroup"]]
 
 
 def test_without_restore_auto_scaling_the_instance_stays_out_of_its_group(dep):
