@@ -40,6 +40,7 @@ A second release finds nothing left to undo and changes nothing (``already_relea
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -223,8 +224,12 @@ def new_password(length: int = PASSWORD_LENGTH) -> str:
 
 def secret_name(incident_id: str, account: str, user: str) -> str:
     """The secret of one user's restored password: <prefix><incident>/<account>/<user> (Secrets Manager names take
-    letters, digits and /_+=.@-: an IAM name's comma becomes a dash)."""
-    return f"{RELEASE_SECRET_PREFIX}{incident_id}/{account}/{user.replace(',', '-')}"
+    letters, digits and /_+=.@-: an IAM name's comma becomes a dash, and the name then ends in 8 hex digits of the
+    user name's SHA-256, so that users `a,b` and `a-b` never share a secret)."""
+    safe = user.replace(",", "-")
+    if safe != user:
+        safe += "-" + hashlib.sha256(user.encode()).hexdigest()[:8]
+    return f"{RELEASE_SECRET_PREFIX}{incident_id}/{account}/{safe}"
 
 
 def console_restored_before(record: dict[str, Any] | None, arn: str) -> bool:

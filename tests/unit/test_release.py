@@ -3,6 +3,7 @@ refuse, the outcome. No AWS."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -364,3 +365,12 @@ def test_the_pre_state_is_the_earliest_capture_and_what_every_attempt_removed():
     assert merged["networkAclEntries"] == [acl]
     assert release.recorded_pre_state(result, notes[-1:]) is result  # written before the notes: the result alone
     assert result["metadata"]["interfaces"] == iso["interfaces"]  # the record's result is not changed
+
+
+def test_each_user_has_its_own_secret_whatever_its_name():
+    """IAM user names may hold a comma, Secrets Manager names may not: `a,b` and `a-b` (both valid IAM names, the
+    attacker may have created either) never share a secret, and every name stays a valid secret name."""
+    names = {release.secret_name("IR-1", "444455556666", u) for u in ("a,b", "a-b", "a,,b", "a-,b", "+=.@_-")}
+    assert len(names) == 5
+    assert all(re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,512}", n) for n in names)
+    assert release.secret_name("IR-1", "444455556666", "a-b").endswith("/444455556666/a-b")
