@@ -1,0 +1,55 @@
+"""Adversarial review of the release (issue 15): cases where a release would restore more than the pre-state or
+undo containment that is not the released incident's. Each test states the safe behaviour; they reuse the isolated
+web-tier world of test_release_instance_workflow."""
+from __future__ import annotations
+
+import uuid
+
+from state_machines import local
+from tests.workflow.test_release_instance_workflow import REGION, MEMBER, dep, isolated_world, pre_state, release
+from tests.worlds.operations import record
+from tests.worlds.workflow import event
+from tests.worlds import isolation as w
+
+__all__ = ["dep"]
+
+
+def test_a_release_never_attaches_a_recreated_instance_profile_that_carries_another_role(dep):
+    """The original profile was deleted after containment and a profile of the same name (hence the same ARN) was
+    made with another role: the release checks only that the ARN exists, and would hand the instance the new
+    role's credentials - not the pre-state."""
+    world, incident_id, before = isolated_world(dep)
+    iam = dep.client("iam")
+    name = world["instanceProfile"]
+    iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=world["roleName"])
+    iam.delete_instance_profile(InstanceProfileName=name)
+    other = w.profile(dep)  # a role the instance never had (e.g. an admin role)
+    iam.remove_role_from_instance_profile(InstanceProfileName=other["name"], RoleName=other["roleName"])
+    recreated = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=other["roleName"])
+    assert recreated["Arn"] == world["instanceProfileArn"]  # same name, same ARN, another profile and role
+    run = local.execute(release(incident_id, [world["instanceId"]]), dep)
+    attached = pre_state(dep, world)["profile"]
+    assert run.status == "FAILED" and run.error == "ReleaseRefused", (
+        f"released onto a recreated profile with role {other['roleName']} (profile now {attached}): {run.output}")
+
+
+def test_releasing_one_incident_does_not_undo_a_later_incidents_isolation_of_the_same_instance(dep):
+    """Incident B isolated the same instance (found it already isolated by A: nothing to change, but B is open).
+    Releasing A - a false positive - must not lift B's containment: the instance carries ir:incidents B."""
+    world, incident_a, _ = isolated_world(dep)
+    ev = event("guardduty-instance.json", account=MEMBER, region=REGION)
+    ev["detail"]["resource"]["instanceDetails"]["instanceId"] = world["instanceId"]
+    ev["detail"]["id"] = uuid.uuid4().hex
+    incident_b = f"gd-{ev['detail']['id']}"
+    second = local.execute(ev, dep)
+    assert "IsolateInstance" in second.states, second.cause
+    assert f"isolation:{world['instanceId']}" in record(dep, incident_b)["results"]
+    tags = {t["Key"]: t["Value"] for t in dep.client("ec2").describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [world["instanceId"]]}])["Tags"]}
+    assert incident_b in tags.get("ir:incidents", ""), tags
+    contained = pre_state(dep, world)
+    run = local.execute(release(incident_a, [world["instanceId"]]), dep)
+    assert run.status == "FAILED" and run.error == "ReleaseRefused", (
+        f"release of {incident_a} lifted the isolation {incident_b} still holds: {run.output}")
+    assert pre_state(dep, world) == contained
