@@ -53,3 +53,50 @@ def test_releasing_one_incident_does_not_undo_a_later_incidents_isolation_of_the
     assert run.status == "FAILED" and run.error == "ReleaseRefused", (
         f"release of {incident_a} lifted the isolation {incident_b} still holds: {run.output}")
     assert pre_state(dep, world) == contained
+
+
+# -- IAM users -------------------------------------------------------------------------------------------------
+from tests.workflow.test_release_workflow import QUARANTINE, contained_user  # noqa: E402
+from tests.workflow.test_release_workflow import release as user_release  # noqa: E402
+from tests.worlds.workflow import access_key_event, iam_state  # noqa: E402
+
+
+def second_finding(dep, name: str) -> str:
+    """Another finding (another incident) on the same user, with its other key: found contained already."""
+    key = iam_state(dep.client("iam"))["users"][name]["keys"][-1][0]
+    ev = access_key_event(account=MEMBER, region=REGION, user_type="IAMUser", name=name, key=key)
+    run = local.execute(ev, dep)
+    assert run.status == "SUCCEEDED", run.cause
+    return f"gd-{ev['detail']['id']}"
+
+
+def test_releasing_one_incident_does_not_undo_another_open_incidents_containment_of_the_same_user(dep):
+    """Incident B (a true positive, on the user's other key) is open on the same user: releasing A as a false
+    positive reactivates the keys and detaches the quarantine policy B relies on."""
+    name, incident_a, _ = contained_user(dep)
+    incident_b = second_finding(dep, name)
+    assert incident_b != incident_a and record(dep, incident_b)
+    iam = dep.client("iam")
+    contained = iam_state(iam)["users"][name]
+    run = local.execute(user_release(incident_a, [name]), dep)
+    assert run.status == "FAILED" and run.error == "ReleaseRefused", (
+        f"release of {incident_a} lifted {incident_b}'s containment: {run.output.get('outcome')}, "
+        f"keys now {iam_state(iam)['users'][name]['keys']}")
+    assert iam_state(iam)["users"][name] == contained
+
+
+def test_a_second_release_does_not_undo_a_containment_made_after_the_first(dep):
+    """A is released; later incident B contains the same user again (its own attach and deactivations). A second
+    release of A must find nothing of A's to undo (already_released); `released_before` instead waives every
+    check and undoes B's containment."""
+    name, incident_a, _ = contained_user(dep)
+    first = local.execute(user_release(incident_a, [name]), dep)
+    assert first.output["outcome"] == "released", first.cause
+    incident_b = second_finding(dep, name)
+    iam = dep.client("iam")
+    contained = iam_state(iam)["users"][name]
+    assert QUARANTINE in contained["attached"] and {s for _, s in contained["keys"]} == {"Inactive"}, (incident_b,
+                                                                                                       contained)
+    again = local.execute(user_release(incident_a, [name]), dep)
+    assert iam_state(iam)["users"][name] == contained, (
+        f"second release of {incident_a} ({again.output.get('outcome')}) undid {incident_b}'s containment")
