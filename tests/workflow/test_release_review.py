@@ -100,3 +100,25 @@ def test_a_second_release_does_not_undo_a_containment_made_after_the_first(dep):
     again = local.execute(user_release(incident_a, [name]), dep)
     assert iam_state(iam)["users"][name] == contained, (
         f"second release of {incident_a} ({again.output.get('outcome')}) undid {incident_b}'s containment")
+
+
+def test_restore_auto_scaling_never_attaches_to_a_recreated_group_of_the_same_name(dep):
+    """The group was deleted after containment and another group of the same name made (its own launch template,
+    load balancers, lifecycle hooks): the record keeps only the name, so the release attaches the instance to a
+    group it was never in. The recorded group's ARN (it holds a UUID) would tell them apart."""
+    world, incident_id, _ = isolated_world(dep)
+    asg = dep.client("autoscaling")
+    name = world["autoScalingGroup"]
+    old_arn = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0][
+        "AutoScalingGroupARN"]
+    asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=5, DesiredCapacity=0,
+                                  LaunchTemplate={"LaunchTemplateName": world["launchTemplate"], "Version": "$Latest"},
+                                  VPCZoneIdentifier=",".join(world["subnetIds"]))
+    new_arn = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0][
+        "AutoScalingGroupARN"]
+    assert new_arn != old_arn, "moto reuses the ARN: cannot tell the groups apart"
+    run = local.execute(release(incident_id, [world["instanceId"]], restoreAutoScaling=True), dep)
+    member = asg.describe_auto_scaling_instances(InstanceIds=[world["instanceId"]])["AutoScalingInstances"]
+    assert run.status == "FAILED" and run.error == "ReleaseRefused", (
+        f"attached to the recreated group {new_arn} (was {old_arn}): {run.output.get('outcome')}, {member}")
