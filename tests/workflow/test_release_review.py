@@ -122,3 +122,39 @@ def test_restore_auto_scaling_never_attaches_to_a_recreated_group_of_the_same_na
     member = asg.describe_auto_scaling_instances(InstanceIds=[world["instanceId"]])["AutoScalingInstances"]
     assert run.status == "FAILED" and run.error == "ReleaseRefused", (
         f"attached to the recreated group {new_arn} (was {old_arn}): {run.output.get('outcome')}, {member}")
+
+
+def test_an_ip_target_is_not_registered_again_once_its_address_belongs_to_another_interface(dep):
+    """An ip-type target group held the instance's secondary address. After containment the address was moved to
+    another interface (someone else's workload): the release checks the interfaces by id only and registers the
+    address - now another machine - into the target group, i.e. the load balancer sends its traffic elsewhere."""
+    from demo.world_instance import build
+
+    world = build(dep, name=f"rel{uuid.uuid4().hex[:6]}")
+    ec2, elbv2 = dep.client("ec2"), dep.client("elbv2")
+    instance = w.describe(dep, world["instanceId"])
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=1)
+    secondary = [a["PrivateIpAddress"] for a in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])[
+        "NetworkInterfaces"][0]["PrivateIpAddresses"] if not a.get("Primary")][0]
+    tg = elbv2.create_target_group(Name=f"{world['name']}-ip", Protocol="HTTP", Port=80, VpcId=world["vpcId"],
+                                   TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": secondary, "Port": 9000}])
+    ev = event("guardduty-instance.json", account=MEMBER, region=REGION)
+    ev["detail"]["resource"]["instanceDetails"]["instanceId"] = world["instanceId"]
+    ev["detail"]["id"] = uuid.uuid4().hex
+    incident_id = f"gd-{ev['detail']['id']}"
+    run = local.execute(ev, dep)
+    assert "IsolateInstance" in run.states, run.cause
+
+    def registered():
+        return [d["Target"]["Id"] for d in elbv2.describe_target_health(TargetGroupArn=tg)[
+            "TargetHealthDescriptions"]]
+
+    assert secondary not in registered(), "the isolation did not deregister the ip target (moto?)"
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[secondary])
+    other = ec2.create_network_interface(SubnetId=instance["SubnetId"], PrivateIpAddress=secondary,
+                                         Groups=[world["securityGroupId"]])["NetworkInterface"]["NetworkInterfaceId"]
+    released = local.execute(release(incident_id, [world["instanceId"]]), dep)
+    assert secondary not in registered(), (
+        f"{secondary} (now {other}, not the instance) registered again: {released.output.get('outcome')}")
