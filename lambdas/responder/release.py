@@ -252,6 +252,23 @@ def console_plan(changes: dict[str, Any], *, profile: dict | None, restored_befo
             "its password"], [], []
 
 
+def release_completed(record: dict[str, Any] | None, arn: str) -> str | None:
+    """The execution of an earlier release of this incident that released `arn` completely (its result in the
+    record's ``results``, target status ``released``), or None. What is contained on `arn` after it is another
+    containment's (a later incident's), not this incident's to undo: a further release of this incident changes
+    nothing on it. (A release that failed part-way is not complete: released_before lets it be finished.)"""
+    for key, value in ((record or {}).get("results") or {}).items():
+        if key.startswith("release:") and isinstance(value, dict) and any(
+                isinstance(t, dict) and t.get("target") == arn and t.get("status") == "released"
+                for t in value.get("targets") or []):
+            return key.split(":", 1)[1]
+    return None
+
+
+COMPLETED_NOTE = ("an earlier release of this incident ({}) released it completely: what is contained now is a later "
+                  "containment's, not this incident's to undo")
+
+
 def released_before(record: dict[str, Any] | None, arn: str) -> bool:
     """Did an earlier release of this incident undo changes on `arn`? (its result in the record's ``results``,
     ``release:<execution>``, or its ``release`` timeline entries)"""
@@ -265,6 +282,15 @@ def released_before(record: dict[str, Any] | None, arn: str) -> bool:
 
 
 # -- instances: what the isolation did, what to undo (pure) -------------------------------------------------------
+INCIDENT_TAG, LATER_INCIDENTS_TAG = "ir:incident", "ir:incidents"  # as responder.isolation tags them
+
+
+def other_incidents(instance: dict | None, incident_id: str) -> list[str]:
+    """The incidents other than `incident_id` the instance's tags name (the first in ``ir:incident``, later ones,
+    space-separated, in ``ir:incidents``): each found the instance isolated and relies on that isolation."""
+    tags = {t.get("Key"): str(t.get("Value") or "") for t in (instance or {}).get("Tags") or [] if isinstance(t, dict)}
+    named = [tags.get(INCIDENT_TAG, "")] + tags.get(LATER_INCIDENTS_TAG, "").split()
+    return [i for i in dict.fromkeys(x.strip() for x in named) if i and i != incident_id]
 GONE_STATES = ("shutting-down", "terminated")
 ACL_TARGET = re.compile(r"(acl-[0-9a-f]+)#([0-9]{1,5})-(in|out)", _A)
 INSTANCE_KEPT = ["termination protection, shutdown behaviour 'stop' and DeleteOnTermination off (evidence)",
@@ -498,6 +524,11 @@ def _check_users(incident: dict[str, Any], record: dict[str, Any] | None, reader
         result = users[name]
         arn = str(result["target"])
         changes = user_changes(result, containment_entries(record, arn), quarantine_policy_arn)
+        completed = release_completed(record, arn)
+        if completed:
+            checked.append({"kind": "user", "target": arn, "name": name, "conflicts": [], "steps": [],
+                            "changes": changes, "notes": [COMPLETED_NOTE.format(completed)]})
+            continue
         user = reader.get_user(name)
         keys = {k["AccessKeyId"]: k.get("Status") for k in reader.access_keys(name)} if user else {}
         attached = reader.attached_user_policies(name) if user else set()
@@ -524,6 +555,11 @@ def _check_instances(incident: dict[str, Any], record: dict[str, Any] | None, a:
         arn = str(result.get("target") or instance_id)
         entries = isolation_entries(record, instance_id)
         changes = instance_changes(recorded_pre_state(result, entries), entries)
+        completed = release_completed(record, arn)
+        if completed:
+            checked.append({"kind": "instance", "target": arn, "name": instance_id, "conflicts": [], "steps": [],
+                            "changes": changes, "notes": [COMPLETED_NOTE.format(completed)]})
+            continue
         instance = a.ec2.describe_instance(instance_id)
         alive = instance is not None and ((instance.get("State") or {}).get("Name")) not in GONE_STATES
         associations = a.ec2.profile_associations(instance_id) if alive and changes["profile"] else []
@@ -536,11 +572,16 @@ def _check_instances(incident: dict[str, Any], record: dict[str, Any] | None, a:
         scaling = changes["autoScaling"] if restore_autoscaling and alive else None
         membership = a.autoscaling.membership(instance_id) if scaling and scaling.get("name") else None
         group = a.autoscaling.group(scaling["name"]) if scaling and scaling.get("name") and membership is None else None
+        others = other_incidents(instance, incident["incidentId"])
         conflicts, steps, notes = instance_plan(
             changes, instance=instance, associations=associations, profile_exists=profile_exists, acls=acls,
             classic=classic, target_groups=target_groups, membership=membership, group=group,
             deny_all_profile=deny_all_profile, restore_autoscaling=restore_autoscaling,
             released=released_before(record, arn))
+        if others:
+            conflicts.append(f"incident(s) {', '.join(others)} found it isolated and hold it too (tags {INCIDENT_TAG}/"
+                             f"{LATER_INCIDENTS_TAG}): releasing this incident would lift their containment; a "
+                             "person decides, and releases by hand")
         checked.append({"kind": "instance", "target": arn, "name": instance_id, "conflicts": conflicts,
                         "steps": steps, "changes": changes, "notes": notes})
     return checked

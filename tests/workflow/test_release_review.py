@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from state_machines import local
 from tests.workflow.test_release_instance_workflow import REGION, MEMBER, dep, isolated_world, pre_state, release
 from tests.worlds.operations import record
@@ -14,6 +16,7 @@ from tests.worlds import isolation as w
 __all__ = ["dep"]
 
 
+@pytest.mark.xfail(strict=True, reason="known gap, README 'Release': the record keeps the original profile's ARN only; the local EC2 reports an association id where AWS reports the profile's id, so the id check needs a gaps_ec2 fill first")
 def test_a_release_never_attaches_a_recreated_instance_profile_that_carries_another_role(dep):
     """The original profile was deleted after containment and a profile of the same name (hence the same ARN) was
     made with another role: the release checks only that the ARN exists, and would hand the instance the new
@@ -70,6 +73,7 @@ def second_finding(dep, name: str) -> str:
     return f"gd-{ev['detail']['id']}"
 
 
+@pytest.mark.xfail(strict=True, reason="known gap, README 'Release': users carry no incident tag; another open incident on the same user is found only by reading the incidents table")
 def test_releasing_one_incident_does_not_undo_another_open_incidents_containment_of_the_same_user(dep):
     """Incident B (a true positive, on the user's other key) is open on the same user: releasing A as a false
     positive reactivates the keys and detaches the quarantine policy B relies on."""
@@ -100,8 +104,11 @@ def test_a_second_release_does_not_undo_a_containment_made_after_the_first(dep):
     again = local.execute(user_release(incident_a, [name]), dep)
     assert iam_state(iam)["users"][name] == contained, (
         f"second release of {incident_a} ({again.output.get('outcome')}) undid {incident_b}'s containment")
+    assert again.status == "SUCCEEDED" and again.output["outcome"] == "already_released", again.cause
+    assert any("released it completely" in n for n in again.output["release"]["targets"][0]["notes"])
 
 
+@pytest.mark.xfail(strict=True, reason="known gap, README 'Release': the record keeps the Auto Scaling group's name, not its ARN")
 def test_restore_auto_scaling_never_attaches_to_a_recreated_group_of_the_same_name(dep):
     """The group was deleted after containment and another group of the same name made (its own launch template,
     load balancers, lifecycle hooks): the record keeps only the name, so the release attaches the instance to a
@@ -124,6 +131,7 @@ def test_restore_auto_scaling_never_attaches_to_a_recreated_group_of_the_same_na
         f"attached to the recreated group {new_arn} (was {old_arn}): {run.output.get('outcome')}, {member}")
 
 
+@pytest.mark.xfail(strict=True, reason="known gap, README 'Release': ip targets are checked by interface id, not by the address's current owner")
 def test_an_ip_target_is_not_registered_again_once_its_address_belongs_to_another_interface(dep):
     """An ip-type target group held the instance's secondary address. After containment the address was moved to
     another interface (someone else's workload): the release checks the interfaces by id only and registers the
