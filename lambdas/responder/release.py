@@ -285,6 +285,25 @@ def released_before(record: dict[str, Any] | None, arn: str) -> bool:
 INCIDENT_TAG, LATER_INCIDENTS_TAG = "ir:incident", "ir:incidents"  # as responder.isolation tags them
 
 
+def made_since(created: Any, entries: list[dict[str, Any]]) -> bool:
+    """Was a resource (its IAM ``CreateDate``) created after the isolation's first entry about the instance? Then
+    it is not the one the instance had. Unknown dates count as made since (fail closed)."""
+    from datetime import datetime, timezone
+
+    def when(value: Any) -> datetime | None:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+    first = min(filter(None, (when(e.get("time")) for e in entries if isinstance(e, dict))), default=None)
+    made = when(created)
+    return first is None or made is None or made > first
+
+
 def other_incidents(instance: dict | None, incident_id: str) -> list[str]:
     """The incidents other than `incident_id` the instance's tags name (the first in ``ir:incident``, later ones,
     space-separated, in ``ir:incidents``): each found the instance isolated and relies on that isolation."""
@@ -445,7 +464,8 @@ def instance_plan(changes: dict[str, Any], *, instance: dict | None, association
             if profile_exists:
                 steps.append(("profile", associations[0]["AssociationId"], changes["profile"]))
             else:
-                conflicts.append(f"its original instance profile {changes['profile']} no longer exists")
+                conflicts.append(f"its original instance profile {changes['profile']} no longer exists (or was "
+                                 "made again under its name since containment)")
         elif not (released and current_profile == changes["profile"]):
             conflicts.append(f"its instance profile is {current_profile or 'none'}, not the deny-all profile "
                              f"{deny_all_profile} the isolation set")
@@ -563,8 +583,12 @@ def _check_instances(incident: dict[str, Any], record: dict[str, Any] | None, a:
         instance = a.ec2.describe_instance(instance_id)
         alive = instance is not None and ((instance.get("State") or {}).get("Name")) not in GONE_STATES
         associations = a.ec2.profile_associations(instance_id) if alive and changes["profile"] else []
-        profile_exists = bool(changes["profile"]) and alive and (a.iam.instance_profile(
-            changes["profile"].rsplit("/", 1)[-1]) or {}).get("Arn") == changes["profile"]
+        original = (a.iam.instance_profile(changes["profile"].rsplit("/", 1)[-1]) or {}) \
+            if changes["profile"] and alive else {}
+        # the same ARN is not the same profile: one deleted and made again under its name (with another role) was
+        # created after the isolation first saw the instance
+        profile_exists = original.get("Arn") == changes["profile"] and bool(changes["profile"]) and not \
+            made_since(original.get("CreateDate"), entries)
         acls = a.ec2.acls([e["networkAclId"] for e in changes["acl"]]) if alive and changes["acl"] else {}
         classic = {name: a.classic.instances(name) for name in changes["classic"]} if alive else {}
         target_groups = ({tg["targetGroupArn"]: a.target_groups.registered(tg["targetGroupArn"])

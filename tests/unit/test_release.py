@@ -146,7 +146,8 @@ def isolation_result(**changes):
 
 
 def isolation_entries(*pairs):
-    return [{"task": "isolation", "subject": I, "status": "done", "step": step, "api": api, "target": target}
+    return [{"task": "isolation", "subject": I, "status": "done", "step": step, "api": api, "target": target,
+             "time": "2024-06-02T02:00:01.000Z"}  # every journal entry has its time
             for step, api, target in pairs]
 
 
@@ -295,7 +296,8 @@ def test_one_request_releases_a_user_with_console_access_an_instance_and_a_role_
     iam_answers = {"get_user": {"UserId": "AIDA1"}, "access_keys": [], "attached_user_policies": set(),
                    "login_profile": None}
     instance_answers = {"describe_instance": state["instance"], "profile_associations": state["associations"],
-                        "instance_profile": {"Arn": PROFILE}, "acls": state["acls"],
+                        "instance_profile": {"Arn": PROFILE, "CreateDate": "2023-01-05T10:00:00Z"},
+                        "acls": state["acls"],
                         "registered": [], "membership": None, "group": state["group"], "instances": []}
     stored: list = []
 
@@ -374,3 +376,16 @@ def test_each_user_has_its_own_secret_whatever_its_name():
     assert len(names) == 5
     assert all(re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,512}", n) for n in names)
     assert release.secret_name("IR-1", "444455556666", "a-b").endswith("/444455556666/a-b")
+
+
+def test_a_profile_made_after_the_isolation_first_saw_the_instance_is_not_the_original():
+    """GetInstanceProfile's CreateDate against the isolation's first entry: a profile deleted and made again under
+    the original's name (same ARN, maybe another role) is newer; an unknown date fails closed."""
+    from datetime import datetime, timezone
+
+    entries = [{"time": "2024-06-02T02:00:05.000Z"}, {"time": "2024-06-02T02:00:01.000Z"}, {"no": "time"}]
+    assert release.made_since(datetime(2024, 6, 2, 2, 0, 2, tzinfo=timezone.utc), entries)
+    assert not release.made_since(datetime(2023, 1, 5, tzinfo=timezone.utc), entries)
+    assert not release.made_since("2024-06-02T02:00:00Z", entries)
+    assert release.made_since(None, entries) and release.made_since("garbage", entries)
+    assert release.made_since(datetime(2023, 1, 5), [])  # no entry to compare with: fail closed

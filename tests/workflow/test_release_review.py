@@ -16,7 +16,6 @@ from tests.worlds import isolation as w
 __all__ = ["dep"]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, README 'Release': the record keeps the original profile's ARN only; the local EC2 reports an association id where AWS reports the profile's id, so the id check needs a gaps_ec2 fill first")
 def test_a_release_never_attaches_a_recreated_instance_profile_that_carries_another_role(dep):
     """The original profile was deleted after containment and a profile of the same name (hence the same ARN) was
     made with another role: the release checks only that the ARN exists, and would hand the instance the new
