@@ -602,6 +602,9 @@ def _check_instances(incident: dict[str, Any], record: dict[str, Any] | None, a:
             classic=classic, target_groups=target_groups, membership=membership, group=group,
             deny_all_profile=deny_all_profile, restore_autoscaling=restore_autoscaling,
             released=released_before(record, arn))
+        if group is not None and made_since(group.get("CreatedTime"), entries):  # not the group it was in
+            conflicts.append(f"the Auto Scaling group {scaling['name']} was made again under its name since "
+                             "containment (created after the isolation): it is not the group the instance was in")
         if others:
             conflicts.append(f"incident(s) {', '.join(others)} found it isolated and hold it too (tags {INCIDENT_TAG}/"
                              f"{LATER_INCIDENTS_TAG}): releasing this incident would lift their containment; a "

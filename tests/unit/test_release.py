@@ -171,7 +171,8 @@ def now(**changes):
         "acls": {"acl-1": {"Entries": [{"RuleNumber": 1, "Egress": False, "RuleAction": "deny", "Protocol": "-1",
                                         "CidrBlock": "10.0.1.5/32"}]}},
         "classic": {}, "target_groups": {"tg-1": []}, "membership": None,
-        "group": {"DesiredCapacity": 1, "MaxSize": 3}, "deny_all_profile": "ir-quarantine-deny-all",
+        "group": {"DesiredCapacity": 1, "MaxSize": 3, "CreatedTime": "2023-01-05T10:00:00Z"},
+        "deny_all_profile": "ir-quarantine-deny-all",
         "restore_autoscaling": True, "released": False}
     state.update(changes)
     return state

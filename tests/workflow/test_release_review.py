@@ -107,7 +107,6 @@ def test_a_second_release_does_not_undo_a_containment_made_after_the_first(dep):
     assert any("released it completely" in n for n in again.output["release"]["targets"][0]["notes"])
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, README 'Release': the record keeps the Auto Scaling group's name, not its ARN")
 def test_restore_auto_scaling_never_attaches_to_a_recreated_group_of_the_same_name(dep):
     """The group was deleted after containment and another group of the same name made (its own launch template,
     load balancers, lifecycle hooks): the record keeps only the name, so the release attaches the instance to a
